@@ -1,0 +1,57 @@
+"""messaging: RabbitMQ for Django teams.
+
+Public API::
+
+    from messaging import publish, Delivery, Reject
+
+    publish("q1", b"Hello World!")          # recorded, persistent, confirmed
+
+The models (``Queue``, ``Message``, ``Receipt``) live in ``messaging.models``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .exceptions import (
+    AccessRefused,
+    AuthenticationFailed,
+    BrokerError,
+    BrokerUnavailable,
+    MessagingError,
+    QueueMismatch,
+    Reject,
+    Unroutable,
+)
+
+if TYPE_CHECKING:
+    from .handlers import Delivery
+    from .publishing import publish
+
+__all__ = [
+    "AccessRefused",
+    "AuthenticationFailed",
+    "BrokerError",
+    "BrokerUnavailable",
+    "Delivery",
+    "MessagingError",
+    "QueueMismatch",
+    "Reject",
+    "Unroutable",
+    "publish",
+]
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: importing the package must not import models before apps are ready.
+    if name == "publish":
+        from .publishing import publish
+
+        return publish
+    if name == "Delivery":
+        from .handlers import Delivery
+
+        return Delivery
+    raise AttributeError(f"module 'messaging' has no attribute {name!r}")

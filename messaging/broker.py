@@ -1,0 +1,361 @@
+"""The one module that talks to pika.
+
+Connection parameters, queue declaration, publishing with confirms and the
+translation of pika's exceptions into :mod:`messaging.exceptions` all live here;
+commands, the admin, the consumer engine and the tests go through it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import socket
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pika
+import pika.exceptions as pe
+from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
+
+from . import conf
+from .exceptions import (
+    AccessRefused,
+    AuthenticationFailed,
+    BrokerError,
+    BrokerUnavailable,
+    NotFound,
+    PublishNacked,
+    QueueMismatch,
+    Unroutable,
+)
+
+logger = logging.getLogger(__name__)
+
+PERSISTENT = pika.DeliveryMode.Persistent.value  # 2
+TRANSIENT = pika.DeliveryMode.Transient.value  # 1
+
+#: Errors that mean "the connection is gone" (as opposed to "we did something wrong").
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    pe.AMQPConnectionError,
+    pe.ConnectionWrongStateError,
+    pe.StreamLostError,
+    ConnectionError,
+    OSError,
+)
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+def connection_parameters(url: str, *, connection_name: str | None = None) -> pika.URLParameters:
+    """Turn one broker URL into pika parameters.
+
+    Heartbeat, connection and blocked-connection timeouts come from
+    ``settings.MESSAGING`` unless the URL's query string sets them
+    (``?heartbeat=30``). ``amqps://`` enables TLS with certificate and host name
+    verification.
+    """
+    params = pika.URLParameters(url)
+    query = parse_qs(urlsplit(url).query)
+    if "heartbeat" not in query:
+        params.heartbeat = int(conf.get("HEARTBEAT"))
+    timeout = conf.get("CONNECTION_TIMEOUT") or None
+    if "socket_timeout" not in query:
+        params.socket_timeout = timeout
+    if "stack_timeout" not in query:
+        params.stack_timeout = timeout and timeout + 5
+    if "blocked_connection_timeout" not in query:
+        params.blocked_connection_timeout = conf.get("BLOCKED_CONNECTION_TIMEOUT") or None
+    if params.ssl_options is not None and params.ssl_options.server_hostname is None:
+        params.ssl_options = pika.SSLOptions(
+            params.ssl_options.context, server_hostname=params.host
+        )
+    params.client_properties = {
+        "connection_name": connection_name or default_connection_name(),
+        "product": "django messaging",
+    }
+    return params
+
+
+def default_connection_name() -> str:
+    return f"messaging@{socket.gethostname()}:{os.getpid()}"
+
+
+def connect(
+    urls: Iterable[str] | None = None, *, connection_name: str | None = None
+) -> BlockingConnection:
+    """Open a blocking connection, trying each URL in turn (cluster nodes).
+
+    Raises :class:`BrokerUnavailable`, :class:`AuthenticationFailed` or
+    :class:`AccessRefused`, never a pika exception.
+    """
+    urls = list(urls) if urls is not None else conf.broker_urls()
+    errors: list[BrokerError] = []
+    for url in urls:
+        try:
+            return pika.BlockingConnection(
+                connection_parameters(url, connection_name=connection_name)
+            )
+        except Exception as exc:  # noqa: BLE001 - translated below
+            error = translate(exc, url=url)
+            if isinstance(error, AuthenticationFailed | AccessRefused):
+                raise error from exc
+            errors.append(error)
+    if len(errors) == 1:
+        raise errors[0]
+    raise BrokerUnavailable("no broker answered: " + "; ".join(str(e) for e in errors))
+
+
+@contextmanager
+def connection(
+    urls: Iterable[str] | None = None, *, connection_name: str | None = None
+) -> Iterator[BlockingConnection]:
+    conn = connect(urls, connection_name=connection_name)
+    try:
+        yield conn
+    finally:
+        close_quietly(conn)
+
+
+def close_quietly(conn: BlockingConnection | None) -> None:
+    if conn is None:
+        return
+    try:
+        if conn.is_open:
+            conn.close()
+    except Exception:  # noqa: BLE001 - closing a dead connection must not mask the real error
+        logger.debug("error while closing a broker connection", exc_info=True)
+
+
+# --------------------------------------------------------------------------- errors
+
+_INEQUIVALENT = re.compile(
+    r"inequivalent arg '(?P<arg>[^']+)' for queue '(?P<queue>[^']*)' in vhost '[^']*': "
+    r"received (?P<received>.+?) but current is (?P<current>.+)$"
+)
+
+
+def translate(exc: BaseException, *, url: str | None = None, queue: str = "") -> BrokerError:
+    """Map a pika (or socket) exception to our own, with a one-line message."""
+    if isinstance(exc, BrokerError):
+        return exc
+    where = f" at {conf.redact_url(url)}" if url else ""
+    if isinstance(exc, pe.ProbableAuthenticationError | pe.AuthenticationError):
+        return AuthenticationFailed(f"broker refused the username/password{where}")
+    if isinstance(exc, pe.ProbableAccessDeniedError):
+        return AccessRefused(f"broker refused access to the virtual host{where}: {_reply(exc)}")
+    if isinstance(exc, pe.UnroutableError):
+        returned = exc.messages[0].method if exc.messages else None
+        if returned is not None:
+            exchange = returned.exchange or "(default)"
+            return Unroutable(
+                f"unroutable: no queue bound for exchange {exchange} "
+                f"routing key {returned.routing_key}"
+            )
+        return Unroutable("unroutable: the broker returned the message")
+    if isinstance(exc, pe.NackError):
+        return PublishNacked("the broker nacked the message (basic.nack): not stored")
+    if isinstance(exc, pe.ChannelClosedByBroker | pe.ConnectionClosedByBroker):
+        code, text = exc.reply_code, exc.reply_text
+        if code == 406:
+            match = _INEQUIVALENT.search(text)
+            if match:
+                return QueueMismatch(
+                    f"queue {match['queue']!r} already exists on the broker with other "
+                    f"arguments: {match['arg']} is {match['current']} on the broker but "
+                    f"{match['received']} was declared (PRECONDITION_FAILED)",
+                    queue=match["queue"],
+                    argument=match["arg"],
+                )
+            return QueueMismatch(f"broker refused the declaration: {text}", queue=queue)
+        if code == 403:
+            return AccessRefused(f"broker refused access: {text}")
+        if code == 404:
+            return NotFound(f"broker says not found: {text}")
+        if code in (320, 302) or isinstance(exc, pe.ConnectionClosedByBroker):
+            return BrokerUnavailable(f"broker closed the connection{where}: ({code}) {text}")
+        return BrokerError(f"broker closed the channel: ({code}) {text}")
+    if isinstance(exc, CONNECTION_ERRORS):
+        return BrokerUnavailable(f"cannot reach the broker{where}: {_describe(exc)}")
+    return BrokerError(f"{type(exc).__name__}: {exc}")
+
+
+def _reply(exc: BaseException) -> str:
+    text = str(exc)
+    match = re.search(r"\((\d+)\) '([^']*)'", text)
+    return match.group(2) if match else text
+
+
+def _describe(exc: BaseException) -> str:
+    """The most specific text in pika's nest of wrapped connection errors."""
+    chain: list[BaseException] = [exc]
+    while len(chain) < 6:
+        current = chain[-1]
+        inner = getattr(current, "exception", None)  # pika's connector errors wrap here
+        if not isinstance(inner, BaseException) and current.args:
+            inner = current.args[0]
+        if not isinstance(inner, BaseException):
+            break
+        chain.append(inner)
+    for candidate in reversed(chain):
+        if isinstance(candidate, OSError) and candidate.strerror:
+            return candidate.strerror.lower()
+    last = chain[-1]
+    return f"{type(last).__name__}: {last}" if str(last) else type(last).__name__
+
+
+# --------------------------------------------------------------------------- declaring
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    """What a queue declaration sends; built from a ``Queue`` row or a bare name."""
+
+    name: str
+    durable: bool = True
+    arguments: Mapping[str, Any] | None = None
+    #: Only check that the queue exists (for queues the app does not own).
+    passive: bool = False
+
+    @classmethod
+    def of(cls, queue: Any) -> QueueSpec:
+        if isinstance(queue, QueueSpec):
+            return queue
+        if isinstance(queue, str):
+            return cls(name=queue)
+        return cls(name=queue.name, durable=queue.durable, arguments=queue.declare_arguments())
+
+
+def declare_queue(channel: BlockingChannel, queue: Any) -> int:
+    """Declare ``queue`` exactly as its row says; returns the ready-message count.
+
+    A queue that exists with other arguments raises :class:`QueueMismatch` naming the
+    argument that differs. The channel is closed by the broker in that case.
+    """
+    spec = QueueSpec.of(queue)
+    try:
+        if spec.passive:
+            result = channel.queue_declare(queue=spec.name, passive=True)
+        else:
+            result = channel.queue_declare(
+                queue=spec.name, durable=spec.durable, arguments=dict(spec.arguments or {}) or None
+            )
+    except Exception as exc:  # noqa: BLE001 - translated
+        raise translate(exc, queue=spec.name) from exc
+    return result.method.message_count
+
+
+def inspect_queue(channel: BlockingChannel, name: str) -> tuple[int, int] | None:
+    """(ready messages, consumers) for an existing queue, ``None`` if it does not exist.
+
+    Uses a passive declare, which closes the channel when the queue is missing: pass a
+    channel you can throw away.
+    """
+    try:
+        result = channel.queue_declare(queue=name, passive=True)
+    except pe.ChannelClosedByBroker as exc:
+        if exc.reply_code == 404:
+            return None
+        raise translate(exc, queue=name) from exc
+    except Exception as exc:  # noqa: BLE001
+        raise translate(exc, queue=name) from exc
+    return result.method.message_count, result.method.consumer_count
+
+
+# --------------------------------------------------------------------------- publishing
+
+
+def properties(
+    *,
+    message_id: str | None = None,
+    content_type: str | None = None,
+    headers: Mapping[str, Any] | None = None,
+    persistent: bool = True,
+) -> pika.BasicProperties:
+    return pika.BasicProperties(
+        message_id=message_id or None,
+        content_type=content_type or None,
+        headers=dict(headers) if headers else None,
+        delivery_mode=PERSISTENT if persistent else TRANSIENT,
+    )
+
+
+class Publisher:
+    """A connection + confirm-mode channel for publishing one or many messages.
+
+    Every publish is ``mandatory`` and waits for the broker's confirm, so it either
+    returns (the broker has the message) or raises a :class:`BrokerError` saying why not.
+    A channel the broker closed (e.g. ``NOT_FOUND`` exchange) is reopened for the next
+    message. Use as a context manager.
+    """
+
+    def __init__(self, urls: Iterable[str] | None = None, *, connection_name: str | None = None):
+        self._urls = list(urls) if urls is not None else None
+        self._connection_name = connection_name
+        self._conn: BlockingConnection | None = None
+        self._channel: BlockingChannel | None = None
+        self._declared: set[str] = set()
+
+    def __enter__(self) -> Publisher:
+        self.open()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def open(self) -> None:
+        if self._conn is None or not self._conn.is_open:
+            self._conn = connect(self._urls, connection_name=self._connection_name)
+            self._channel = None
+            self._declared.clear()
+
+    @property
+    def channel(self) -> BlockingChannel:
+        self.open()
+        assert self._conn is not None
+        if self._channel is None or not self._channel.is_open:
+            try:
+                self._channel = self._conn.channel()
+                self._channel.confirm_delivery()
+            except Exception as exc:  # noqa: BLE001
+                raise translate(exc) from exc
+        return self._channel
+
+    def declare(self, queue: Any) -> int:
+        spec = QueueSpec.of(queue)
+        return declare_queue(self.channel, spec)
+
+    def ensure_declared(self, queue: Any) -> None:
+        """Declare once per connection (cheap for repeated publishes to one queue)."""
+        spec = QueueSpec.of(queue)
+        if spec.name not in self._declared:
+            self.declare(spec)
+            self._declared.add(spec.name)
+
+    def publish(
+        self,
+        *,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        props: pika.BasicProperties,
+    ) -> None:
+        try:
+            self.channel.basic_publish(
+                exchange=exchange,
+                routing_key=routing_key,
+                body=body,
+                properties=props,
+                mandatory=True,
+            )
+        except Exception as exc:  # noqa: BLE001
+            raise translate(exc) from exc
+
+    def close(self) -> None:
+        close_quietly(self._conn)
+        self._conn = None
+        self._channel = None

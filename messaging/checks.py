@@ -1,0 +1,74 @@
+"""System checks for ``settings.MESSAGING`` (ids ``messaging.E001``…)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import Error, Tags, Warning, register
+from django.core.exceptions import ImproperlyConfigured
+
+from . import conf
+
+#: Stable check ids, one per kind of problem.
+IDS = {
+    "NOT_A_DICT": "messaging.E001",
+    "BROKER_URL": "messaging.E002",
+    "HEARTBEAT": "messaging.E003",
+    "CONNECTION_TIMEOUT": "messaging.E003",
+    "BLOCKED_CONNECTION_TIMEOUT": "messaging.E003",
+    "RECONNECT_DELAY": "messaging.E003",
+    "RECONNECT_MAX_DELAY": "messaging.E003",
+    "PREFETCH": "messaging.E004",
+    "CONSUMERS": "messaging.E005",
+    "HANDLER_IMPORT": "messaging.E006",
+    "UNKNOWN_KEY": "messaging.W001",
+}
+
+
+@register(Tags.compatibility)
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    value = getattr(settings, "MESSAGING", {})
+    if value is None:
+        return []
+    if not isinstance(value, dict):
+        return [
+            Error(
+                "settings.MESSAGING must be a dict.",
+                hint="See the README's Settings section.",
+                id=IDS["NOT_A_DICT"],
+            )
+        ]
+    errors: list[Any] = []
+    for key, setting in value.items():
+        if key not in conf.DEFAULTS:
+            errors.append(
+                Warning(
+                    f"MESSAGING[{key!r}] is not a setting of the messaging app (typo?).",
+                    hint="Known keys: " + ", ".join(sorted(conf.DEFAULTS)),
+                    id=IDS["UNKNOWN_KEY"],
+                )
+            )
+            continue
+        try:
+            conf.validate(key, setting)
+        except ImproperlyConfigured as exc:
+            errors.append(Error(str(exc), id=IDS[key]))
+    if not any(e.id == IDS["CONSUMERS"] for e in errors):
+        errors.extend(_check_handlers(value.get("CONSUMERS", {})))
+    return errors
+
+
+def _check_handlers(consumers: dict[str, str]) -> list[Any]:
+    from .exceptions import HandlerImportError
+    from .handlers import load_handler
+
+    errors = []
+    for queue, path in consumers.items():
+        try:
+            load_handler(path)
+        except HandlerImportError as exc:
+            errors.append(
+                Error(f"MESSAGING['CONSUMERS'][{queue!r}]: {exc}", id=IDS["HANDLER_IMPORT"])
+            )
+    return errors

@@ -1,0 +1,126 @@
+"""Settings accessor: everything the app reads from ``settings.MESSAGING``.
+
+Values are read at call time (never cached at import), so ``override_settings``
+works in tests. A bad value raises :class:`~django.core.exceptions.ImproperlyConfigured`
+naming the exact key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings as django_settings
+from django.core.exceptions import ImproperlyConfigured
+
+DEFAULTS: dict[str, Any] = {
+    # One URL, or a list of URLs tried in turn (cluster nodes).
+    "BROKER_URL": "amqp://guest:guest@localhost:5672/%2F",
+    # Seconds; 0 disables heartbeats (not recommended).
+    "HEARTBEAT": 60,
+    # Seconds to wait for the TCP connect and the AMQP handshake.
+    "CONNECTION_TIMEOUT": 10,
+    # Seconds a publisher waits while the broker blocks the connection (resource alarm).
+    "BLOCKED_CONNECTION_TIMEOUT": 60,
+    # Queue name -> dotted path of the handler runconsumer calls for it.
+    "CONSUMERS": {},
+    # Default prefetch for runconsumer (the tutorial's fair dispatch).
+    "PREFETCH": 1,
+    # Reconnect backoff for runconsumer (seconds): first delay and cap.
+    "RECONNECT_DELAY": 0.5,
+    "RECONNECT_MAX_DELAY": 30.0,
+}
+
+
+def _is_url_or_urls(value: Any) -> bool:
+    if isinstance(value, str):
+        return bool(value)
+    return (
+        isinstance(value, list | tuple)
+        and bool(value)
+        and all(isinstance(v, str) and v for v in value)
+    )
+
+
+def _non_negative_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _consumers(value: Any) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, str) and k and v for k, v in value.items()
+    )
+
+
+VALIDATORS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "BROKER_URL": (_is_url_or_urls, "an amqp:// or amqps:// URL, or a non-empty list of them"),
+    "HEARTBEAT": (_non_negative_number, "a number of seconds >= 0"),
+    "CONNECTION_TIMEOUT": (_non_negative_number, "a number of seconds >= 0"),
+    "BLOCKED_CONNECTION_TIMEOUT": (_non_negative_number, "a number of seconds >= 0"),
+    "CONSUMERS": (_consumers, "a dict mapping queue name to a handler's dotted path"),
+    "PREFETCH": (_positive_int, "an integer >= 1"),
+    "RECONNECT_DELAY": (_non_negative_number, "a number of seconds >= 0"),
+    "RECONNECT_MAX_DELAY": (_non_negative_number, "a number of seconds >= 0"),
+}
+
+
+def user_settings() -> dict[str, Any]:
+    """The raw ``settings.MESSAGING`` dict (empty if unset)."""
+    value = getattr(django_settings, "MESSAGING", {})
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ImproperlyConfigured("settings.MESSAGING must be a dict.")
+    return value
+
+
+def validate(key: str, value: Any) -> None:
+    """Raise ImproperlyConfigured naming ``MESSAGING['KEY']`` if ``value`` is bad."""
+    check, expected = VALIDATORS.get(key, (lambda v: True, ""))
+    if not check(value):
+        raise ImproperlyConfigured(f"MESSAGING[{key!r}] must be {expected}; got {value!r}.")
+    if key == "BROKER_URL":
+        urls = [value] if isinstance(value, str) else list(value)
+        for url in urls:
+            if not url.startswith(("amqp://", "amqps://")):
+                raise ImproperlyConfigured(
+                    f"MESSAGING['BROKER_URL'] must start with amqp:// or amqps://; "
+                    f"got {redact_url(url)!r}."
+                )
+
+
+def get(key: str) -> Any:
+    """Return one validated setting, falling back to its default."""
+    if key not in DEFAULTS:
+        raise KeyError(f"Unknown messaging setting {key!r}")
+    value = user_settings().get(key, DEFAULTS[key])
+    validate(key, value)
+    return value
+
+
+def broker_urls() -> list[str]:
+    value = get("BROKER_URL")
+    return [value] if isinstance(value, str) else list(value)
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password replaced by ``***`` — safe to print or log."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))

@@ -1,0 +1,82 @@
+"""One exception hierarchy for everything the app raises.
+
+Each broker failure pika can report is translated (in :mod:`messaging.broker`) into one
+of these, with a one-line message a user can act on.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ImproperlyConfigured
+
+
+class MessagingError(Exception):
+    """Base class of every error raised by the messaging app."""
+
+
+class MessagingConfigurationError(MessagingError, ImproperlyConfigured):
+    """A setting, queue definition or handler path is wrong."""
+
+
+class InvalidQueueName(MessagingConfigurationError, ValueError):
+    """A queue name the broker would refuse (too long, ``amq.`` prefix, empty)."""
+
+
+class HandlerImportError(MessagingConfigurationError, ImportError):
+    """A handler's dotted path does not import or is not callable."""
+
+
+class BrokerError(MessagingError):
+    """Something went wrong talking to RabbitMQ."""
+
+
+class BrokerUnavailable(BrokerError, ConnectionError):
+    """No broker answered at the configured URL(s) (refused, timeout, DNS, connection lost)."""
+
+
+class AuthenticationFailed(BrokerError):
+    """The broker refused the username/password."""
+
+
+class AccessRefused(BrokerError):
+    """The broker refused access (vhost, permissions, reserved name)."""
+
+
+class QueueMismatch(BrokerError):
+    """A queue exists on the broker with other arguments than the ones declared
+    (``PRECONDITION_FAILED``)."""
+
+    def __init__(self, message: str, queue: str = "", argument: str = "") -> None:
+        super().__init__(message)
+        self.queue = queue
+        self.argument = argument
+
+
+class NotFound(BrokerError):
+    """The broker has no such exchange or queue (``NOT_FOUND``)."""
+
+
+class PublishError(BrokerError):
+    """A publish was not confirmed by the broker."""
+
+
+class Unroutable(PublishError):
+    """The broker returned a ``mandatory`` message: no queue is bound for it."""
+
+
+class PublishNacked(PublishError):
+    """The broker answered a publish with ``basic.nack``."""
+
+
+class Reject(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """Raise from a handler to refuse a delivery without it counting as a crash.
+
+    ``Reject()`` drops the message from the queue (to the queue's dead-letter
+    exchange when it has one); ``Reject(requeue=True)`` puts it back. Any database
+    work the handler did is rolled back, and the receipt says ``rejected`` or
+    ``requeued`` with ``reason``.
+    """
+
+    def __init__(self, reason: str = "", *, requeue: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.requeue = requeue

@@ -1,0 +1,166 @@
+"""``manage.py runconsumer QUEUE [QUEUE ...]`` — consume with prefetch and manual ack,
+writing a receipt for every delivery before acking it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from messaging import broker, conf
+from messaging.consumer import Consumer
+from messaging.exceptions import BrokerError, MessagingError
+from messaging.handlers import DEFAULT_HANDLER, discard, handler_path_for, load_handler
+from messaging.models import Queue
+from messaging.publishing import get_queue
+
+logger = logging.getLogger("messaging")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise ValueError(text)
+    return value
+
+
+class Command(BaseCommand):
+    help = (
+        "Consume QUEUE(s) with manual acks: call the handler, commit its receipt, then ack. "
+        "SIGTERM/SIGINT finish the message in hand and exit 0; a second signal exits at once."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("queues", nargs="+", metavar="QUEUE")
+        parser.add_argument(
+            "--prefetch",
+            type=_positive_int,
+            default=None,
+            help="basic.qos prefetch_count (default MESSAGING['PREFETCH'], 1).",
+        )
+        parser.add_argument(
+            "--handler",
+            default=None,
+            help="Dotted path of the handler for every queue (default: MESSAGING['CONSUMERS'] "
+            "or one that prints the body like the tutorial).",
+        )
+        parser.add_argument(
+            "--max-messages", type=_positive_int, default=None, help="Exit 0 after N deliveries."
+        )
+        parser.add_argument(
+            "--idle-timeout",
+            type=_non_negative_float,
+            default=None,
+            metavar="SECONDS",
+            help="Exit 0 after this long without a delivery.",
+        )
+        parser.add_argument("--name", default="", help="Consumer name on receipts (host:pid).")
+        parser.add_argument(
+            "--batch-size",
+            type=_positive_int,
+            default=1,
+            help="Receipts committed per ack (reserved; 1 = commit and ack each message).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        verbosity: int = options["verbosity"]
+        self._configure_logging(verbosity)
+        queues = [self._resolve_queue(name) for name in dict.fromkeys(options["queues"])]
+        handlers = {}
+        for spec in queues:
+            path = handler_path_for(spec.name, options["handler"])
+            try:
+                handlers[spec.name] = (
+                    discard if path == DEFAULT_HANDLER and verbosity == 0 else load_handler(path)
+                )
+            except MessagingError as exc:
+                raise CommandError(str(exc)) from exc
+        prefetch = options["prefetch"] or conf.get("PREFETCH")
+        consumer = Consumer(
+            queues,
+            handlers,
+            prefetch=prefetch,
+            name=options["name"],
+            max_messages=options["max_messages"],
+            idle_timeout=options["idle_timeout"],
+            batch_size=options["batch_size"],
+            on_event=(lambda text: self.stderr.write(text)) if verbosity >= 2 else None,
+        )
+        if verbosity >= 1:
+            self.stderr.write(
+                f" [*] Waiting for messages on {', '.join(s.name for s in queues)} "
+                f"(prefetch {prefetch}, manual ack). To exit press CTRL+C"
+            )
+        restore = self._install_signal_handlers(consumer)
+        try:
+            stats = consumer.run()
+        except BrokerError as exc:
+            raise CommandError(str(exc)) from exc
+        finally:
+            restore()
+        if verbosity >= 1:
+            self.stderr.write(
+                f" [*] Stopped: {stats.handled} handled, {stats.acked} acked, "
+                f"{stats.duplicates} duplicate, {stats.failed} failed"
+            )
+
+    def _resolve_queue(self, name: str) -> broker.QueueSpec:
+        """The Queue row's declaration; a queue without a row must exist on the broker."""
+        try:
+            row = get_queue(name, create=False)
+        except Queue.DoesNotExist:
+            row = None
+        except MessagingError as exc:
+            raise CommandError(str(exc)) from exc
+        if row is not None:
+            return broker.QueueSpec.of(row)
+        try:
+            with broker.connection() as conn:
+                state = broker.inspect_queue(conn.channel(), name)
+        except BrokerError as exc:
+            raise CommandError(str(exc)) from exc
+        if state is None:
+            raise CommandError(
+                f"unknown queue {name!r}: no Queue row and no such queue on the broker "
+                "(create it with `manage.py send`, the admin, or a Queue row + declarequeues)"
+            )
+        return broker.QueueSpec(name=name, passive=True)
+
+    def _install_signal_handlers(self, consumer: Consumer):  # noqa: ANN202
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+
+        def on_signal(signum: int, frame: Any) -> None:
+            if consumer.stopping:
+                sys.stderr.write(" [!] Second signal: exiting now\n")
+                sys.stderr.flush()
+                os._exit(128 + signum)
+            sys.stderr.write(" [*] Stopping after the message in hand (signal again to exit now)\n")
+            sys.stderr.flush()
+            consumer.stop()
+
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+        def restore() -> None:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+        return restore
+
+    def _configure_logging(self, verbosity: int) -> None:
+        level = {0: logging.ERROR, 1: logging.WARNING, 2: logging.INFO}.get(
+            verbosity, logging.DEBUG
+        )
+        logging.getLogger("messaging").setLevel(level)

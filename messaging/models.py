@@ -1,0 +1,250 @@
+"""Queues the app declares, messages it sends, receipts of deliveries it handled."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from .fields import LooseForeignKey
+from .validators import validate_queue_name, validate_x_arguments
+
+#: Arguments that have their own field on ``Queue`` and may not appear in ``arguments``.
+RESERVED_ARGUMENTS = ("x-queue-type", "x-dead-letter-exchange", "x-dead-letter-routing-key")
+
+
+def new_message_id() -> str:
+    return str(uuid.uuid4())
+
+
+class Queue(models.Model):
+    class QueueType(models.TextChoices):
+        CLASSIC = "classic", _("classic")
+        QUORUM = "quorum", _("quorum")
+
+    name = models.CharField(
+        _("name"),
+        max_length=255,
+        unique=True,
+        validators=[validate_queue_name],
+        help_text=_("At most 255 bytes of UTF-8; names starting with 'amq.' are reserved."),
+    )
+    durable = models.BooleanField(
+        _("durable"), default=True, help_text=_("Survives a broker restart.")
+    )
+    queue_type = models.CharField(
+        _("queue type"), max_length=16, choices=QueueType.choices, default=QueueType.CLASSIC
+    )
+    dead_letter_exchange = models.CharField(
+        _("dead-letter exchange"),
+        max_length=255,
+        blank=True,
+        help_text=_("x-dead-letter-exchange: where rejected or expired messages go."),
+    )
+    dead_letter_routing_key = models.CharField(
+        _("dead-letter routing key"), max_length=255, blank=True
+    )
+    arguments = models.JSONField(
+        _("other arguments"),
+        default=dict,
+        blank=True,
+        validators=[validate_x_arguments],
+        help_text=_('Other x- arguments, e.g. {"x-max-length": 10000}.'),
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("queue")
+        verbose_name_plural = _("queues")
+        ordering = ["name"]
+        permissions = [("purge_queue", _("Can purge a queue on the broker"))]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        super().clean()
+        if self.queue_type == self.QueueType.QUORUM and not self.durable:
+            raise ValidationError({"durable": _("Quorum queues are always durable.")})
+        if isinstance(self.arguments, dict):
+            for key in RESERVED_ARGUMENTS:
+                if key in self.arguments:
+                    raise ValidationError(
+                        {"arguments": _("Set %(key)s with its own field.") % {"key": key}}
+                    )
+
+    def declare_arguments(self) -> dict[str, Any]:
+        """The ``arguments`` table sent with ``queue.declare`` for this row."""
+        args: dict[str, Any] = dict(self.arguments or {})
+        if self.queue_type == self.QueueType.QUORUM:
+            args["x-queue-type"] = "quorum"
+        if self.dead_letter_exchange:
+            args["x-dead-letter-exchange"] = self.dead_letter_exchange
+        if self.dead_letter_routing_key:
+            args["x-dead-letter-routing-key"] = self.dead_letter_routing_key
+        return args
+
+
+class MessageQuerySet(models.QuerySet):
+    def pending(self) -> MessageQuerySet:
+        return self.filter(status=Message.Status.PENDING)
+
+    def published(self) -> MessageQuerySet:
+        return self.filter(status=Message.Status.PUBLISHED)
+
+    def failed(self) -> MessageQuerySet:
+        return self.filter(status=Message.Status.FAILED)
+
+
+class Message(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", _("pending")
+        PUBLISHED = "published", _("published")
+        FAILED = "failed", _("failed")
+
+    message_id = models.CharField(
+        _("message id"),
+        max_length=255,
+        unique=True,
+        default=new_message_id,
+        editable=False,
+        help_text=_("Sent as the AMQP message_id property."),
+    )
+    queue = models.ForeignKey(
+        Queue,
+        verbose_name=_("queue"),
+        related_name="messages",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        help_text=_("Destination queue (via the default exchange). Empty for an exchange."),
+    )
+    exchange = models.CharField(_("exchange"), max_length=255, blank=True)
+    routing_key = models.CharField(_("routing key"), max_length=255, blank=True)
+    body = models.BinaryField(_("body"), default=b"", blank=True)
+    content_type = models.CharField(_("content type"), max_length=255, blank=True)
+    headers = models.JSONField(_("headers"), default=dict, blank=True)
+    persistent = models.BooleanField(
+        _("persistent"), default=True, help_text=_("delivery_mode=2: survives a broker restart.")
+    )
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.PENDING
+    )
+    attempts = models.PositiveIntegerField(_("publish attempts"), default=0)
+    last_error = models.TextField(_("last error"), blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    published_at = models.DateTimeField(_("published"), null=True, blank=True)
+    published_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("published by"),
+        related_name="+",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+    )
+
+    objects = MessageQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("message")
+        verbose_name_plural = _("messages")
+        ordering = ["-created_at", "-id"]
+        permissions = [("publish_message", _("Can publish a message to the broker"))]
+        indexes = [
+            models.Index(fields=["status", "created_at"], name="messaging_msg_status_idx"),
+            models.Index(fields=["queue", "status"], name="messaging_msg_queue_idx"),
+            models.Index(fields=["created_at"], name="messaging_msg_created_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(queue__isnull=False) | ~Q(exchange=""),
+                name="messaging_message_has_destination",
+                violation_error_message=_("A message needs a queue or an exchange."),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.message_id} → {self.destination_label} ({self.status})"
+
+    @property
+    def destination(self) -> tuple[str, str]:
+        """(exchange, routing key) the message is published with."""
+        if self.exchange:
+            return self.exchange, self.routing_key
+        return "", self.routing_key or (self.queue.name if self.queue_id else "")
+
+    @property
+    def destination_label(self) -> str:
+        exchange, routing_key = self.destination
+        return f"{exchange}/{routing_key}" if exchange else routing_key
+
+    @property
+    def body_bytes(self) -> bytes:
+        """The body as ``bytes`` on every database backend (some return memoryview)."""
+        return bytes(self.body)
+
+
+class ReceiptQuerySet(models.QuerySet):
+    def acked(self) -> ReceiptQuerySet:
+        return self.filter(outcome=Receipt.Outcome.ACKED)
+
+
+class Receipt(models.Model):
+    class Outcome(models.TextChoices):
+        ACKED = "acked", _("acked")
+        DUPLICATE = "duplicate", _("duplicate (acked, handler skipped)")
+        REQUEUED = "requeued", _("requeued (handler failed or nacked)")
+        REJECTED = "rejected", _("rejected (handler rejected it, not requeued)")
+
+    message = LooseForeignKey(
+        Message,
+        to_field="message_id",
+        verbose_name=_("message"),
+        related_name="receipts",
+        on_delete=models.DO_NOTHING,
+        help_text=_("The AMQP message_id; links to the Message row when one has that id."),
+    )
+    queue_name = models.CharField(_("queue"), max_length=255)
+    consumer_name = models.CharField(_("consumer"), max_length=255, blank=True)
+    consumer_host = models.CharField(_("host"), max_length=255, blank=True)
+    consumer_pid = models.PositiveIntegerField(_("pid"), null=True, blank=True)
+    consumer_tag = models.CharField(_("consumer tag"), max_length=255, blank=True)
+    delivery_tag = models.BigIntegerField(_("delivery tag"), null=True, blank=True)
+    redelivered = models.BooleanField(_("redelivered"), default=False)
+    outcome = models.CharField(_("outcome"), max_length=16, choices=Outcome.choices)
+    error = models.TextField(_("error"), blank=True)
+    traceback = models.TextField(_("traceback"), blank=True)
+    received_at = models.DateTimeField(_("received"))
+    finished_at = models.DateTimeField(_("finished"))
+
+    objects = ReceiptQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("receipt")
+        verbose_name_plural = _("receipts")
+        ordering = ["-received_at", "-id"]
+        indexes = [
+            models.Index(fields=["queue_name", "received_at"], name="messaging_rcpt_queue_idx"),
+            models.Index(fields=["outcome", "received_at"], name="messaging_rcpt_outcome_idx"),
+            models.Index(fields=["consumer_name"], name="messaging_rcpt_consumer_idx"),
+            models.Index(fields=["received_at"], name="messaging_rcpt_received_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["queue_name", "message"],
+                condition=Q(outcome="acked") & ~Q(message_id=""),
+                name="messaging_one_acked_receipt",
+                violation_error_message=_(
+                    "This queue already has an acked receipt for this message_id."
+                ),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.queue_name} {self.message_id or '(no id)'} {self.outcome}"

@@ -1,0 +1,132 @@
+"""Shared fixtures: per-test queue names, a broker channel, and manage.py subprocesses
+that use the test database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from messaging import broker
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def queue_name(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A queue name no other test uses; the queue is deleted from the broker afterwards."""
+    names: list[str] = []
+
+    def make(suffix: str = "") -> str:
+        base = request.node.name.split("[")[0][:40]
+        name = f"test.{base}.{uuid.uuid4().hex[:8]}{suffix}"
+        names.append(name)
+        return name
+
+    first = make()
+    request.node.make_queue_name = make
+    yield first
+    try:
+        with broker.connection() as conn:
+            for name in names:
+                conn.channel().queue_delete(name)
+    except Exception:  # noqa: BLE001 - cleanup must not hide the test's own result
+        pass
+
+
+@pytest.fixture
+def channel() -> Iterator[object]:
+    """A plain (non-confirm) channel for inspecting the broker in assertions."""
+    with broker.connection() as conn:
+        yield conn.channel()
+
+
+def database_url_for_subprocess() -> str:
+    """A DATABASE_URL pointing at the *test* database this process uses."""
+    s = connection.settings_dict
+    if s["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{s['NAME']}"
+    user = s.get("USER") or ""
+    password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
+    auth = f"{user}{password}@" if user else ""
+    port = f":{s['PORT']}" if s.get("PORT") else ""
+    return f"postgres://{auth}{s.get('HOST') or 'localhost'}{port}/{s['NAME']}"
+
+
+def manage_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="tests.settings",
+        DATABASE_URL=database_url_for_subprocess(),
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def manage(transactional_db: None) -> Callable[..., subprocess.CompletedProcess[bytes]]:
+    """Run ``manage.py ARGS`` in a subprocess against the test database."""
+
+    def run(
+        *args: str, input: bytes | None = None, timeout: float = 60, env: dict | None = None
+    ) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [sys.executable, str(ROOT / "manage.py"), *args],
+            input=input,
+            capture_output=True,
+            timeout=timeout,
+            env=manage_env(**(env or {})),
+            cwd=ROOT,
+        )
+
+    return run
+
+
+@pytest.fixture
+def spawn(transactional_db: None) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """Start ``manage.py ARGS`` in the background; killed at teardown if still running."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(*args: str, env: dict | None = None) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=manage_env(**(env or {})),
+            cwd=ROOT,
+        )
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 20, interval: float = 0.05):
+    """Poll until ``predicate()`` is truthy; returns its value or fails the test."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {predicate}")
+        time.sleep(interval)
+
+
+def queue_depth(name: str) -> int | None:
+    """Ready messages in ``name`` (None if the queue does not exist)."""
+    with broker.connection() as conn:
+        state = broker.inspect_queue(conn.channel(), name)
+    return None if state is None else state[0]

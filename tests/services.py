@@ -1,0 +1,97 @@
+"""Find (or start) the RabbitMQ and database the tests run against.
+
+Broker: ``MESSAGING_BROKER_URL`` if set; else ``localhost:5672`` if it answers; else a
+RabbitMQ started with testcontainers when a Docker engine answers; else the run stops
+with one line saying what to do. The database follows the same pattern: ``DATABASE_URL``
+if set; else SQLite, or with ``MESSAGING_TEST_DB=postgres`` a local PostgreSQL on
+``127.0.0.1:5432`` or one started with testcontainers.
+
+Whatever is found is written back to the environment so subprocesses (``manage.py
+runconsumer`` in the fault tests) use the same services.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import socket
+import sys
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+LOCAL_BROKER = "amqp://guest:guest@localhost:5672/%2F"
+LOCAL_POSTGRES = "postgres://postgres@127.0.0.1:5432/postgres"
+
+
+def answers(host: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def docker_available() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=3).ping()
+        return True
+    except Exception:  # noqa: BLE001 - no client, no engine, no permission: all "no"
+        return False
+
+
+def _fail(what: str) -> None:
+    raise SystemExit(f"messaging tests: {what}")
+
+
+def broker_url() -> str:
+    url = os.environ.get("MESSAGING_BROKER_URL")
+    if url:
+        return url
+    if answers("localhost", 5672):
+        url = LOCAL_BROKER
+    elif docker_available():
+        from testcontainers.rabbitmq import RabbitMqContainer
+
+        container = RabbitMqContainer("rabbitmq:3.13-management")
+        container.start()
+        atexit.register(container.stop)
+        host = container.get_container_host_ip()
+        port = container.get_exposed_port(container.port)
+        url = f"amqp://guest:guest@{host}:{port}/%2F"
+        sys.stderr.write(
+            f"messaging tests: started RabbitMQ with testcontainers at {host}:{port}\n"
+        )
+    else:
+        _fail(
+            "no RabbitMQ: set MESSAGING_BROKER_URL, start one on localhost:5672 "
+            "(e.g. `rabbitmq-server -detached`), or install Docker so testcontainers can."
+        )
+    os.environ["MESSAGING_BROKER_URL"] = url
+    return url
+
+
+def database_url() -> str:
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        return url
+    if os.environ.get("MESSAGING_TEST_DB", "sqlite") != "postgres":
+        return f"sqlite:///{BASE_DIR / 'tests' / '.test-db.sqlite3'}"
+    if answers("127.0.0.1", 5432):
+        url = os.environ.get("MESSAGING_TEST_POSTGRES_URL", LOCAL_POSTGRES)
+    elif docker_available():
+        from testcontainers.postgres import PostgresContainer
+
+        container = PostgresContainer("postgres:16-alpine", driver=None)
+        container.start()
+        atexit.register(container.stop)
+        url = container.get_connection_url()
+        sys.stderr.write("messaging tests: started PostgreSQL with testcontainers\n")
+    else:
+        _fail(
+            "MESSAGING_TEST_DB=postgres but no PostgreSQL: set DATABASE_URL, start one on "
+            "127.0.0.1:5432, or install Docker so testcontainers can."
+        )
+    os.environ["DATABASE_URL"] = url
+    return url

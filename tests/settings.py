@@ -1,0 +1,21 @@
+"""Settings for the test suite: the demo project's, pointed at the services found
+by :mod:`tests.services`."""
+
+import dj_database_url
+
+from project.settings import *  # noqa: F403
+from project.settings import MESSAGING
+from tests.services import broker_url, database_url
+
+MESSAGING = {**MESSAGING, "BROKER_URL": broker_url(), "RECONNECT_DELAY": 0.2}
+
+DATABASES = {"default": dj_database_url.parse(database_url())}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["OPTIONS"] = {"timeout": 30}
+    # A file, not :memory:, so runconsumer subprocesses see the same test database.
+    DATABASES["default"]["TEST"] = {
+        "NAME": DATABASES["default"]["NAME"].replace(".sqlite3", "-test.sqlite3")
+    }
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+LOGGING = {"version": 1, "disable_existing_loggers": False}
