@@ -45,7 +45,7 @@ class Command(BaseCommand):
             "error",
         )
         widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-        line = "  ".join("{:<%d}" % w for w in widths)
+        line = "  ".join(f"{{:<{w}}}" for w in widths)
         self.stdout.write(line.format(*header).rstrip())
         self.stdout.write(line.format(*("-" * w for w in widths)).rstrip())
         for row in rows:
