@@ -130,3 +130,27 @@ def queue_depth(name: str) -> int | None:
     with broker.connection() as conn:
         state = broker.inspect_queue(conn.channel(), name)
     return None if state is None else state[0]
+
+
+def close_broker_connections(name_contains: str) -> int:
+    """Close, from the broker side, the connections whose client-provided name contains
+    ``name_contains`` (needs ``rabbitmqctl``). Returns how many were closed."""
+    out = subprocess.run(
+        ["rabbitmqctl", "-q", "list_connections", "pid", "client_properties"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    closed = 0
+    for line in out.splitlines():
+        pid, _, client_properties = line.partition("\t")
+        if name_contains in client_properties:
+            subprocess.run(
+                ["rabbitmqctl", "-q", "close_connection", pid.strip(), "closed by test"],
+                capture_output=True,
+                timeout=60,
+                check=True,
+            )
+            closed += 1
+    return closed

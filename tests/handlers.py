@@ -38,3 +38,25 @@ def tutorial_callback(ch, method, properties, body):
 
 def tutorial_nack(ch, method, properties, body):
     ch.basic_nack(delivery_tag=method.delivery_tag, requeue=False)
+
+
+def record(delivery: Delivery) -> None:
+    """Database work the consumer must commit exactly once per message: one row (the
+    suite has no model of its own, so a Message addressed to the exchange "handled" with
+    the delivery's message_id as routing key; nothing unique about it)."""
+    from messaging.models import Message
+
+    Message.objects.create(exchange="handled", routing_key=delivery.message_id, body=delivery.body)
+
+
+def handled(message_id: str | None = None) -> int:
+    """How many times ``record`` ran (for one message_id, or in all)."""
+    from messaging.models import Message
+
+    rows = Message.objects.filter(exchange="handled")
+    return (rows.filter(routing_key=message_id) if message_id is not None else rows).count()
+
+
+def record_then_fail(delivery: Delivery) -> None:
+    record(delivery)
+    raise RuntimeError("after writing")
