@@ -354,6 +354,8 @@ class Consumer:
                         on_message_callback=partial(self._on_message, self._generation, spec.name),
                         auto_ack=False,
                     )
+                cancelled: list[str] = []
+                channel.add_on_cancel_callback(lambda frame: cancelled.append("cancelled"))
                 self._ready.set()
                 self.on_event(
                     f"consuming {', '.join(s.name for s in self.specs)} "
@@ -361,6 +363,10 @@ class Consumer:
                 )
                 while not self._io_close.is_set():
                     conn.process_data_events(time_limit=0.25)
+                    if cancelled:
+                        # The broker cancelled us (queue deleted, node down): start over,
+                        # which re-declares the queues the app owns.
+                        raise BrokerUnavailable("the broker cancelled the consumer")
                 conn.process_data_events(time_limit=0)
             except BrokerError:
                 raise

@@ -1,0 +1,89 @@
+"""`make demo`: the RabbitMQ tutorial, end to end, through the messaging app.
+
+Declares q1, sends "Hello World!", consumes it with prefetch 1 and manual ack, and prints
+the receipts table. Uses MESSAGING_BROKER_URL (default localhost:5672); if nothing
+answers there it starts RabbitMQ with testcontainers when Docker is available.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from urllib.parse import urlsplit
+
+DEFAULT_URL = "amqp://guest:guest@localhost:5672/%2F"
+
+
+def _answers(url: str) -> bool:
+    parts = urlsplit(url)
+    port = parts.port or (5671 if parts.scheme == "amqps" else 5672)
+    try:
+        with socket.create_connection((parts.hostname or "localhost", port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def _docker() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=3).ping()
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def ensure_broker() -> None:
+    url = os.environ.get("MESSAGING_BROKER_URL", DEFAULT_URL)
+    if _answers(url):
+        return
+    if _docker():
+        from testcontainers.rabbitmq import RabbitMqContainer
+
+        print("==> no broker answering; starting RabbitMQ with testcontainers", flush=True)
+        container = RabbitMqContainer("rabbitmq:3.13-management")
+        container.start()
+        import atexit
+
+        atexit.register(container.stop)
+        host = container.get_container_host_ip()
+        port = container.get_exposed_port(container.port)
+        os.environ["MESSAGING_BROKER_URL"] = f"amqp://guest:guest@{host}:{port}/%2F"
+        return
+    sys.exit(
+        "make demo: no RabbitMQ answers at localhost:5672 and Docker is not available — "
+        "start one (`apt install rabbitmq-server`, or `docker run -d -p 5672:5672 "
+        "rabbitmq:3`) or set MESSAGING_BROKER_URL."
+    )
+
+
+def main() -> None:
+    ensure_broker()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from messaging.models import Queue
+
+    def step(text: str) -> None:
+        print(f"\n==> {text}", flush=True)
+
+    step("migrate the database")
+    call_command("migrate", verbosity=0)
+    step("declare q1 (durable)")
+    Queue.objects.get_or_create(name="q1", defaults={"durable": True})
+    call_command("declarequeues", "q1")
+    step('send "Hello World!" (persistent, publisher confirm)')
+    call_command("send", "q1", "Hello World!")
+    step("consume q1 with prefetch 1 and manual ack (stops when idle for 1 s)")
+    call_command("runconsumer", "q1", "--prefetch", "1", "--idle-timeout", "1")
+    step("receipts")
+    call_command("receipts", "--queue", "q1", "--limit", "5")
+
+
+if __name__ == "__main__":
+    main()
