@@ -1,6 +1,8 @@
 """Settings for the test suite: the demo project's, pointed at the services found
 by :mod:`tests.services`."""
 
+import os
+
 import dj_database_url
 
 from project.settings import *  # noqa: F403
@@ -10,12 +12,16 @@ from tests.services import broker_url, database_url
 MESSAGING = {**MESSAGING, "BROKER_URL": broker_url(), "RECONNECT_DELAY": 0.2}
 
 DATABASES = {"default": dj_database_url.parse(database_url())}
+# One test database per pytest process, so two runs on one machine never collide.
+_run = os.getpid()
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {"timeout": 30}
     # A file, not :memory:, so runconsumer subprocesses see the same test database.
     DATABASES["default"]["TEST"] = {
-        "NAME": DATABASES["default"]["NAME"].replace(".sqlite3", "-test.sqlite3")
+        "NAME": str(DATABASES["default"]["NAME"]).replace(".sqlite3", f"-test-{_run}.sqlite3")
     }
+else:
+    DATABASES["default"]["TEST"] = {"NAME": f"test_messaging_{_run}"}
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LOGGING = {"version": 1, "disable_existing_loggers": False}
