@@ -82,7 +82,8 @@ def validate(key: str, value: Any) -> None:
     """Raise ImproperlyConfigured naming ``MESSAGING['KEY']`` if ``value`` is bad."""
     check, expected = VALIDATORS.get(key, (lambda v: True, ""))
     if not check(value):
-        raise ImproperlyConfigured(f"MESSAGING[{key!r}] must be {expected}; got {value!r}.")
+        shown = _redacted(value) if key == "BROKER_URL" else value
+        raise ImproperlyConfigured(f"MESSAGING[{key!r}] must be {expected}; got {shown!r}.")
     if key == "BROKER_URL":
         urls = [value] if isinstance(value, str) else list(value)
         for url in urls:
@@ -102,6 +103,15 @@ def get(key: str) -> Any:
     return value
 
 
+def _redacted(value: Any) -> Any:
+    """``value`` with the password of every URL string in it replaced by ``***``."""
+    if isinstance(value, str):
+        return redact_url(value)
+    if isinstance(value, list | tuple):
+        return type(value)(redact_url(v) if isinstance(v, str) else v for v in value)
+    return value
+
+
 def broker_urls() -> list[str]:
     value = get("BROKER_URL")
     return [value] if isinstance(value, str) else list(value)
@@ -113,14 +123,18 @@ def redact_url(url: str) -> str:
 
     try:
         parts = urlsplit(url)
+        port = parts.port  # raises ValueError for a non-numeric port
     except ValueError:
         return "<unparseable URL>"
     if parts.password is None:
+        if "@" in url and not parts.netloc:
+            # No "scheme://" so no netloc was parsed ("guest:secret@host"): hide the userinfo.
+            return "***@" + url.rpartition("@")[2]
         return url
     user = parts.username or ""
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"
-    if parts.port:
-        host = f"{host}:{parts.port}"
+    if port:
+        host = f"{host}:{port}"
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))

@@ -34,6 +34,10 @@ class LooseForeignKey(models.ForeignKey):
         kwargs.setdefault("blank", True)
         super().__init__(*args, **kwargs)
 
+    def validate(self, value: Any, model_instance: models.Model | None) -> None:
+        # The target may not exist: skip ForeignKey's "is a valid choice" lookup.
+        models.Field.validate(self, value, model_instance)
+
     def deconstruct(self) -> tuple[Any, ...]:
         name, path, args, kwargs = super().deconstruct()
         kwargs.pop("db_constraint", None)

@@ -81,12 +81,12 @@ def build_message(
         body = bytes(body)
     elif not isinstance(body, bytes):
         raise TypeError(f"body must be bytes or str, not {type(body).__name__}")
-    if isinstance(queue, str):
-        queue = get_queue(queue)
     if queue is None and not exchange:
         raise ValueError("publish needs a queue or an exchange")
     if routing_key and not exchange:
         raise ValueError("routing_key needs an exchange (the default exchange routes by queue)")
+    if isinstance(queue, str):
+        queue = get_queue(queue)
     return Message(
         queue=queue,
         exchange=exchange,

@@ -1,0 +1,531 @@
+"""The admin: pages, composing messages, the publish and declare actions (real broker),
+permissions, escaping, and the read-only receipt log."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.models import Permission, User
+from django.test import Client, override_settings
+from django.urls import reverse
+from django.utils import timezone
+
+from messaging import admin as messaging_admin
+from messaging import broker
+from messaging.admin import declare_selected, publish_selected
+from messaging.exceptions import QueueMismatch
+from messaging.models import Message, Queue, Receipt
+from messaging.publishing import build_message
+from tests.conftest import queue_depth
+
+pytestmark = pytest.mark.django_db
+
+CLOSED_PORT = {"BROKER_URL": "amqp://guest:guest@127.0.0.1:1/%2F"}
+SCRIPT = "<script>alert(1)</script>"
+ESCAPED_SCRIPT = "&lt;script&gt;alert(1)&lt;/script&gt;"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def url(name: str, *args: Any) -> str:
+    return reverse(f"admin:messaging_{name}", args=args)
+
+
+def pending(queue: Queue | str, body: bytes | str = b"hello", **kwargs: Any) -> Message:
+    message = build_message(queue, body, **kwargs)
+    message.save()
+    return message
+
+
+def published(queue: Queue, body: bytes | str = b"sent") -> Message:
+    message = build_message(queue, body)
+    message.status = Message.Status.PUBLISHED
+    message.published_at = timezone.now()
+    message.attempts = 1
+    message.save()
+    return message
+
+
+def receipt(message_id: str, **kwargs: Any) -> Receipt:
+    now = timezone.now()
+    values: dict[str, Any] = {
+        "queue_name": "some.queue",
+        "outcome": Receipt.Outcome.ACKED,
+        "consumer_name": "worker-1",
+        "consumer_host": "host-a",
+        "consumer_pid": 4242,
+        "received_at": now,
+        "finished_at": now,
+    }
+    values.update(kwargs)
+    return Receipt.objects.create(message_id=message_id, **values)
+
+
+def change_form_data(response: Any, **overrides: str) -> dict[str, Any]:
+    """What a browser would POST back from a change page (plus ``overrides``)."""
+    form = response.context["adminform"].form
+    data: dict[str, Any] = {}
+    for name, field in form.fields.items():
+        value = form[name].value()
+        if isinstance(field, forms.BooleanField):
+            if value:
+                data[name] = "on"
+        elif value is not None:
+            data[name] = value
+    for inline in response.context["inline_admin_formsets"]:
+        management = inline.formset.management_form
+        for name in management.fields:
+            data[management.add_prefix(name)] = management[name].value()
+    data["_save"] = "Save"
+    data.update(overrides)
+    return data
+
+
+def run_action(client: Client, model: str, action: str, *rows: Any, follow: bool = True) -> Any:
+    return client.post(
+        url(f"{model}_changelist"),
+        {"action": action, "_selected_action": [str(row.pk) for row in rows]},
+        follow=follow,
+    )
+
+
+def shown_messages(response: Any) -> list[tuple[int, str]]:
+    return [(m.level, str(m)) for m in response.context["messages"]]
+
+
+def errors(response: Any) -> list[str]:
+    return [text for level, text in shown_messages(response) if level == messages.ERROR]
+
+
+def staff(*perms: str) -> User:
+    user = User.objects.create_user(f"staff-{uuid.uuid4().hex[:6]}", is_staff=True)
+    for codename in perms:
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label="messaging", codename=codename)
+        )
+    return user
+
+
+# --------------------------------------------------------------------------- pages
+
+
+def test_superuser_opens_every_page(admin_client: Client) -> None:
+    queue = Queue.objects.create(name="pages.queue")
+    message = pending(queue)
+    sent = published(queue)
+    linked = receipt(sent.message_id, error="boom")
+    orphan = receipt("not-one-of-ours", outcome=Receipt.Outcome.REJECTED)
+
+    pages = [
+        url("queue_changelist"),
+        url("queue_changelist") + "?q=pages&durable__exact=1",
+        url("queue_add"),
+        url("queue_change", queue.pk),
+        url("message_changelist"),
+        url("message_changelist") + f"?status__exact=pending&queue__id__exact={queue.pk}",
+        url("message_changelist") + f"?q={message.message_id[:8]}",
+        url("message_add"),
+        url("message_change", message.pk),
+        url("message_change", sent.pk),
+        url("receipt_changelist"),
+        url("receipt_changelist") + f"?q={sent.message_id}&outcome__exact=acked",
+        url("receipt_change", linked.pk),
+        url("receipt_change", orphan.pk),
+    ]
+    for page in pages:
+        assert admin_client.get(page).status_code == 200, page
+
+
+def test_changelists_show_destination_and_preview(admin_client: Client) -> None:
+    queue = Queue.objects.create(name="orders")
+    pending(queue, b"\xff\xfe binary")
+    pending(None, "to an exchange", exchange="events", routing_key="order.created")
+
+    content = admin_client.get(url("message_changelist")).content.decode()
+
+    assert "orders" in content
+    assert "events/order.created" in content
+    assert "to an exchange" in content
+    assert "b&#x27;\\xff\\xfe binary&#x27;" in content
+
+
+# --------------------------------------------------------------------------- composing
+
+
+def test_add_form_creates_pending_message_with_exact_bytes(admin_client: Client) -> None:
+    queue = Queue.objects.create(name="compose.queue")
+    body = '  {"name": "Zoë", "sign": "✓"}\r\nsecond line \n'
+
+    response = admin_client.post(
+        url("message_add"),
+        {
+            "queue": queue.pk,
+            "exchange": "",
+            "routing_key": "",
+            "content_type": "application/json",
+            "body_text": body,
+            "headers": '{"x-tenant": "acme", "retry": 2}',
+            "persistent": "on",
+            "_save": "Save",
+        },
+    )
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    message = Message.objects.get()
+    assert message.body_bytes == body.encode("utf-8")
+    assert message.status == Message.Status.PENDING
+    assert message.queue == queue
+    assert message.headers == {"x-tenant": "acme", "retry": 2}
+    assert message.persistent is True
+    assert message.content_type == "application/json"
+    uuid.UUID(message.message_id)
+
+
+def test_add_form_defaults_to_persistent(admin_client: Client) -> None:
+    form = admin_client.get(url("message_add")).context["adminform"].form
+    assert form["persistent"].value() is True
+
+
+@pytest.mark.parametrize(
+    ("data", "field", "text"),
+    [
+        ({"headers": "{not json"}, "headers", "valid JSON"),
+        ({"headers": "[1, 2]"}, "headers", "JSON object"),
+        ({"headers": '"text"'}, "headers", "JSON object"),
+        ({"routing_key": "rk"}, "routing_key", "needs an exchange"),
+        ({"queue": ""}, "__all__", "needs a queue or an exchange"),
+    ],
+)
+def test_add_form_refuses_bad_input(
+    admin_client: Client, data: dict[str, str], field: str, text: str
+) -> None:
+    queue = Queue.objects.create(name="invalid.queue")
+    post = {"queue": queue.pk, "body_text": "x", "headers": "{}", "persistent": "on"}
+    post.update(data)
+
+    response = admin_client.post(url("message_add"), post)
+
+    assert response.status_code == 200
+    form_errors = response.context["adminform"].form.errors
+    assert text in " ".join(form_errors.get(field, [])), form_errors
+    assert not Message.objects.exists()
+
+
+def test_non_utf8_body_is_read_only_and_kept_byte_identical(admin_client: Client) -> None:
+    body = b"\xff\x00\xfe"
+    message = pending(Queue.objects.create(name="binary.queue"), body)
+    page = admin_client.get(url("message_change", message.pk))
+    assert page.status_code == 200
+    assert page.context["adminform"].form.fields["body_text"].disabled
+    assert "b&#x27;\\xff\\x00\\xfe&#x27;" in page.content.decode()
+
+    # Change another field; a forged body_text is ignored for a disabled field.
+    response = admin_client.post(
+        url("message_change", message.pk),
+        change_form_data(page, content_type="application/octet-stream", body_text="hacked"),
+    )
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    message.refresh_from_db()
+    assert message.body_bytes == body
+    assert message.content_type == "application/octet-stream"
+
+
+def test_text_body_survives_browser_line_endings(admin_client: Client) -> None:
+    message = pending(Queue.objects.create(name="text.queue"), b"line 1\nline 2\n")
+    page = admin_client.get(url("message_change", message.pk))
+
+    # Browsers send every textarea line break as CRLF: that alone is not an edit.
+    admin_client.post(
+        url("message_change", message.pk),
+        change_form_data(page, body_text="line 1\r\nline 2\r\n", content_type="text/plain"),
+    )
+    message.refresh_from_db()
+    assert message.body_bytes == b"line 1\nline 2\n"
+    assert message.content_type == "text/plain"
+
+    admin_client.post(url("message_change", message.pk), change_form_data(page, body_text="édité"))
+    message.refresh_from_db()
+    assert message.body_bytes == "édité".encode()
+
+
+def test_published_message_is_read_only(admin_client: Client) -> None:
+    sent = published(Queue.objects.create(name="done.queue"), b"final")
+
+    page = admin_client.get(url("message_change", sent.pk))
+
+    content = page.content.decode()
+    assert page.status_code == 200
+    assert 'name="_save"' not in content
+    assert 'name="body_text"' not in content
+    assert "final" in content
+    post = admin_client.post(
+        url("message_change", sent.pk), {"body_text": "changed", "_save": "Save"}
+    )
+    assert post.status_code == 403
+    sent.refresh_from_db()
+    assert sent.body_bytes == b"final"
+
+
+def test_message_page_lists_receipts_read_only(admin_client: Client) -> None:
+    sent = published(Queue.objects.create(name="receipts.queue"))
+    receipt(sent.message_id, outcome=Receipt.Outcome.REQUEUED, error="handler crashed")
+
+    page = admin_client.get(url("message_change", sent.pk))
+
+    content = page.content.decode()
+    assert "handler crashed" in content
+    assert "worker-1" in content
+    (inline,) = page.context["inline_admin_formsets"]
+    assert not inline.has_add_permission
+    assert not inline.has_delete_permission
+
+
+# --------------------------------------------------------------------------- publishing
+
+
+def test_publish_action_publishes_pending_message(
+    admin_client: Client, admin_user: User, queue_name: str, channel: Any
+) -> None:
+    body = b"exact \x00\xff bytes"
+    message = pending(queue_name, body, content_type="application/octet-stream")
+    already = published(message.queue)
+
+    response = run_action(admin_client, "message", "publish_messages", message, already)
+
+    assert response.status_code == 200
+    message.refresh_from_db()
+    assert message.status == Message.Status.PUBLISHED
+    assert message.published_by == admin_user
+    assert message.published_at is not None
+    assert queue_depth(queue_name) == 1
+    method, props, got = channel.basic_get(queue_name, auto_ack=True)
+    assert got == body
+    assert props.message_id == message.message_id
+    assert props.delivery_mode == 2
+    shown = shown_messages(response)
+    assert (messages.SUCCESS, "1 message published.") in shown
+    assert (messages.WARNING, "1 message was already published and was skipped.") in shown
+    already.refresh_from_db()
+    assert already.attempts == 1
+
+
+def test_publish_unroutable_marks_failed(admin_client: Client) -> None:
+    message = pending(
+        None, b"lost", exchange="amq.direct", routing_key=f"nobody.binds.{uuid.uuid4().hex}"
+    )
+
+    response = run_action(admin_client, "message", "publish_messages", message)
+
+    assert response.status_code == 200
+    message.refresh_from_db()
+    assert message.status == Message.Status.FAILED
+    assert "unroutable" in message.last_error
+    (error,) = errors(response)
+    assert "1 message not published" in error
+    assert "unroutable" in error
+
+
+def test_publish_with_broker_down_shows_error(admin_client: Client, queue_name: str) -> None:
+    message = pending(queue_name, b"waiting")
+
+    with override_settings(MESSAGING=CLOSED_PORT):
+        response = run_action(admin_client, "message", "publish_messages", message, follow=False)
+        assert response.status_code == 302
+        page = admin_client.get(response["Location"])
+
+    assert page.status_code == 200
+    (error,) = errors(page)
+    assert "cannot reach the broker" in error
+    message.refresh_from_db()
+    assert message.status == Message.Status.FAILED
+    assert "cannot reach the broker" in message.last_error
+    assert queue_depth(queue_name) is None
+
+
+def test_failed_message_can_be_published_again(admin_client: Client, queue_name: str) -> None:
+    message = pending(queue_name, b"retry me")
+    with override_settings(MESSAGING=CLOSED_PORT):
+        run_action(admin_client, "message", "publish_messages", message)
+    message.refresh_from_db()
+    assert message.status == Message.Status.FAILED
+
+    run_action(admin_client, "message", "publish_messages", message)
+
+    message.refresh_from_db()
+    assert message.status == Message.Status.PUBLISHED
+    assert message.attempts == 2
+    assert message.last_error == ""
+    assert queue_depth(queue_name) == 1
+
+
+def test_publish_selected_works_without_a_request(queue_name: str) -> None:
+    ok = pending(queue_name, b"one")
+    lost = pending(None, b"two", exchange="amq.direct", routing_key=f"x.{uuid.uuid4().hex}")
+    done = published(ok.queue)
+
+    result = publish_selected(Message.objects.all(), user=None)
+
+    assert result.published == [ok.message_id]
+    assert list(result.failed) == [lost.message_id]
+    assert result.skipped == [done.message_id]
+    assert queue_depth(queue_name) == 1
+
+
+def test_publish_action_refuses_huge_selections(
+    admin_client: Client, queue_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(messaging_admin, "PUBLISH_ACTION_LIMIT", 1)
+    rows = [pending(queue_name, b"a"), pending(queue_name, b"b")]
+
+    response = run_action(admin_client, "message", "publish_messages", *rows)
+
+    (error,) = errors(response)
+    assert "at most 1" in error
+    assert set(Message.objects.values_list("status", flat=True)) == {"pending"}
+    assert queue_depth(queue_name) is None
+
+
+def test_publish_needs_the_publish_permission(client: Client, queue_name: str) -> None:
+    message = pending(queue_name, b"not yours to send")
+    client.force_login(staff("view_message", "change_message"))
+
+    page = client.get(url("message_changelist"))
+    assert page.status_code == 200
+    assert "Publish selected messages" not in page.content.decode()
+
+    forged = run_action(client, "message", "publish_messages", message)
+
+    assert forged.status_code == 200
+    message.refresh_from_db()
+    assert message.status == Message.Status.PENDING
+    assert message.attempts == 0
+    assert queue_depth(queue_name) is None
+
+
+def test_publish_permission_shows_the_action(client: Client) -> None:
+    pending(Queue.objects.create(name="perm.queue"))
+    client.force_login(staff("view_message", "publish_message"))
+
+    page = client.get(url("message_changelist"))
+
+    assert "Publish selected messages" in page.content.decode()
+
+
+# --------------------------------------------------------------------------- escaping
+
+
+def test_user_data_is_escaped(admin_client: Client) -> None:
+    queue = Queue.objects.create(name="xss.queue")
+    editable = pending(queue, SCRIPT, content_type=SCRIPT, headers={"x": SCRIPT})
+    sent = published(queue, SCRIPT)
+    logged = receipt(sent.message_id, error=SCRIPT, consumer_name=SCRIPT)
+
+    for page in [
+        url("message_changelist"),
+        url("message_change", editable.pk),
+        url("message_change", sent.pk),
+        url("receipt_changelist"),
+        url("receipt_change", logged.pk),
+    ]:
+        content = admin_client.get(page).content.decode()
+        assert SCRIPT not in content, page
+        assert ESCAPED_SCRIPT in content, page
+
+
+# --------------------------------------------------------------------------- queues
+
+
+def test_declare_action_declares_and_reports_drift(
+    admin_client: Client, queue_name: str, request: pytest.FixtureRequest
+) -> None:
+    with broker.connection() as conn:
+        conn.channel().queue_declare(queue_name, durable=False)
+    drifted = Queue.objects.create(name=queue_name, durable=True)
+    fresh = Queue.objects.create(name=request.node.make_queue_name())
+
+    response = run_action(admin_client, "queue", "declare_on_broker", drifted, fresh)
+
+    assert response.status_code == 200
+    assert (messages.SUCCESS, "1 queue declared on the broker.") in shown_messages(response)
+    (error,) = errors(response)
+    assert queue_name in error
+    assert "durable" in error
+    assert queue_depth(fresh.name) == 0
+
+
+def test_declare_selected_works_without_a_request(
+    queue_name: str, request: pytest.FixtureRequest
+) -> None:
+    with broker.connection() as conn:
+        conn.channel().queue_declare(queue_name, durable=True)
+    drifted = Queue.objects.create(name=queue_name, queue_type=Queue.QueueType.QUORUM)
+    fresh = Queue.objects.create(name=request.node.make_queue_name(), arguments={"x-max-length": 5})
+
+    result = declare_selected([drifted, fresh])
+
+    assert result.declared == [fresh.name]
+    assert isinstance(result.failed[queue_name], QueueMismatch)
+    assert result.error is None
+
+
+def test_declare_with_broker_down_shows_one_error(admin_client: Client) -> None:
+    rows = [Queue.objects.create(name="down.a"), Queue.objects.create(name="down.b")]
+
+    with override_settings(MESSAGING=CLOSED_PORT):
+        response = run_action(admin_client, "queue", "declare_on_broker", *rows)
+
+    assert response.status_code == 200
+    (error,) = errors(response)
+    assert "2 queues not declared" in error
+    assert "cannot reach the broker" in error
+
+
+def test_deleting_a_queue_row_leaves_the_broker_queue(
+    admin_client: Client, queue_name: str
+) -> None:
+    row = Queue.objects.create(name=queue_name)
+    declare_selected([row])
+
+    response = admin_client.post(url("queue_delete", row.pk), {"post": "yes"})
+
+    assert response.status_code == 302
+    assert not Queue.objects.exists()
+    assert queue_depth(queue_name) == 0
+
+
+# --------------------------------------------------------------------------- receipts
+
+
+def test_receipt_admin_is_read_only(admin_client: Client) -> None:
+    logged = receipt("some-id", error="boom")
+
+    assert admin_client.get(url("receipt_add")).status_code == 403
+    page = admin_client.get(url("receipt_change", logged.pk))
+    assert page.status_code == 200
+    content = page.content.decode()
+    assert 'name="_save"' not in content
+    assert "boom" in content
+    assert page.context["adminform"].form.fields == {}
+    post = admin_client.post(url("receipt_change", logged.pk), {"error": "edited"})
+    assert post.status_code == 403
+    assert admin_client.post(url("receipt_delete", logged.pk), {"post": "yes"}).status_code == 403
+    logged.refresh_from_db()
+    assert logged.error == "boom"
+
+
+def test_receipt_links_to_its_message_when_there_is_one(admin_client: Client) -> None:
+    sent = published(Queue.objects.create(name="link.queue"))
+    receipt(sent.message_id)
+    receipt("foreign-producer-id", queue_name="other.queue")
+
+    content = admin_client.get(url("receipt_changelist")).content.decode()
+
+    assert f'<a href="{url("message_change", sent.pk)}">{sent.message_id}</a>' in content
+    assert "foreign-producer-id" in content
+    assert "foreign-producer-id</a>" not in content
