@@ -1,14 +1,12 @@
 """Admin for queues, messages and receipts.
 
 The two actions ("Declare on broker", "Publish selected messages") keep their logic in
-plain functions, :func:`declare_selected` and :func:`publish_selected`, that tests and
-other code call without a request. Deleting a Queue row never touches the broker.
+plain functions, :func:`messaging.broker.declare_queues` and :func:`publish_selected`,
+that tests and other code call without a request. Deleting a Queue row never touches the broker.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,10 +20,9 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
-from pika.adapters.blocking_connection import BlockingConnection
 
 from . import broker
-from .exceptions import BrokerError, BrokerUnavailable, QueueMismatch
+from .exceptions import QueueMismatch
 from .models import Message, Queue, Receipt
 from .publishing import PublishResult, publish_messages
 
@@ -75,55 +72,6 @@ def _same_text(a: str, b: str) -> bool:
 
 
 @dataclass
-class DeclareResult:
-    """Queues declared, queues refused (drift or other broker error), and a connection
-    error that stopped the run with the names it left undeclared."""
-
-    declared: list[str] = field(default_factory=list)
-    failed: dict[str, BrokerError] = field(default_factory=dict)
-    error: BrokerError | None = None
-    not_declared: list[str] = field(default_factory=list)
-
-
-def _declare_one(conn: BlockingConnection, queue: Queue) -> None:
-    # A new channel per queue: PRECONDITION_FAILED (drift) closes the channel.
-    try:
-        channel = conn.channel()
-    except Exception as exc:  # noqa: BLE001 - translated
-        raise broker.translate(exc, queue=queue.name) from exc
-    try:
-        broker.declare_queue(channel, queue)
-    finally:
-        if channel.is_open:
-            # The declaration's outcome is what counts, not a failing close.
-            with contextlib.suppress(Exception):
-                channel.close()
-
-
-def declare_selected(queues: Iterable[Queue]) -> DeclareResult:
-    """Declare each queue on the broker exactly as its row says, over one connection."""
-    rows = list(queues)
-    result = DeclareResult()
-    try:
-        with broker.connection() as conn:
-            for index, queue in enumerate(rows):
-                try:
-                    _declare_one(conn, queue)
-                except BrokerUnavailable as exc:
-                    result.error = exc
-                    result.not_declared = [q.name for q in rows[index:]]
-                    break
-                except BrokerError as exc:
-                    result.failed[queue.name] = exc
-                else:
-                    result.declared.append(queue.name)
-    except BrokerError as exc:  # could not connect at all
-        result.error = exc
-        result.not_declared = [q.name for q in rows]
-    return result
-
-
-@dataclass
 class PublishSelection(PublishResult):
     """A :class:`~messaging.publishing.PublishResult` plus the already published rows
     that were skipped."""
@@ -167,7 +115,7 @@ class QueueAdmin(admin.ModelAdmin):
 
     @admin.action(description=gettext_lazy("Declare on broker"), permissions=["change"])
     def declare_on_broker(self, request: HttpRequest, queryset: QuerySet[Queue]) -> None:
-        result = declare_selected(queryset)
+        result = broker.declare_queues(queryset)
         if result.declared:
             count = len(result.declared)
             self.message_user(
@@ -251,6 +199,10 @@ class MessageForm(forms.ModelForm):
             raise ValidationError(
                 _('Headers must be a JSON object, e.g. {"x-tenant": "acme"}.'), code="invalid"
             )
+        try:
+            broker.check_headers(headers)
+        except ValueError as exc:
+            raise ValidationError(str(exc), code="invalid") from exc
         return headers
 
     def clean(self) -> dict[str, Any]:
@@ -260,6 +212,8 @@ class MessageForm(forms.ModelForm):
                 "routing_key",
                 _("A routing key needs an exchange (the default exchange routes by queue)."),
             )
+        if cleaned.get("queue") and cleaned.get("exchange"):
+            self.add_error("exchange", _("Give a queue or an exchange, not both."))
         return cleaned
 
     def save(self, commit: bool = True) -> Message:

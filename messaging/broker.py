@@ -13,7 +13,7 @@ import re
 import socket
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -62,7 +62,7 @@ def connection_parameters(url: str, *, connection_name: str | None = None) -> pi
     params = pika.URLParameters(url)
     query = parse_qs(urlsplit(url).query)
     if "heartbeat" not in query:
-        params.heartbeat = int(conf.get("HEARTBEAT"))
+        params.heartbeat = conf.get("HEARTBEAT")
     timeout = conf.get("CONNECTION_TIMEOUT") or None
     if "socket_timeout" not in query:
         params.socket_timeout = timeout
@@ -249,6 +249,58 @@ def declare_queue(channel: BlockingChannel, queue: Any) -> int:
     return result.method.message_count
 
 
+@dataclass
+class DeclareResult:
+    """What :func:`declare_queues` did: queues declared (with their ready counts), queues
+    refused (drift or another broker error), and a connection error that stopped the run
+    with the names it left undeclared."""
+
+    declared: list[str] = field(default_factory=list)
+    ready: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, BrokerError] = field(default_factory=dict)
+    error: BrokerError | None = None
+    not_declared: list[str] = field(default_factory=list)
+
+
+def declare_queues(queues: Iterable[Any], urls: Iterable[str] | None = None) -> DeclareResult:
+    """Declare each queue exactly as its row says, over one connection and a channel per
+    queue (a drift's PRECONDITION_FAILED closes its channel). Never raises a broker error."""
+    specs = [QueueSpec.of(q) for q in queues]
+    result = DeclareResult()
+    try:
+        with connection(urls) as conn:
+            for index, spec in enumerate(specs):
+                try:
+                    result.ready[spec.name] = _declare_on_new_channel(conn, spec)
+                except BrokerUnavailable as exc:
+                    result.error = exc
+                    result.not_declared = [s.name for s in specs[index:]]
+                    break
+                except BrokerError as exc:
+                    result.failed[spec.name] = exc
+                else:
+                    result.declared.append(spec.name)
+    except BrokerError as exc:  # could not connect at all
+        result.error = exc
+        result.not_declared = [s.name for s in specs]
+    return result
+
+
+def _declare_on_new_channel(conn: BlockingConnection, spec: QueueSpec) -> int:
+    try:
+        channel = conn.channel()
+    except Exception as exc:  # noqa: BLE001 - translated
+        raise translate(exc, queue=spec.name) from exc
+    try:
+        return declare_queue(channel, spec)
+    finally:
+        if channel.is_open:
+            try:
+                channel.close()
+            except Exception:  # noqa: BLE001 - the declaration's outcome is what counts
+                logger.debug("error closing a channel", exc_info=True)
+
+
 def inspect_queue(channel: BlockingChannel, name: str) -> tuple[int, int] | None:
     """(ready messages, consumers) for an existing queue, ``None`` if it does not exist.
 
@@ -267,6 +319,45 @@ def inspect_queue(channel: BlockingChannel, name: str) -> tuple[int, int] | None
 
 
 # --------------------------------------------------------------------------- publishing
+
+
+def check_headers(headers: Mapping[str, Any] | None) -> None:
+    """Raise ``ValueError`` (one line) if ``headers`` cannot be sent as an AMQP table.
+
+    JSON's strings, integers (64-bit), booleans, null, lists and objects can; floats
+    cannot (pika has no float type): send them as strings.
+    """
+    if not headers:
+        return
+    if not isinstance(headers, Mapping):
+        raise ValueError("headers must be a JSON object (a dict)")
+
+    def walk(value: Any, where: str) -> None:
+        if isinstance(value, float):
+            raise ValueError(
+                f"header {where}: {value!r} is a float, which AMQP tables (pika) cannot "
+                "carry; send it as a string"
+            )
+        if isinstance(value, bool) or value is None or isinstance(value, str | bytes):
+            return
+        if isinstance(value, int):
+            if not -(2**63) <= value < 2**63:
+                raise ValueError(f"header {where}: {value} does not fit in 64 bits")
+            return
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise ValueError(f"header {where}: keys must be strings")
+                walk(item, f"{where}.{key}")
+            return
+        if isinstance(value, list | tuple):
+            for index, item in enumerate(value):
+                walk(item, f"{where}[{index}]")
+            return
+        raise ValueError(f"header {where}: {type(value).__name__} cannot be sent")
+
+    for key, value in headers.items():
+        walk(value, repr(key))
 
 
 def properties(

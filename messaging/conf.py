@@ -46,6 +46,10 @@ def _non_negative_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
 
 
+def _non_negative_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def _positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
@@ -58,7 +62,7 @@ def _consumers(value: Any) -> bool:
 
 VALIDATORS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "BROKER_URL": (_is_url_or_urls, "an amqp:// or amqps:// URL, or a non-empty list of them"),
-    "HEARTBEAT": (_non_negative_number, "a number of seconds >= 0"),
+    "HEARTBEAT": (_non_negative_int, "a whole number of seconds >= 0 (0 disables)"),
     "CONNECTION_TIMEOUT": (_non_negative_number, "a number of seconds >= 0"),
     "BLOCKED_CONNECTION_TIMEOUT": (_non_negative_number, "a number of seconds >= 0"),
     "CONSUMERS": (_consumers, "a dict mapping queue name to a handler's dotted path"),

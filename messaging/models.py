@@ -163,9 +163,13 @@ class Message(models.Model):
         ]
         constraints = [
             models.CheckConstraint(
-                condition=Q(queue__isnull=False) | ~Q(exchange=""),
+                condition=(Q(queue__isnull=False) & Q(exchange="") & Q(routing_key=""))
+                | (Q(queue__isnull=True) & ~Q(exchange="")),
                 name="messaging_message_has_destination",
-                violation_error_message=_("A message needs a queue or an exchange."),
+                violation_error_message=_(
+                    "A message goes to a queue, or to an exchange with a routing key — "
+                    "one of the two."
+                ),
             ),
         ]
 
@@ -238,7 +242,7 @@ class Receipt(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["queue_name", "message"],
-                condition=Q(outcome="acked") & ~Q(message_id=""),
+                condition=Q(outcome="acked") & ~Q(message=""),
                 name="messaging_one_acked_receipt",
                 violation_error_message=_(
                     "This queue already has an acked receipt for this message_id."

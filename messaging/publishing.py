@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from functools import partial
 from typing import Any
 
@@ -47,23 +46,6 @@ def get_queue(name: str, *, create: bool = True) -> Queue:
     return Queue.objects.get(name=name)
 
 
-def amqp_headers(headers: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """JSON headers as an AMQP table (pika has no float type: floats go as decimals)."""
-    if not headers:
-        return None
-
-    def convert(value: Any) -> Any:
-        if isinstance(value, float):
-            return Decimal(repr(value))
-        if isinstance(value, dict):
-            return {str(k): convert(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [convert(v) for v in value]
-        return value
-
-    return convert(dict(headers))
-
-
 def build_message(
     queue: Queue | str | None = None,
     body: bytes | str = b"",
@@ -85,6 +67,9 @@ def build_message(
         raise ValueError("publish needs a queue or an exchange")
     if routing_key and not exchange:
         raise ValueError("routing_key needs an exchange (the default exchange routes by queue)")
+    if queue is not None and exchange:
+        raise ValueError("give a queue or an exchange, not both")
+    broker.check_headers(headers)
     if isinstance(queue, str):
         queue = get_queue(queue)
     return Message(
@@ -198,7 +183,7 @@ def _publish_one(pub: broker.Publisher, message: Message) -> None:
         props=broker.properties(
             message_id=message.message_id,
             content_type=message.content_type,
-            headers=amqp_headers(message.headers),
+            headers=message.headers,
             persistent=message.persistent,
         ),
     )

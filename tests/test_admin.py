@@ -16,7 +16,8 @@ from django.utils import timezone
 
 from messaging import admin as messaging_admin
 from messaging import broker
-from messaging.admin import declare_selected, publish_selected
+from messaging.admin import publish_selected
+from messaging.broker import declare_queues as declare_selected
 from messaging.exceptions import QueueMismatch
 from messaging.models import Message, Queue, Receipt
 from messaging.publishing import build_message
@@ -198,7 +199,9 @@ def test_add_form_defaults_to_persistent(admin_client: Client) -> None:
         ({"headers": "[1, 2]"}, "headers", "JSON object"),
         ({"headers": '"text"'}, "headers", "JSON object"),
         ({"routing_key": "rk"}, "routing_key", "needs an exchange"),
-        ({"queue": ""}, "__all__", "needs a queue or an exchange"),
+        ({"queue": ""}, "__all__", "one of the two"),
+        ({"exchange": "amq.direct"}, "exchange", "not both"),
+        ({"headers": '{"ratio": 0.5}'}, "headers", "float"),
     ],
 )
 def test_add_form_refuses_bad_input(

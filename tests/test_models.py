@@ -189,8 +189,19 @@ def test_message_needs_a_queue_or_an_exchange_in_the_database():
 def test_message_needs_a_queue_or_an_exchange_in_full_clean():
     with pytest.raises(ValidationError) as info:
         Message(body=b"nowhere").full_clean()
-    assert "A message needs a queue or an exchange." in info.value.messages
+    assert any("one of the two" in m for m in info.value.messages)
     Message(exchange="amq.fanout").full_clean()
+
+
+def test_message_goes_to_a_queue_or_an_exchange_not_both():
+    queue = Queue.objects.create(name="orders")
+    for both in (
+        Message(queue=queue, exchange="amq.direct"),
+        Message(queue=queue, routing_key="rk"),  # the default exchange routes by queue
+    ):
+        with pytest.raises(IntegrityError), transaction.atomic():
+            both.save()
+    assert not Message.objects.exists()
 
 
 def test_message_destination_and_str():

@@ -338,3 +338,12 @@ def test_manage_check_fails_on_a_bad_setting():
         pytest.raises(SystemCheckError, match=r"messaging\.E003"),
     ):
         call_command("check")
+
+
+def test_fractional_heartbeat_is_refused_not_truncated():
+    # pika takes whole seconds; 0.5 silently becoming 0 would turn heartbeats off.
+    with (
+        override_settings(MESSAGING={"HEARTBEAT": 0.5}),
+        pytest.raises(ImproperlyConfigured, match=r"MESSAGING\['HEARTBEAT'\]"),
+    ):
+        conf.get("HEARTBEAT")

@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from messaging import broker
-from messaging.exceptions import BrokerError, QueueMismatch
+from messaging.exceptions import QueueMismatch
 from messaging.models import Queue
 
 
@@ -27,24 +27,17 @@ class Command(BaseCommand):
             missing = set(options["names"]) - {q.name for q in rows}
             if missing:
                 raise CommandError(f"no Queue row named {', '.join(sorted(missing))}")
-        drifted = []
-        try:
-            with broker.connection() as conn:
-                for queue in rows:
-                    channel = conn.channel()
-                    try:
-                        ready = broker.declare_queue(channel, queue)
-                    except QueueMismatch as exc:
-                        drifted.append(queue.name)
-                        self.stderr.write(self.style.WARNING(f"drift: {exc}"))
-                        continue
-                    if channel.is_open:
-                        channel.close()
-                    if options["verbosity"] >= 1:
-                        self.stdout.write(f"declared {queue.name} ({ready} ready)")
-        except BrokerError as exc:
-            raise CommandError(str(exc)) from exc
-        if drifted:
+        result = broker.declare_queues(rows)
+        for name in result.declared:
+            if options["verbosity"] >= 1:
+                self.stdout.write(f"declared {name} ({result.ready[name]} ready)")
+        for exc in result.failed.values():
+            label = "drift" if isinstance(exc, QueueMismatch) else "refused"
+            self.stderr.write(self.style.WARNING(f"{label}: {exc}"))
+        if result.error is not None:
+            raise CommandError(str(result.error))
+        if result.failed:
             raise CommandError(
-                f"{len(drifted)} queue(s) differ from their Queue row: {', '.join(drifted)}"
+                f"{len(result.failed)} queue(s) differ from their Queue row or were refused: "
+                f"{', '.join(result.failed)}"
             )
