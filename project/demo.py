@@ -8,9 +8,10 @@ answers there it starts RabbitMQ with testcontainers when Docker is available.
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from urllib.parse import urlsplit
+
+from project.services import answers, docker_available, start_rabbitmq
 
 DEFAULT_URL = "amqp://guest:guest@localhost:5672/%2F"
 
@@ -18,39 +19,16 @@ DEFAULT_URL = "amqp://guest:guest@localhost:5672/%2F"
 def _answers(url: str) -> bool:
     parts = urlsplit(url)
     port = parts.port or (5671 if parts.scheme == "amqps" else 5672)
-    try:
-        with socket.create_connection((parts.hostname or "localhost", port), timeout=2):
-            return True
-    except OSError:
-        return False
-
-
-def _docker() -> bool:
-    try:
-        import docker
-
-        docker.from_env(timeout=3).ping()
-        return True
-    except Exception:  # noqa: BLE001
-        return False
+    return answers(parts.hostname or "localhost", port, timeout=2)
 
 
 def ensure_broker() -> None:
     url = os.environ.get("MESSAGING_BROKER_URL", DEFAULT_URL)
     if _answers(url):
         return
-    if _docker():
-        from testcontainers.rabbitmq import RabbitMqContainer
-
+    if docker_available():
         print("==> no broker answering; starting RabbitMQ with testcontainers", flush=True)
-        container = RabbitMqContainer("rabbitmq:3.13-management")
-        container.start()
-        import atexit
-
-        atexit.register(container.stop)
-        host = container.get_container_host_ip()
-        port = container.get_exposed_port(container.port)
-        os.environ["MESSAGING_BROKER_URL"] = f"amqp://guest:guest@{host}:{port}/%2F"
+        os.environ["MESSAGING_BROKER_URL"] = start_rabbitmq()
         return
     sys.exit(
         "make demo: no RabbitMQ answers at localhost:5672 and Docker is not available — "

@@ -12,33 +12,15 @@ runconsumer`` in the fault tests) use the same services.
 
 from __future__ import annotations
 
-import atexit
 import os
-import socket
 import sys
 from pathlib import Path
+
+from project.services import answers, docker_available, start_postgres, start_rabbitmq
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 LOCAL_BROKER = "amqp://guest:guest@localhost:5672/%2F"
 LOCAL_POSTGRES = "postgres://postgres@127.0.0.1:5432/postgres"
-
-
-def answers(host: str, port: int, timeout: float = 1.0) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def docker_available() -> bool:
-    try:
-        import docker
-
-        docker.from_env(timeout=3).ping()
-        return True
-    except Exception:  # noqa: BLE001 - no client, no engine, no permission: all "no"
-        return False
 
 
 def _fail(what: str) -> None:
@@ -52,17 +34,8 @@ def broker_url() -> str:
     if answers("localhost", 5672):
         url = LOCAL_BROKER
     elif docker_available():
-        from testcontainers.rabbitmq import RabbitMqContainer
-
-        container = RabbitMqContainer("rabbitmq:3.13-management")
-        container.start()
-        atexit.register(container.stop)
-        host = container.get_container_host_ip()
-        port = container.get_exposed_port(container.port)
-        url = f"amqp://guest:guest@{host}:{port}/%2F"
-        sys.stderr.write(
-            f"messaging tests: started RabbitMQ with testcontainers at {host}:{port}\n"
-        )
+        url = start_rabbitmq()
+        sys.stderr.write("messaging tests: started RabbitMQ with testcontainers\n")
     else:
         _fail(
             "no RabbitMQ: set MESSAGING_BROKER_URL, start one on localhost:5672 "
@@ -81,12 +54,7 @@ def database_url() -> str:
     if answers("127.0.0.1", 5432):
         url = os.environ.get("MESSAGING_TEST_POSTGRES_URL", LOCAL_POSTGRES)
     elif docker_available():
-        from testcontainers.postgres import PostgresContainer
-
-        container = PostgresContainer("postgres:16-alpine", driver=None)
-        container.start()
-        atexit.register(container.stop)
-        url = container.get_connection_url()
+        url = start_postgres()
         sys.stderr.write("messaging tests: started PostgreSQL with testcontainers\n")
     else:
         _fail(

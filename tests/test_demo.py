@@ -35,7 +35,7 @@ def test_demo_runs_the_tutorial_end_to_end(tmp_path):
 
 def test_demo_without_broker_or_docker_says_how_in_one_line(monkeypatch):
     monkeypatch.setenv("MESSAGING_BROKER_URL", "amqp://guest:guest@127.0.0.1:1/%2F")
-    monkeypatch.setattr(demo, "_docker", lambda: False)
+    monkeypatch.setattr(demo, "docker_available", lambda: False)
     with pytest.raises(SystemExit) as exc:
         demo.ensure_broker()
     message = str(exc.value)
