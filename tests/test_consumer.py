@@ -422,3 +422,15 @@ def test_reconnects_after_broker_closes_the_connection(queue_name):
 def test_consumer_env_uses_test_database(transactional_db):
     assert "test" in manage_env()["DATABASE_URL"]
     assert os.path.exists(ROOT / "manage.py")
+
+
+def test_declaration_mismatch_stops_with_a_clear_error_instead_of_looping(manage, queue_name):
+    with broker.connection() as conn:
+        conn.channel().queue_declare(queue_name, durable=False)
+    Queue.objects.create(name=queue_name, durable=True)
+    started = time.monotonic()
+    r = manage("runconsumer", queue_name, timeout=30)
+    assert r.returncode != 0
+    err = r.stderr.decode().strip().splitlines()[-1]
+    assert "durable" in err and "PRECONDITION_FAILED" in err
+    assert time.monotonic() - started < 15
