@@ -220,6 +220,9 @@ class QueueSpec:
     arguments: Mapping[str, Any] | None = None
     #: Only check that the queue exists (for queues the app does not own).
     passive: bool = False
+    #: ``<name>.dlq`` when the app manages this queue's dead-letter queue (declared first,
+    #: with the ``messaging.dlx`` exchange and its binding).
+    dead_letter_queue: str | None = None
 
     @classmethod
     def of(cls, queue: Any) -> QueueSpec:
@@ -227,7 +230,28 @@ class QueueSpec:
             return queue
         if isinstance(queue, str):
             return cls(name=queue)
-        return cls(name=queue.name, durable=queue.durable, arguments=queue.declare_arguments())
+        return cls(
+            name=queue.name,
+            durable=queue.durable,
+            arguments=queue.declare_arguments(),
+            dead_letter_queue=queue.dead_letter_queue,
+        )
+
+
+def declare_dead_letter_queue(channel: BlockingChannel, queue: str, dlq: str) -> int:
+    """Declare the ``messaging.dlx`` direct exchange, the durable ``dlq`` and the binding
+    that routes ``queue``'s dead letters (routing key ``queue``) into it."""
+    from .models import DEAD_LETTER_EXCHANGE
+
+    try:
+        channel.exchange_declare(
+            exchange=DEAD_LETTER_EXCHANGE, exchange_type="direct", durable=True
+        )
+        result = channel.queue_declare(queue=dlq, durable=True)
+        channel.queue_bind(queue=dlq, exchange=DEAD_LETTER_EXCHANGE, routing_key=queue)
+    except Exception as exc:  # noqa: BLE001 - translated
+        raise translate(exc, queue=dlq) from exc
+    return result.method.message_count
 
 
 def declare_queue(channel: BlockingChannel, queue: Any) -> int:
@@ -237,6 +261,8 @@ def declare_queue(channel: BlockingChannel, queue: Any) -> int:
     argument that differs. The channel is closed by the broker in that case.
     """
     spec = QueueSpec.of(queue)
+    if spec.dead_letter_queue and not spec.passive:
+        declare_dead_letter_queue(channel, spec.name, spec.dead_letter_queue)
     try:
         if spec.passive:
             result = channel.queue_declare(queue=spec.name, passive=True)

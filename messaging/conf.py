@@ -29,6 +29,30 @@ DEFAULTS: dict[str, Any] = {
     # Reconnect backoff for runconsumer (seconds): first delay and cap.
     "RECONNECT_DELAY": 0.5,
     "RECONNECT_MAX_DELAY": 30.0,
+    # Handler attempts before a message goes to its dead-letter queue (<queue>.dlq).
+    # A Queue row's max_attempts overrides it.
+    "MAX_ATTEMPTS": 5,
+    # Backoff before a failed message is requeued: RETRY_DELAY * 2**(attempt-1) seconds,
+    # capped at RETRY_MAX_DELAY. 0 requeues at once.
+    "RETRY_DELAY": 0.0,
+    "RETRY_MAX_DELAY": 30.0,
+    # Seconds between a runconsumer's writes to the Consumer table; silent for 3 of these
+    # means "lost".
+    "CONSUMER_HEARTBEAT_INTERVAL": 5,
+    # Longest a batch of receipts waits before it is committed and acked (seconds).
+    "BATCH_FLUSH_INTERVAL": 0.05,
+    # "immediate": publish() sends at once (after commit inside a transaction);
+    # "relay": publish() only writes the row and the relay sends it.
+    "PUBLISH_MODE": "immediate",
+    # Admin "publish" on many messages hands the work to Celery (messaging.tasks).
+    "PUBLISH_VIA_CELERY": False,
+    # Seconds to wait for a publisher confirm before the publish counts as failed (retried).
+    "CONFIRM_TIMEOUT": 10.0,
+    # Relay: rows per batch, seconds between polls, and per-message retry backoff.
+    "RELAY_BATCH_SIZE": 500,
+    "RELAY_INTERVAL": 1.0,
+    "PUBLISH_RETRY_DELAY": 1.0,
+    "PUBLISH_RETRY_MAX_DELAY": 300.0,
 }
 
 
@@ -44,6 +68,10 @@ def _is_url_or_urls(value: Any) -> bool:
 
 def _non_negative_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+
+
+def _positive_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
 
 
 def _non_negative_int(value: Any) -> bool:
@@ -69,6 +97,18 @@ VALIDATORS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "PREFETCH": (_positive_int, "an integer >= 1"),
     "RECONNECT_DELAY": (_non_negative_number, "a number of seconds >= 0"),
     "RECONNECT_MAX_DELAY": (_non_negative_number, "a number of seconds >= 0"),
+    "MAX_ATTEMPTS": (_positive_int, "an integer >= 1"),
+    "RETRY_DELAY": (_non_negative_number, "a number of seconds >= 0"),
+    "RETRY_MAX_DELAY": (_non_negative_number, "a number of seconds >= 0"),
+    "CONSUMER_HEARTBEAT_INTERVAL": (_positive_number, "a number of seconds > 0"),
+    "BATCH_FLUSH_INTERVAL": (_non_negative_number, "a number of seconds >= 0"),
+    "PUBLISH_MODE": (lambda v: v in ("immediate", "relay"), '"immediate" or "relay"'),
+    "PUBLISH_VIA_CELERY": (lambda v: isinstance(v, bool), "True or False"),
+    "CONFIRM_TIMEOUT": (_positive_number, "a number of seconds > 0"),
+    "RELAY_BATCH_SIZE": (_positive_int, "an integer >= 1"),
+    "RELAY_INTERVAL": (_positive_number, "a number of seconds > 0"),
+    "PUBLISH_RETRY_DELAY": (_non_negative_number, "a number of seconds >= 0"),
+    "PUBLISH_RETRY_MAX_DELAY": (_non_negative_number, "a number of seconds >= 0"),
 }
 
 

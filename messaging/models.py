@@ -17,6 +17,18 @@ from .validators import validate_queue_name, validate_x_arguments
 #: Arguments that have their own field on ``Queue`` and may not appear in ``arguments``.
 RESERVED_ARGUMENTS = ("x-queue-type", "x-dead-letter-exchange", "x-dead-letter-routing-key")
 
+#: The exchange (direct, durable) the app routes dead letters through: ``runconsumer``
+#: publishes a message that failed MAX_ATTEMPTS times (or was rejected) from queue ``q``
+#: here with routing key ``q``, and ``q.dlq`` is bound to it with that key. The queue
+#: itself gets no x-dead-letter arguments, so plain pika scripts that declare it with
+#: ``durable=True`` (as in the tutorial) keep working.
+DEAD_LETTER_EXCHANGE = "messaging.dlx"
+
+
+def dead_letter_queue_name(queue: str) -> str:
+    """The dead-letter queue of ``queue``: ``<queue>.dlq``."""
+    return f"{queue}.dlq"
+
 
 def new_message_id() -> str:
     return str(uuid.uuid4())
@@ -49,6 +61,21 @@ class Queue(models.Model):
     dead_letter_routing_key = models.CharField(
         _("dead-letter routing key"), max_length=255, blank=True
     )
+    dead_lettering = models.BooleanField(
+        _("dead-letter queue"),
+        default=True,
+        help_text=_(
+            "Declare <name>.dlq; runconsumer moves messages that fail MAX_ATTEMPTS times (or "
+            "are rejected) there through the messaging.dlx exchange. When a dead-letter "
+            "exchange is set above, the broker dead-letters instead."
+        ),
+    )
+    max_attempts = models.PositiveIntegerField(
+        _("max attempts"),
+        null=True,
+        blank=True,
+        help_text=_("Handler attempts before dead-lettering (empty: MESSAGING['MAX_ATTEMPTS'])."),
+    )
     arguments = models.JSONField(
         _("other arguments"),
         default=dict,
@@ -72,6 +99,12 @@ class Queue(models.Model):
         super().clean()
         if self.queue_type == self.QueueType.QUORUM and not self.durable:
             raise ValidationError({"durable": _("Quorum queues are always durable.")})
+        if self.dead_letter_routing_key and not self.dead_letter_exchange:
+            raise ValidationError(
+                {"dead_letter_routing_key": _("Set a dead-letter exchange to use a routing key.")}
+            )
+        if self.name and self.name.endswith(".dlq") and self.dead_lettering:
+            self.dead_lettering = False  # a dead-letter queue has no dead-letter queue
         if isinstance(self.arguments, dict):
             for key in RESERVED_ARGUMENTS:
                 if key in self.arguments:
@@ -86,9 +119,21 @@ class Queue(models.Model):
             args["x-queue-type"] = "quorum"
         if self.dead_letter_exchange:
             args["x-dead-letter-exchange"] = self.dead_letter_exchange
-        if self.dead_letter_routing_key:
-            args["x-dead-letter-routing-key"] = self.dead_letter_routing_key
+            if self.dead_letter_routing_key:
+                args["x-dead-letter-routing-key"] = self.dead_letter_routing_key
         return args
+
+    @property
+    def dead_letter_queue(self) -> str | None:
+        """Name of the app-managed dead-letter queue, or None when the app manages none."""
+        if self.dead_letter_exchange or not self.dead_lettering:
+            return None
+        return dead_letter_queue_name(self.name)
+
+    @property
+    def has_dead_letter_exchange(self) -> bool:
+        """True when the broker itself dead-letters messages rejected from this queue."""
+        return bool(self.dead_letter_exchange)
 
 
 class MessageQuerySet(models.QuerySet):
@@ -138,6 +183,12 @@ class Message(models.Model):
     )
     attempts = models.PositiveIntegerField(_("publish attempts"), default=0)
     last_error = models.TextField(_("last error"), blank=True)
+    next_attempt_at = models.DateTimeField(
+        _("next attempt"),
+        null=True,
+        blank=True,
+        help_text=_("When the relay may try a pending message again (backoff); empty = now."),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     published_at = models.DateTimeField(_("published"), null=True, blank=True)
     published_by = models.ForeignKey(
@@ -160,6 +211,8 @@ class Message(models.Model):
             models.Index(fields=["status", "created_at"], name="messaging_msg_status_idx"),
             models.Index(fields=["queue", "status"], name="messaging_msg_queue_idx"),
             models.Index(fields=["created_at"], name="messaging_msg_created_idx"),
+            models.Index(fields=["status", "next_attempt_at"], name="messaging_msg_due_idx"),
+            models.Index(fields=["queue", "published_at"], name="messaging_msg_pubq_idx"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -205,6 +258,7 @@ class Receipt(models.Model):
         DUPLICATE = "duplicate", _("duplicate (acked, handler skipped)")
         REQUEUED = "requeued", _("requeued (handler failed or nacked)")
         REJECTED = "rejected", _("rejected (handler rejected it, not requeued)")
+        DEAD_LETTERED = "dead_lettered", _("dead-lettered (failed MAX_ATTEMPTS times)")
 
     message = LooseForeignKey(
         Message,
@@ -221,6 +275,9 @@ class Receipt(models.Model):
     consumer_tag = models.CharField(_("consumer tag"), max_length=255, blank=True)
     delivery_tag = models.BigIntegerField(_("delivery tag"), null=True, blank=True)
     redelivered = models.BooleanField(_("redelivered"), default=False)
+    attempt = models.PositiveIntegerField(
+        _("attempt"), default=1, help_text=_("1 for the first delivery, 2 for the first retry…")
+    )
     outcome = models.CharField(_("outcome"), max_length=16, choices=Outcome.choices)
     error = models.TextField(_("error"), blank=True)
     traceback = models.TextField(_("traceback"), blank=True)
@@ -252,3 +309,87 @@ class Receipt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.queue_name} {self.message_id or '(no id)'} {self.outcome}"
+
+
+class ConsumerQuerySet(models.QuerySet):
+    def running(self) -> ConsumerQuerySet:
+        return self.filter(state=Consumer.State.RUNNING)
+
+    def lost(self, now: Any = None) -> ConsumerQuerySet:
+        """Running consumers that missed 3 heartbeats (killed, host gone, frozen)."""
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        from . import conf
+
+        now = now or timezone.now()
+        cutoff = now - timedelta(seconds=3 * conf.get("CONSUMER_HEARTBEAT_INTERVAL"))
+        return self.running().filter(last_heartbeat__lt=cutoff)
+
+    def live(self, now: Any = None) -> ConsumerQuerySet:
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        from . import conf
+
+        now = now or timezone.now()
+        cutoff = now - timedelta(seconds=3 * conf.get("CONSUMER_HEARTBEAT_INTERVAL"))
+        return self.running().filter(last_heartbeat__gte=cutoff)
+
+
+class Consumer(models.Model):
+    """One ``runconsumer`` process: written at start, every few seconds, and at exit."""
+
+    class State(models.TextChoices):
+        RUNNING = "running", _("running")
+        STOPPING = "stopping", _("stopping")
+        STOPPED = "stopped", _("stopped")
+
+    name = models.CharField(_("name"), max_length=255)
+    host = models.CharField(_("host"), max_length=255)
+    pid = models.PositiveIntegerField(_("pid"))
+    queues = models.JSONField(_("queues"), default=list)
+    prefetch = models.PositiveIntegerField(_("prefetch"), default=1)
+    started_at = models.DateTimeField(_("started"))
+    last_heartbeat = models.DateTimeField(_("last heartbeat"))
+    stopped_at = models.DateTimeField(_("stopped"), null=True, blank=True)
+    processed = models.PositiveBigIntegerField(_("processed"), default=0)
+    failed = models.PositiveBigIntegerField(_("failed"), default=0)
+    state = models.CharField(
+        _("state"), max_length=16, choices=State.choices, default=State.RUNNING
+    )
+    last_error = models.TextField(_("last error"), blank=True)
+
+    objects = ConsumerQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("consumer")
+        verbose_name_plural = _("consumers")
+        ordering = ["-started_at", "-id"]
+        indexes = [
+            models.Index(fields=["state", "last_heartbeat"], name="messaging_consumer_state_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.host}:{self.pid})"
+
+    @property
+    def is_lost(self) -> bool:
+        """Marked running but silent for longer than 3 heartbeat intervals."""
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        from . import conf
+
+        if self.state == self.State.STOPPED:
+            return False
+        interval = conf.get("CONSUMER_HEARTBEAT_INTERVAL")
+        return timezone.now() - self.last_heartbeat > timedelta(seconds=3 * interval)
+
+    @property
+    def status(self) -> str:
+        """``running``, ``stopping``, ``stopped`` or ``lost`` — what the admin shows."""
+        return "lost" if self.is_lost else self.state

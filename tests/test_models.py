@@ -113,7 +113,11 @@ def test_other_x_arguments_are_accepted():
 
 
 def test_declare_arguments():
+    # The app manages q.dlq itself: no x- arguments, so the tutorial's plain
+    # queue_declare(durable=True) stays compatible with the queue.
     assert Queue(name="q").declare_arguments() == {}
+    assert Queue(name="q").dead_letter_queue == "q.dlq"
+    assert Queue(name="q", dead_lettering=False).dead_letter_queue is None
     queue = Queue(
         name="q",
         queue_type=Queue.QueueType.QUORUM,
@@ -131,6 +135,20 @@ def test_declare_arguments():
     assert queue.arguments == {"x-max-length": 10}
     classic = Queue(name="q", dead_letter_exchange="dlx")
     assert classic.declare_arguments() == {"x-dead-letter-exchange": "dlx"}
+    # An explicit exchange wins over the app-managed dead-letter queue.
+    assert classic.dead_letter_queue is None
+
+
+def test_dead_letter_routing_key_needs_an_exchange():
+    with pytest.raises(ValidationError) as info:
+        Queue(name="q", dead_letter_routing_key="dead").full_clean()
+    assert "dead_letter_routing_key" in info.value.message_dict
+
+
+def test_a_dead_letter_queue_has_no_dead_letter_queue():
+    queue = Queue(name="orders.dlq")
+    queue.full_clean()
+    assert queue.dead_letter_queue is None
 
 
 def test_queue_defaults():
