@@ -27,6 +27,7 @@ from .exceptions import (
     AuthenticationFailed,
     BrokerError,
     BrokerUnavailable,
+    ConsumerTimedOut,
     NotFound,
     PublishNacked,
     QueueMismatch,
@@ -161,6 +162,10 @@ def translate(exc: BaseException, *, url: str | None = None, queue: str = "") ->
         return PublishNacked("the broker nacked the message (basic.nack): not stored")
     if isinstance(exc, pe.ChannelClosedByBroker | pe.ConnectionClosedByBroker):
         code, text = exc.reply_code, exc.reply_text
+        if code == 406 and "acknowledgement" in text and "timed out" in text:
+            return ConsumerTimedOut(
+                f"the broker's consumer_timeout expired before a delivery was acked: {text}"
+            )
         if code == 406:
             match = _INEQUIVALENT.search(text)
             if match:
@@ -342,6 +347,141 @@ def inspect_queue(channel: BlockingChannel, name: str) -> tuple[int, int] | None
     except Exception as exc:  # noqa: BLE001
         raise translate(exc, queue=name) from exc
     return result.method.message_count, result.method.consumer_count
+
+
+def purge_queue(channel: BlockingChannel, name: str) -> int:
+    """Drop every ready message of queue ``name``; returns how many were dropped.
+
+    Unacked messages (held by consumers) are not touched. A missing queue raises
+    :class:`NotFound` (the broker closes the channel).
+    """
+    try:
+        result = channel.queue_purge(queue=name)
+    except Exception as exc:  # noqa: BLE001 - translated
+        raise translate(exc, queue=name) from exc
+    return result.method.message_count
+
+
+# --------------------------------------------------------------------------- dead letters
+
+#: Header the consumer appends to when it moves a message to ``<queue>.dlq``: a list of
+#: tables {queue, reason, attempts, error, consumer, time} (newest last).
+DEATH_HEADER = "x-messaging-death"
+#: Broker-managed header (quorum queues) that must not travel with a copy.
+_BROKER_ONLY_HEADERS = ("x-delivery-count",)
+
+
+def copy_properties(
+    props: pika.BasicProperties, *, extra_death: Mapping[str, Any] | None = None
+) -> pika.BasicProperties:
+    """The same properties (message_id, headers, content type, …) for a re-published
+    copy, minus broker-managed headers; ``extra_death`` is appended to the death history."""
+    headers = {k: v for k, v in (props.headers or {}).items() if k not in _BROKER_ONLY_HEADERS}
+    if extra_death is not None:
+        headers[DEATH_HEADER] = [*list(headers.get(DEATH_HEADER) or []), dict(extra_death)]
+    return pika.BasicProperties(
+        content_type=props.content_type,
+        content_encoding=props.content_encoding,
+        headers=headers or None,
+        delivery_mode=props.delivery_mode,
+        priority=props.priority,
+        correlation_id=props.correlation_id,
+        reply_to=props.reply_to,
+        expiration=None,  # a dead letter must not expire out of its queue
+        message_id=props.message_id,
+        timestamp=props.timestamp,
+        type=props.type,
+        user_id=props.user_id,
+        app_id=props.app_id,
+    )
+
+
+class DeadLetterer:
+    """Publishes dead letters from a consumer's connection, on its own confirm-mode
+    channel, declaring ``messaging.dlx`` + ``<queue>.dlq`` + binding once per queue.
+
+    Used only from the thread that owns the connection (the consumer's I/O thread).
+    """
+
+    def __init__(self, conn: BlockingConnection) -> None:
+        self._conn = conn
+        self._channel: BlockingChannel | None = None
+        self._declared: set[str] = set()
+
+    def _ready_channel(self) -> BlockingChannel:
+        if self._channel is None or not self._channel.is_open:
+            self._channel = self._conn.channel()
+            self._channel.confirm_delivery()
+            self._declared.clear()
+        return self._channel
+
+    def publish(self, queue: str, dlq: str, body: bytes, props: pika.BasicProperties) -> None:
+        """Put a copy in ``dlq`` (confirmed) or raise a :class:`BrokerError`."""
+        from .models import DEAD_LETTER_EXCHANGE
+
+        try:
+            channel = self._ready_channel()
+            if queue not in self._declared:
+                declare_dead_letter_queue(channel, queue, dlq)
+                self._declared.add(queue)
+            channel.basic_publish(
+                exchange=DEAD_LETTER_EXCHANGE,
+                routing_key=queue,
+                body=body,
+                properties=props,
+                mandatory=True,
+            )
+        except Exception as exc:  # noqa: BLE001 - translated
+            raise translate(exc, queue=dlq) from exc
+
+
+@dataclass
+class MoveResult:
+    moved: int = 0
+    remaining: int = 0
+
+
+def move_messages(
+    source: str, destination: str, *, limit: int | None = None, urls: Iterable[str] | None = None
+) -> MoveResult:
+    """Move up to ``limit`` messages from queue ``source`` to queue ``destination`` (via
+    the default exchange), keeping body and properties; each is acked on ``source`` only
+    after the broker confirmed the copy, so a crash can duplicate but never lose one."""
+    result = MoveResult()
+    with connection(urls) as conn:
+        try:
+            get_channel = conn.channel()
+            put_channel = conn.channel()
+            put_channel.confirm_delivery()
+            if inspect_queue(conn.channel(), destination) is None:
+                raise NotFound(f"queue {destination!r} does not exist on the broker")
+            state = inspect_queue(conn.channel(), source)
+            if state is None:
+                return result
+            while limit is None or result.moved < limit:
+                method, props, body = get_channel.basic_get(queue=source, auto_ack=False)
+                if method is None:
+                    break
+                try:
+                    put_channel.basic_publish(
+                        exchange="",
+                        routing_key=destination,
+                        body=body,
+                        properties=copy_properties(props),
+                        mandatory=True,
+                    )
+                except Exception:
+                    get_channel.basic_nack(delivery_tag=method.delivery_tag, requeue=True)
+                    raise
+                get_channel.basic_ack(delivery_tag=method.delivery_tag)
+                result.moved += 1
+            state = inspect_queue(conn.channel(), source)
+            result.remaining = state[0] if state else 0
+        except BrokerError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - translated
+            raise translate(exc, queue=source) from exc
+    return result
 
 
 # --------------------------------------------------------------------------- publishing

@@ -24,6 +24,7 @@ IDS = {
     "RETRY_MAX_DELAY": "messaging.E003",
     "CONSUMER_HEARTBEAT_INTERVAL": "messaging.E003",
     "BATCH_FLUSH_INTERVAL": "messaging.E003",
+    "BROKER_CONSUMER_TIMEOUT": "messaging.E003",
     "CONFIRM_TIMEOUT": "messaging.E003",
     "RELAY_BATCH_SIZE": "messaging.E003",
     "RELAY_INTERVAL": "messaging.E003",

@@ -39,6 +39,9 @@ DEFAULTS: dict[str, Any] = {
     # Seconds between a runconsumer's writes to the Consumer table; silent for 3 of these
     # means "lost".
     "CONSUMER_HEARTBEAT_INTERVAL": 5,
+    # The broker's consumer_timeout in seconds (RabbitMQ's default: 30 min); runconsumer
+    # warns when a handler holds a delivery for 80% of it. 0 = the broker has none.
+    "BROKER_CONSUMER_TIMEOUT": 1800,
     # Longest a batch of receipts waits before it is committed and acked (seconds).
     "BATCH_FLUSH_INTERVAL": 0.05,
     # "immediate": publish() sends at once (after commit inside a transaction);
@@ -101,6 +104,7 @@ VALIDATORS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "RETRY_DELAY": (_non_negative_number, "a number of seconds >= 0"),
     "RETRY_MAX_DELAY": (_non_negative_number, "a number of seconds >= 0"),
     "CONSUMER_HEARTBEAT_INTERVAL": (_positive_number, "a number of seconds > 0"),
+    "BROKER_CONSUMER_TIMEOUT": (_non_negative_number, "a number of seconds >= 0 (0: none)"),
     "BATCH_FLUSH_INTERVAL": (_non_negative_number, "a number of seconds >= 0"),
     "PUBLISH_MODE": (lambda v: v in ("immediate", "relay"), '"immediate" or "relay"'),
     "PUBLISH_VIA_CELERY": (lambda v: isinstance(v, bool), "True or False"),

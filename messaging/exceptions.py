@@ -33,6 +33,11 @@ class BrokerUnavailable(BrokerError, ConnectionError):
     """No broker answered at the configured URL(s) (refused, timeout, DNS, connection lost)."""
 
 
+class ConsumerTimedOut(BrokerUnavailable):
+    """The broker closed the channel because a delivery stayed unacked longer than its
+    ``consumer_timeout``; the consumer reconnects and the message is redelivered."""
+
+
 class AuthenticationFailed(BrokerError):
     """The broker refused the username/password."""
 

@@ -37,6 +37,7 @@ def queue_name(request: pytest.FixtureRequest) -> Iterator[str]:
         with broker.connection() as conn:
             for name in names:
                 conn.channel().queue_delete(name)
+                conn.channel().queue_delete(f"{name}.dlq")
     except Exception:  # noqa: BLE001 - cleanup must not hide the test's own result
         pass
 

@@ -142,7 +142,7 @@ def test_failed_handler_database_work_is_rolled_back(manage, queue_name):
     assert receipts(queue_name)[0].outcome == "requeued"
 
 
-def test_reject_drops_with_rejected_receipt(manage, queue_name):
+def test_reject_moves_to_dead_letter_queue_with_rejected_receipt(manage, queue_name):
     publish(queue_name, b"no")
     r = manage(
         "runconsumer", queue_name, "--max-messages", "1", "--handler", "tests.handlers.reject"
@@ -151,6 +151,7 @@ def test_reject_drops_with_rejected_receipt(manage, queue_name):
     (receipt,) = receipts(queue_name)
     assert receipt.outcome == "rejected" and receipt.error == "not for us"
     assert queue_depth(queue_name) == 0
+    assert wait_for(lambda: queue_depth(f"{queue_name}.dlq") == 1)  # never dropped
 
 
 # --------------------------------------------------------------------------- pika-style

@@ -70,19 +70,22 @@ class Command(BaseCommand):
         parser.add_argument(
             "--batch-size",
             type=_positive_int,
-            default=1,
-            help="Receipts committed per ack (reserved; 1 = commit and ack each message).",
+            default=None,
+            help="Deliveries whose handlers and receipts share one commit and one multiple-ack "
+            "(default: prefetch/3, capped at 500; 1 at prefetch 1-3). A batch also closes "
+            "after MESSAGING['BATCH_FLUSH_INTERVAL'] (50 ms).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         verbosity: int = options["verbosity"]
         self._configure_logging(verbosity)
         queues = [self._resolve_queue(name) for name in dict.fromkeys(options["queues"])]
+        names = [q.name for q in queues]
         handlers = {}
-        for spec in queues:
-            path = handler_path_for(spec.name, options["handler"])
+        for name in names:
+            path = handler_path_for(name, options["handler"])
             try:
-                handlers[spec.name] = (
+                handlers[name] = (
                     discard if path == DEFAULT_HANDLER and verbosity == 0 else load_handler(path)
                 )
             except MessagingError as exc:
@@ -96,12 +99,14 @@ class Command(BaseCommand):
             max_messages=options["max_messages"],
             idle_timeout=options["idle_timeout"],
             batch_size=options["batch_size"],
+            register=True,
             on_event=(lambda text: self.stderr.write(text)) if verbosity >= 2 else None,
         )
         if verbosity >= 1:
             self.stderr.write(
-                f" [*] Waiting for messages on {', '.join(s.name for s in queues)} "
-                f"(prefetch {prefetch}, manual ack). To exit press CTRL+C"
+                f" [*] Waiting for messages on {', '.join(names)} "
+                f"(prefetch {prefetch}, batch {consumer.batch_size}, manual ack). "
+                "To exit press CTRL+C"
             )
         restore = self._install_signal_handlers(consumer)
         try:
@@ -113,11 +118,13 @@ class Command(BaseCommand):
         if verbosity >= 1:
             self.stderr.write(
                 f" [*] Stopped: {stats.handled} handled, {stats.acked} acked, "
-                f"{stats.duplicates} duplicate, {stats.failed} failed"
+                f"{stats.duplicates} duplicate, {stats.failed} failed, "
+                f"{stats.dead_lettered} dead-lettered"
             )
 
-    def _resolve_queue(self, name: str) -> broker.QueueSpec:
-        """The Queue row's declaration; a queue without a row must exist on the broker."""
+    def _resolve_queue(self, name: str) -> Queue | broker.QueueSpec:
+        """The Queue row (declared as it says); a queue without a row must exist on the
+        broker and is consumed as it is."""
         try:
             row = get_queue(name, create=False)
         except Queue.DoesNotExist:
@@ -125,7 +132,7 @@ class Command(BaseCommand):
         except MessagingError as exc:
             raise CommandError(str(exc)) from exc
         if row is not None:
-            return broker.QueueSpec.of(row)
+            return row
         try:
             with broker.connection() as conn:
                 state = broker.inspect_queue(conn.channel(), name)

@@ -1,0 +1,42 @@
+"""``manage.py replaydlq QUEUE [--limit N]`` — move dead letters back to their queue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from messaging.deadletters import replay
+from messaging.exceptions import MessagingError
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+class Command(BaseCommand):
+    help = (
+        "Move messages from QUEUE.dlq back to QUEUE (message_id, headers and the "
+        "x-messaging-death history kept); each is removed from the DLQ only after the "
+        "broker confirmed the copy."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("queue", metavar="QUEUE")
+        parser.add_argument(
+            "--limit", type=_positive_int, default=None, help="Move at most N (default: all)."
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            result = replay(options["queue"], options["limit"])
+        except MessagingError as exc:
+            raise CommandError(str(exc)) from exc
+        if options["verbosity"] >= 1:
+            self.stdout.write(
+                f"moved {result.moved} message(s) from {result.dead_letter_queue} to "
+                f"{result.queue}; {result.remaining} left in {result.dead_letter_queue}"
+            )
