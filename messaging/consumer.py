@@ -51,6 +51,7 @@ from .exceptions import BrokerError, BrokerUnavailable, ConsumerTimedOut, Reject
 from .handlers import Delivery, Handler
 from .models import Consumer as ConsumerRow
 from .models import Receipt, dead_letter_queue_name
+from .receipts import as_instances, insert_receipts
 
 logger = logging.getLogger(__name__)
 
@@ -312,12 +313,15 @@ class Consumer:
         if not redo:
             try:
                 with transaction.atomic():
-                    now = timezone.now()
-                    receipts = []
+                    handlers = self.handlers
                     for delivery in batch:
-                        self.handlers[delivery.queue](delivery)
-                        receipts.append(self._receipt(delivery, Outcome.ACKED, now=now))
-                    Receipt.objects.bulk_create(receipts)
+                        handlers[delivery.queue](delivery)
+                    rows = self._receipt_rows(batch)
+                    signalled = self._receipt_signal.has_listeners(Receipt)
+                    if signalled:  # receivers get saved rows (with pk)
+                        receipts = Receipt.objects.bulk_create(as_instances(rows))
+                    else:
+                        insert_receipts(rows)
             except IntegrityError:
                 redo = True  # a copy of an already acked message: sort it out one by one
             except DatabaseError as exc:
@@ -330,7 +334,8 @@ class Consumer:
             else:
                 self.stats.acked += len(batch)
                 self._db_failures = 0
-                self._send_receipt_signals(receipts, batch)
+                if signalled:
+                    self._send_receipt_signals(receipts, batch)
                 self._settle([_Action(d, "ack") for d in batch])
                 return
         self.stats.handled -= len(batch)
@@ -571,6 +576,31 @@ class Consumer:
             received_at=delivery.received_at or finished,
             finished_at=finished,
         )
+
+    def _receipt_rows(self, batch: list[Delivery]) -> list[tuple[Any, ...]]:
+        """``acked`` receipts of a batch as tuples in :data:`messaging.receipts.FIELDS`
+        order (the lean path: no model instances)."""
+        now = timezone.now()
+        name, host, pid = self.name, self.host, self.pid
+        return [
+            (
+                d.properties.message_id or "",
+                d.queue,
+                name,
+                host,
+                pid,
+                d.consumer_tag,
+                d.delivery_tag,
+                d.redelivered,
+                1,
+                Outcome.ACKED.value,
+                "",
+                "",
+                d.received_at or now,
+                now,
+            )
+            for d in batch
+        ]
 
     def _record(
         self, delivery: Delivery, outcome: str, *, error: str = "", tb: str = "", attempt: int = 1

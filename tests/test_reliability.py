@@ -11,6 +11,7 @@ import time
 
 import pika
 import pytest
+from django.db import connection
 
 from messaging import broker, publish
 from messaging.consumer import Consumer, default_batch_size
@@ -212,7 +213,13 @@ def test_one_failing_handler_does_not_undo_the_rest_of_its_batch(queue_name, set
 def test_a_quiet_queue_is_flushed_without_waiting_for_a_full_batch(queue_name):
     publish(queue_name, b"alone")
     consumer = Consumer([queue_name], {queue_name: record}, prefetch=300, batch_size=100)
-    thread = threading.Thread(target=consumer.run)
+    def run() -> None:
+        try:
+            consumer.run()
+        finally:
+            connection.close()  # this thread's own database connection
+
+    thread = threading.Thread(target=run)
     thread.start()
     try:
         assert wait_for(lambda: Receipt.objects.filter(queue_name=queue_name).exists(), 10)
