@@ -377,7 +377,11 @@ class Consumer:
                     handler(delivery)
                     stage = "receipt"
                     try:
-                        receipt = self._record(delivery, Outcome.ACKED, attempt=attempt)
+                        if self._receipt_signal.has_listeners(Receipt):
+                            receipt = self._record(delivery, Outcome.ACKED, attempt=attempt)
+                        else:  # the lean path: one plain INSERT
+                            insert_receipts(self._receipt_rows([delivery], attempt=attempt))
+                            receipt = None
                     except IntegrityError as exc:
                         raise _Duplicate from exc
                     stage = "commit"
@@ -400,7 +404,9 @@ class Consumer:
             self._database_failed([delivery], exc)
             return _Action(delivery, "skip")
         self.stats.acked += 1
-        self._send_receipt_signals([receipt], [delivery])
+        self._db_failures = 0
+        if receipt is not None:
+            self._send_receipt_signals([receipt], [delivery])
         return _Action(delivery, "ack")
 
     def _duplicate(self, delivery: Delivery) -> _Action:
@@ -577,7 +583,7 @@ class Consumer:
             finished_at=finished,
         )
 
-    def _receipt_rows(self, batch: list[Delivery]) -> list[tuple[Any, ...]]:
+    def _receipt_rows(self, batch: list[Delivery], attempt: int = 1) -> list[tuple[Any, ...]]:
         """``acked`` receipts of a batch as tuples in :data:`messaging.receipts.FIELDS`
         order (the lean path: no model instances)."""
         now = timezone.now()
@@ -592,7 +598,7 @@ class Consumer:
                 d.consumer_tag,
                 d.delivery_tag,
                 d.redelivered,
-                1,
+                attempt,
                 Outcome.ACKED.value,
                 "",
                 "",

@@ -29,6 +29,8 @@ FIELDS = (
     "finished_at",
 )
 _DATETIMES = (FIELDS.index("received_at"), FIELDS.index("finished_at"))
+#: From this many rows COPY (two round trips) beats one multi-row INSERT statement.
+COPY_THRESHOLD = 10
 
 
 def as_instances(rows: Sequence[tuple[Any, ...]]) -> list[Receipt]:
@@ -52,7 +54,7 @@ def insert_receipts(rows: Sequence[tuple[Any, ...]], using: str = "default") -> 
     table = conn.ops.quote_name(Receipt._meta.db_table)
     columns = _columns(conn)
     with conn.cursor() as cursor:
-        if conn.vendor == "postgresql":
+        if conn.vendor == "postgresql" and len(rows) >= COPY_THRESHOLD:
             raw = cursor.cursor  # psycopg's own cursor: COPY is not in the DB-API
             with (
                 conn.wrap_database_errors,
@@ -69,4 +71,8 @@ def insert_receipts(rows: Sequence[tuple[Any, ...]], using: str = "default") -> 
                 values[index] = adapt(values[index])
             prepared.append(values)
         placeholders = ", ".join(["%s"] * len(FIELDS))
-        cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", prepared)
+        sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"
+        if len(prepared) == 1:
+            cursor.execute(sql, prepared[0])
+        else:
+            cursor.executemany(sql, prepared)
