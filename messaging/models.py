@@ -316,7 +316,8 @@ class ConsumerQuerySet(models.QuerySet):
         return self.filter(state=Consumer.State.RUNNING)
 
     def lost(self, now: Any = None) -> ConsumerQuerySet:
-        """Running consumers that missed 3 heartbeats (killed, host gone, frozen)."""
+        """Consumers not marked stopped that missed 3 heartbeats (killed, host gone,
+        frozen) — the same rule as :attr:`Consumer.is_lost`."""
         from datetime import timedelta
 
         from django.utils import timezone
@@ -325,7 +326,7 @@ class ConsumerQuerySet(models.QuerySet):
 
         now = now or timezone.now()
         cutoff = now - timedelta(seconds=3 * conf.get("CONSUMER_HEARTBEAT_INTERVAL"))
-        return self.running().filter(last_heartbeat__lt=cutoff)
+        return self.exclude(state=Consumer.State.STOPPED).filter(last_heartbeat__lt=cutoff)
 
     def live(self, now: Any = None) -> ConsumerQuerySet:
         from datetime import timedelta
@@ -336,7 +337,7 @@ class ConsumerQuerySet(models.QuerySet):
 
         now = now or timezone.now()
         cutoff = now - timedelta(seconds=3 * conf.get("CONSUMER_HEARTBEAT_INTERVAL"))
-        return self.running().filter(last_heartbeat__gte=cutoff)
+        return self.exclude(state=Consumer.State.STOPPED).filter(last_heartbeat__gte=cutoff)
 
 
 class Consumer(models.Model):
