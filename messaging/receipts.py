@@ -63,6 +63,9 @@ def insert_receipts(rows: Sequence[tuple[Any, ...]], using: str = "default") -> 
                 for row in rows:
                     copy.write_row(row)
             return
+        if conn.vendor == "postgresql" and len(rows) == 1:
+            _insert_prepared(conn, f"INSERT INTO {table} ({columns}) VALUES ", rows[0])
+            return
         adapt = conn.ops.adapt_datetimefield_value
         prepared = []
         for row in rows:
@@ -76,3 +79,14 @@ def insert_receipts(rows: Sequence[tuple[Any, ...]], using: str = "default") -> 
             cursor.execute(sql, prepared[0])
         else:
             cursor.executemany(sql, prepared)
+
+
+def _insert_prepared(conn: Any, prefix: str, row: tuple[Any, ...]) -> None:
+    """One row on PostgreSQL through a server-side-binding cursor, so the statement is
+    prepared once per connection (Django's default client-side binding would have the
+    server parse and plan it for every message)."""
+    import psycopg
+
+    placeholders = ", ".join(["%s"] * len(row))
+    with conn.wrap_database_errors, psycopg.Cursor(conn.connection) as cursor:
+        cursor.execute(f"{prefix}({placeholders})", row)
