@@ -11,7 +11,9 @@ import logging
 import os
 import re
 import socket
-from collections.abc import Iterable, Iterator, Mapping
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +21,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pika
 import pika.exceptions as pe
-from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
+from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection, ReturnedMessage
+from pika.adapters.select_connection import IOLoop
 
 from . import conf
 from .exceptions import (
@@ -27,8 +30,10 @@ from .exceptions import (
     AuthenticationFailed,
     BrokerError,
     BrokerUnavailable,
+    ConfirmTimeout,
     ConsumerTimedOut,
     NotFound,
+    PublishInterrupted,
     PublishNacked,
     QueueMismatch,
     Unroutable,
@@ -616,3 +621,517 @@ class Publisher:
         close_quietly(self._conn)
         self._conn = None
         self._channel = None
+
+
+# --------------------------------------------------------------------------- pipelined publishing
+#
+# Bulk publishing (``send --count``, the admin's bulk publish, the outbox relay) keeps many
+# confirms in flight on one channel instead of waiting for each. pika's BlockingChannel
+# waits per message in confirm mode, so this uses pika's public asynchronous API
+# (``SelectConnection``) with its I/O loop run in the calling thread while a call is in
+# progress: no extra thread, and the caller sees plain blocking methods.
+
+#: Most unconfirmed messages in flight on the channel at once.
+DEFAULT_WINDOW = 1000
+_monotonic = time.monotonic
+
+
+@dataclass(slots=True)
+class Outgoing:
+    """One message for :meth:`PipelinedPublisher.publish_many`."""
+
+    exchange: str
+    routing_key: str
+    body: bytes
+    message_id: str | None = None
+    content_type: str = ""
+    headers: Mapping[str, Any] | None = None
+    persistent: bool = True
+
+
+class _Batch:
+    """Book-keeping of one :meth:`PipelinedPublisher.publish_many` call."""
+
+    __slots__ = ("items", "results", "sent", "pending", "order", "by_id", "returned", "left")
+
+    def __init__(self, items: list[Outgoing]) -> None:
+        self.items = items
+        self.results: list[BrokerError | None | bool] = [False] * len(items)  # False: unknown
+        self.sent = 0  # items[:sent] were handed to pika
+        self.pending: dict[int, int] = {}  # delivery tag -> index, awaiting a confirm
+        self.order: deque[int] = deque()  # delivery tags awaiting a confirm, oldest first
+        self.by_id: dict[str, int] = {}  # message_id -> index, for basic.return
+        self.returned: dict[int, BrokerError] = {}  # index -> Unroutable
+        self.left = len(items)  # outcomes still unknown
+
+    def settle(self, index: int, outcome: BrokerError | None) -> None:
+        if self.results[index] is False:
+            self.results[index] = outcome
+            self.left -= 1
+
+    def settle_rest(self, error: BrokerError) -> None:
+        for index in self.pending.values():
+            self.settle(index, error)
+        self.pending.clear()
+        for index in range(self.sent, len(self.items)):
+            self.settle(index, error)
+        self.sent = len(self.items)
+
+
+def _last_connect_error(exc: BaseException) -> BaseException:
+    """The error of the last connection attempt, as BlockingConnection would raise it
+    (the asynchronous adapter wraps every attempt in AMQPConnectionWorkflowFailed)."""
+    from pika.adapters.utils import connection_workflow as workflow
+
+    inner = exc.args[0] if isinstance(exc, pe.AMQPConnectionError) and exc.args else exc
+    if isinstance(inner, workflow.AMQPConnectionWorkflowFailed) and inner.exceptions:
+        last = inner.exceptions[-1]
+        if isinstance(last, workflow.AMQPConnectorSocketConnectError):
+            return pe.AMQPConnectionError(last)
+        if isinstance(last, workflow.AMQPConnectorPhaseErrorBase):
+            return last.exception
+        return last
+    return exc
+
+
+class _SyncChannel:
+    """A channel of a :class:`PipelinedPublisher`'s connection with blocking-style methods
+    (``queue_declare(...)`` returns the ``*-ok`` frame or raises pika's exception), so
+    :func:`declare_queue` works on it unchanged."""
+
+    def __init__(self, publisher: PipelinedPublisher) -> None:
+        self._publisher = publisher
+
+    def __getattr__(self, name: str) -> Any:
+        def call(**kwargs: Any) -> Any:
+            return self._publisher._rpc(name, kwargs)
+
+        return call
+
+
+class PipelinedPublisher:
+    """Publishes many messages over one connection with up to ``window`` publisher confirms
+    in flight; every message is persistent (unless asked otherwise) and ``mandatory``.
+
+    :meth:`publish_many` returns one outcome per message, in order: ``None`` (confirmed),
+    or the :class:`BrokerError` saying why not — :class:`Unroutable` (returned),
+    :class:`PublishNacked`, :class:`ConfirmTimeout` (no confirm for CONFIRM_TIMEOUT
+    seconds), :class:`BrokerUnavailable` / :class:`PublishInterrupted` (connection or
+    channel lost first). It raises only when it cannot connect at all. Queues are declared
+    (:meth:`ensure_declared`) and exchanges checked (:meth:`check_exchange`) on a second
+    channel of the same connection. An idle connection is replaced before use once it may
+    have missed heartbeats. Use from one thread; as a context manager it closes itself.
+    """
+
+    def __init__(
+        self,
+        urls: Iterable[str] | None = None,
+        *,
+        connection_name: str | None = None,
+        window: int = DEFAULT_WINDOW,
+        confirm_timeout: float | None = None,
+    ) -> None:
+        self._urls = list(urls) if urls is not None else None
+        self._connection_name = connection_name
+        self.window = max(1, window)
+        self._confirm_timeout = confirm_timeout
+        self._loop: Any = None
+        self._conn: Any = None
+        self._channel: Any = None  # confirm-mode publishing channel
+        self._sync: Any = None  # channel for declarations
+        self._tag = 0  # last delivery tag used on _channel
+        self._batch: _Batch | None = None
+        self._close_reason: BaseException | None = None
+        self._channel_close_reason: BaseException | None = None
+        self._declared: set[str] = set()
+        self._exchanges: set[str] = set()
+        self._heartbeat = 0
+        self._last_used = 0.0
+        self._props_key: tuple[Any, ...] | None = None
+        self._props: pika.BasicProperties | None = None
+        self._progress: dict[str, float] = {"progress": 0.0}
+
+    def __enter__(self) -> PipelinedPublisher:
+        self.open()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------- connection
+
+    @property
+    def confirm_timeout(self) -> float:
+        if self._confirm_timeout is not None:
+            return self._confirm_timeout
+        return float(conf.get("CONFIRM_TIMEOUT"))
+
+    @property
+    def is_open(self) -> bool:
+        return self._conn is not None and self._conn.is_open
+
+    def open(self) -> None:
+        """Connect (trying each URL in turn) unless an open, recently used connection is
+        there. Raises :class:`BrokerUnavailable`, :class:`AuthenticationFailed` or
+        :class:`AccessRefused`."""
+        if self.is_open:
+            idle = _monotonic() - self._last_used
+            if self._heartbeat and idle > self._heartbeat / 2:
+                self.close()  # it may have missed heartbeats while nobody ran its loop
+            elif idle > 1:
+                self._poll()  # notice a close the broker sent while we were away
+        if self.is_open:
+            return
+        self.close()
+        urls = self._urls if self._urls is not None else conf.broker_urls()
+        errors: list[BrokerError] = []
+        for url in urls:
+            try:
+                self._connect(url)
+                return
+            except BrokerError as error:
+                self.close()
+                if isinstance(error, AuthenticationFailed | AccessRefused):
+                    raise
+                errors.append(error)
+        if len(errors) == 1:
+            raise errors[0]
+        raise BrokerUnavailable("no broker answered: " + "; ".join(str(e) for e in errors))
+
+    def _connect(self, url: str) -> None:
+        params = connection_parameters(url, connection_name=self._connection_name)
+        loop = IOLoop()
+        state: dict[str, Any] = {}
+
+        def opened(_conn: Any) -> None:
+            state["open"] = True
+            loop.stop()
+
+        def failed(_conn: Any, exc: BaseException) -> None:
+            state["error"] = exc
+            loop.stop()
+
+        self._loop = loop
+        self._close_reason = None
+        self._conn = pika.SelectConnection(
+            params,
+            on_open_callback=opened,
+            on_open_error_callback=failed,
+            on_close_callback=self._on_connection_closed,
+            custom_ioloop=loop,
+        )
+        while not state:
+            loop.start()
+        if "error" in state:
+            self._conn = None
+            raise translate(_last_connect_error(state["error"]), url=url)
+        self._heartbeat = self._conn.params.heartbeat or 0
+        self._channel = self._open_channel(confirm=True)
+        self._last_used = _monotonic()
+
+    def _open_channel(self, *, confirm: bool) -> Any:
+        box: dict[str, Any] = {}
+
+        def opened(channel: Any) -> None:
+            box["channel"] = channel
+            self._loop.stop()
+
+        self._conn.channel(on_open_callback=opened)
+        self._run(lambda: "channel" in box)
+        channel = box["channel"]
+        channel.add_on_close_callback(self._on_channel_closed)
+        if confirm:
+            channel.add_on_return_callback(self._on_return)
+            channel.confirm_delivery(
+                ack_nack_callback=self._on_confirm,
+                callback=lambda _frame: (box.update(ok=True), self._loop.stop()),
+            )
+            self._run(lambda: "ok" in box or channel.is_closed)
+            if channel.is_closed:
+                raise translate(self._channel_close_reason or BrokerError("channel closed"))
+            self._tag = 0
+        return channel
+
+    def _run(self, done: Callable[[], bool], timeout: float | None = None) -> None:
+        """Run the I/O loop until ``done()``; raise if the connection closes or ``timeout``
+        seconds pass first. Callbacks that may complete ``done`` stop the loop."""
+        timeout = self.confirm_timeout if timeout is None else timeout
+        deadline = _monotonic() + timeout
+        timer = self._loop.call_later(timeout, self._loop.stop)
+        try:
+            while not done():
+                if self._conn is None or not self._conn.is_open:
+                    raise translate(self._close_reason or BrokerUnavailable("connection closed"))
+                if _monotonic() >= deadline:
+                    raise BrokerUnavailable(f"the broker did not answer within {timeout:g} s")
+                self._loop.start()
+        finally:
+            self._loop.remove_timeout(timer)
+
+    def _poll(self) -> None:
+        """Handle whatever arrived while the loop was not running, without waiting."""
+        self._loop.call_later(0, self._loop.stop)
+        self._loop.start()
+
+    def _on_connection_closed(self, _conn: Any, reason: BaseException) -> None:
+        self._close_reason = reason
+        self._channel = None
+        self._sync = None
+        self._declared.clear()
+        self._exchanges.clear()
+        if self._batch is not None:
+            error = translate(reason)
+            if not isinstance(error, BrokerUnavailable):
+                error = BrokerUnavailable(f"connection lost before the broker confirmed: {error}")
+            self._batch.settle_rest(error)
+        if self._loop is not None:
+            self._loop.stop()
+
+    def _on_channel_closed(self, channel: Any, reason: BaseException) -> None:
+        if channel is self._channel:
+            self._channel = None
+            batch = self._batch
+            if batch is not None:
+                error = translate(reason)
+                if len(batch.pending) == 1 and batch.sent == len(batch.items):
+                    # Only one message was unconfirmed and nothing else was sent: its fault.
+                    batch.settle(next(iter(batch.pending.values())), error)
+                    batch.pending.clear()
+                batch.settle_rest(
+                    PublishInterrupted(f"the broker closed the channel before confirming: {error}")
+                )
+        elif self._sync is not None and channel is self._sync:
+            self._sync = None
+        self._channel_close_reason = reason
+        if self._loop is not None:
+            self._loop.stop()
+
+    def close(self) -> None:
+        """Close the connection (waiting 2 s at most); never raises."""
+        conn, loop = self._conn, self._loop
+        self._conn = self._channel = self._sync = None
+        self._declared.clear()
+        self._exchanges.clear()
+        if conn is not None and loop is not None:
+            try:
+                if conn.is_open:
+                    conn.close()
+                if not conn.is_closed:  # wait briefly for close-ok (not for a dead peer)
+                    deadline = _monotonic() + 2
+                    timer = loop.call_later(2, loop.stop)
+                    while not conn.is_closed and _monotonic() < deadline:
+                        loop.start()
+                    loop.remove_timeout(timer)
+            except Exception:  # noqa: BLE001 - closing a dead connection must not mask anything
+                logger.debug("error while closing a publisher connection", exc_info=True)
+        if loop is not None:
+            try:
+                loop.close()
+            except Exception:  # noqa: BLE001
+                logger.debug("error while closing an I/O loop", exc_info=True)
+        self._loop = None
+
+    # ----------------------------------------------------------------- declarations
+
+    def _rpc(self, name: str, kwargs: dict[str, Any]) -> Any:
+        """Call channel method ``name`` on the declarations channel and wait for its
+        ``*-ok`` frame; a refusal raises pika's ChannelClosedByBroker (closing only that
+        channel), as a BlockingChannel would."""
+        self.open()
+        if self._sync is None or not self._sync.is_open:
+            self._sync = self._open_channel(confirm=False)
+        channel = self._sync
+        box: dict[str, Any] = {}
+
+        def answered(frame: Any) -> None:
+            box["frame"] = frame
+            self._loop.stop()
+
+        self._channel_close_reason = None
+        getattr(channel, name)(callback=answered, **kwargs)
+        self._run(lambda: "frame" in box or channel.is_closed)
+        self._mark_used()
+        if "frame" not in box:
+            reason = self._channel_close_reason
+            raise reason if reason is not None else BrokerError("channel closed")
+        return box["frame"]
+
+    def declare(self, queue: Any) -> int:
+        """Declare ``queue`` exactly as its row (or :class:`QueueSpec`) says."""
+        return declare_queue(_SyncChannel(self), QueueSpec.of(queue))
+
+    def ensure_declared(self, queue: Any) -> None:
+        """Declare once per connection (cheap for repeated publishes to one queue)."""
+        spec = QueueSpec.of(queue)
+        self.open()
+        if spec.name not in self._declared:
+            self.declare(spec)
+            self._declared.add(spec.name)
+
+    def check_exchange(self, exchange: str) -> None:
+        """Raise :class:`NotFound` if ``exchange`` does not exist (checked once per
+        connection), so a missing exchange fails its own messages, not the channel."""
+        self.open()
+        if not exchange or exchange in self._exchanges:
+            return
+        try:
+            self._rpc("exchange_declare", {"exchange": exchange, "passive": True})
+        except BrokerError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - translated (NOT_FOUND names the exchange)
+            raise translate(exc) from exc
+        self._exchanges.add(exchange)
+
+    def _mark_used(self) -> None:
+        self._last_used = _monotonic()
+
+    # ----------------------------------------------------------------- publishing
+
+    def publish_many(self, items: Iterable[Outgoing]) -> list[BrokerError | None]:
+        """Publish ``items`` in order with up to ``window`` confirms in flight; returns one
+        outcome per item (``None`` = confirmed by the broker). Raises only if it cannot
+        connect (then nothing was sent)."""
+        items = list(items)
+        if not items:
+            return []
+        self.open()
+        if self._channel is None or not self._channel.is_open:
+            self._channel = self._open_channel(confirm=True)
+        batch = _Batch(items)
+        self._batch = batch
+        self._props_key = None  # keyed by id(headers): only valid while this batch lives
+        timeout = self.confirm_timeout
+        state = {"progress": 0.0}
+        timer: list[Any] = [None]
+
+        def watchdog() -> None:
+            timer[0] = None
+            if batch.left == 0:
+                return
+            idle = _monotonic() - state["progress"]
+            if idle >= timeout:
+                batch.settle_rest(
+                    ConfirmTimeout(f"no publisher confirm from the broker within {timeout:g} s")
+                )
+                self._loop.stop()
+            else:
+                timer[0] = self._loop.call_later(timeout - idle, watchdog)
+
+        try:
+            state["progress"] = _monotonic()
+            timer[0] = self._loop.call_later(timeout, watchdog)
+            self._progress = state
+            self._pump()
+            while batch.left:
+                if self._conn is None or not self._conn.is_open:
+                    batch.settle_rest(
+                        BrokerUnavailable(
+                            f"connection lost before the broker confirmed: "
+                            f"{translate(self._close_reason or ConnectionError('closed'))}"
+                        )
+                    )
+                    break
+                self._loop.start()
+        finally:
+            if timer[0] is not None and self._loop is not None:
+                self._loop.remove_timeout(timer[0])
+            self._batch = None
+            self._mark_used()
+        if any(isinstance(r, ConfirmTimeout) for r in batch.results):
+            self.close()  # late confirms must not be taken for the next batch's
+        return [
+            PublishInterrupted("no outcome from the broker") if r is False else r  # type: ignore[misc]
+            for r in batch.results
+        ]
+
+    def _properties(self, item: Outgoing) -> pika.BasicProperties:
+        # One BasicProperties object per distinct (content type, headers, persistence):
+        # basic_publish encodes it at once, so only message_id changes between messages.
+        key = (item.content_type, id(item.headers), item.persistent)
+        if key != self._props_key or self._props is None:
+            self._props = properties(
+                content_type=item.content_type,
+                headers=item.headers,
+                persistent=item.persistent,
+            )
+            self._props_key = key
+        self._props.message_id = item.message_id or None
+        return self._props
+
+    def _pump(self) -> None:
+        """Publish until the window is full or everything is sent."""
+        batch = self._batch
+        channel = self._channel
+        if batch is None or channel is None:
+            return
+        items, pending, order, by_id = batch.items, batch.pending, batch.order, batch.by_id
+        window, total = self.window, len(items)
+        try:
+            while batch.sent < total and len(pending) < window:
+                index = batch.sent
+                item = items[index]
+                channel.basic_publish(
+                    item.exchange,
+                    item.routing_key,
+                    item.body,
+                    self._properties(item),
+                    mandatory=True,
+                )
+                batch.sent += 1
+                self._tag += 1
+                pending[self._tag] = index
+                order.append(self._tag)
+                if item.message_id:
+                    by_id[item.message_id] = index
+        except Exception as exc:  # noqa: BLE001 - the channel or connection is gone
+            error = translate(exc)
+            batch.settle_rest(PublishInterrupted(f"not sent: {error}"))
+            self._loop.stop()
+
+    def _on_return(self, _channel: Any, method: Any, props: Any, body: bytes) -> None:
+        batch = self._batch
+        if batch is None:
+            return
+        index = batch.by_id.get(props.message_id) if props.message_id else None
+        if index is None:  # no message_id: the oldest unconfirmed one with that destination
+            for candidate in batch.pending.values():
+                item = batch.items[candidate]
+                if (item.exchange, item.routing_key) == (method.exchange, method.routing_key):
+                    index = candidate
+                    break
+        if index is not None:
+            returned = pe.UnroutableError([ReturnedMessage(method, props, body)])
+            batch.returned[index] = translate(returned)
+
+    def _on_confirm(self, frame: Any) -> None:
+        batch = self._batch
+        if batch is None:
+            return
+        method = frame.method
+        nacked = isinstance(method, pika.spec.Basic.Nack)
+        tag = method.delivery_tag
+        pending, order = batch.pending, batch.order
+        if method.multiple:
+            tags = []
+            while order and order[0] <= tag:
+                tags.append(order.popleft())
+        else:
+            tags = [tag]
+        for done in tags:
+            index = pending.pop(done, None)
+            if index is None:
+                continue
+            item = batch.items[index]
+            if item.message_id:
+                batch.by_id.pop(item.message_id, None)
+            if nacked:
+                batch.settle(index, PublishNacked("the broker nacked the message (basic.nack)"))
+            else:
+                batch.settle(index, batch.returned.pop(index, None))
+        while order and order[0] not in pending:
+            order.popleft()
+        self._progress["progress"] = _monotonic()
+        if batch.left == 0:
+            self._loop.stop()
+        else:
+            self._pump()

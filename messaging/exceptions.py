@@ -72,6 +72,16 @@ class PublishNacked(PublishError):
     """The broker answered a publish with ``basic.nack``."""
 
 
+class ConfirmTimeout(PublishError):
+    """No publisher confirm arrived within ``MESSAGING["CONFIRM_TIMEOUT"]`` seconds (the
+    message may or may not be on the broker; it is retried with the same message_id)."""
+
+
+class PublishInterrupted(PublishError):
+    """The channel or connection closed before the broker confirmed (or before the message
+    was sent); retried with the same message_id."""
+
+
 class Reject(Exception):  # noqa: N818 - a control-flow signal, not an error
     """Raise from a handler to refuse a delivery without it counting as a crash.
 

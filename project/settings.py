@@ -82,6 +82,13 @@ MESSAGING = {
 CELERY_BROKER_URL = MESSAGING["BROKER_URL"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = TIME_ZONE
+# A relay or publish task killed mid-batch is redelivered: its rows were not committed as
+# published, and a message sent twice keeps its message_id (receipts drop the copy).
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 LOGGING = {
     "version": 1,

@@ -11,16 +11,19 @@ from __future__ import annotations
 import logging
 import socket
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.test import override_settings
+from django.utils import timezone
 
-from messaging import BrokerUnavailable, QueueMismatch, Unroutable, broker, publish
+from messaging import QueueMismatch, Unroutable, broker, publish
 from messaging.exceptions import InvalidQueueName, NotFound
 from messaging.models import Message, Queue
+from messaging.publishing import publish_messages
 from tests.conftest import queue_depth
 
 PASSWORD = "s3cr3t-Pa55w0rd"
@@ -163,17 +166,41 @@ def test_publish_to_an_exchange(transactional_db, queue_name, channel):
 # --------------------------------------------------------------------------- failures
 
 
-def test_broker_down_raises_and_row_is_failed(transactional_db, queue_name):
-    with broker_down(), pytest.raises(BrokerUnavailable) as info:
-        publish(queue_name, b"x")
-    assert "connection refused" in str(info.value)
-    assert PASSWORD not in str(info.value)
+def test_broker_down_leaves_the_row_pending_without_an_exception(transactional_db, queue_name):
+    before = timezone.now()
+    with broker_down():
+        message = publish(queue_name, b"x")  # no exception: the relay sends it later
+    assert message.status == Message.Status.PENDING
     row = Message.objects.get()
-    assert row.status == Message.Status.FAILED
+    assert row.status == Message.Status.PENDING
     assert row.attempts == 1
     assert row.published_at is None
     assert "connection refused" in row.last_error
     assert PASSWORD not in row.last_error
+    # Backoff: the first retry is PUBLISH_RETRY_DELAY (1 s by default) after the failure.
+    assert row.next_attempt_at is not None
+    assert (
+        before + timedelta(seconds=0.5)
+        < row.next_attempt_at
+        < timezone.now() + timedelta(seconds=2)
+    )
+
+
+def test_pending_row_backs_off_exponentially_up_to_the_cap(transactional_db, queue_name):
+    settings_ = {**settings.MESSAGING, "PUBLISH_RETRY_DELAY": 10, "PUBLISH_RETRY_MAX_DELAY": 35}
+    url = f"amqp://guest:{PASSWORD}@127.0.0.1:{closed_port()}/%2F"
+    with override_settings(MESSAGING={**settings_, "BROKER_URL": url}):
+        message = publish(queue_name, b"x")
+        delays = []
+        for _ in range(3):
+            row = Message.objects.get(pk=message.pk)
+            delays.append((row.next_attempt_at - timezone.now()).total_seconds())
+            publish_messages([row])
+        row = Message.objects.get(pk=message.pk)
+        delays.append((row.next_attempt_at - timezone.now()).total_seconds())
+    assert row.attempts == 4
+    assert row.status == Message.Status.PENDING
+    assert [round(d) for d in delays] == [10, 20, 35, 35]
 
 
 def test_unroutable_exchange_publish_raises_and_row_is_failed(transactional_db):
@@ -239,16 +266,20 @@ def test_rolled_back_transaction_publishes_nothing(transactional_db, queue_name)
 
 
 def test_committed_transaction_publishes_after_commit(transactional_db, queue_name, channel):
+    body = b"later \x00\xff" + bytes(range(256))
     with transaction.atomic():
-        message = publish(queue_name, b"later")
+        message = publish(queue_name, body)
         assert message.status == Message.Status.PENDING
         assert queue_depth(queue_name) is None  # nothing sent before the commit
     assert message.status == Message.Status.PUBLISHED
     row = Message.objects.get(pk=message.pk)
     assert row.status == Message.Status.PUBLISHED
-    properties, body = get_one(channel, queue_name)
-    assert body == b"later"
+    assert row.published_at is not None
+    assert row.next_attempt_at is None
+    properties, received = get_one(channel, queue_name)
+    assert received == body
     assert properties.message_id == row.message_id
+    assert_empty(channel, queue_name)  # exactly one
 
 
 def test_rolled_back_savepoint_drops_only_its_message(transactional_db, queue_name, channel):
@@ -262,17 +293,52 @@ def test_rolled_back_savepoint_drops_only_its_message(transactional_db, queue_na
     assert_empty(channel, queue_name)
 
 
-def test_broker_down_after_commit_is_logged_and_left_on_the_row(
-    transactional_db, queue_name, caplog
-):
-    with broker_down(), caplog.at_level(logging.ERROR, logger="messaging"), transaction.atomic():
+def test_broker_down_after_commit_is_logged_and_left_pending(transactional_db, queue_name, caplog):
+    with broker_down(), caplog.at_level(logging.WARNING, logger="messaging"), transaction.atomic():
         message = publish(queue_name, b"x")
     # Published on commit, inside broker_down(): no exception (the data is committed).
     row = Message.objects.get(pk=message.pk)
-    assert row.status == Message.Status.FAILED
+    assert row.status == Message.Status.PENDING
+    assert row.attempts == 1
+    assert row.next_attempt_at is not None
     assert "connection refused" in row.last_error
     assert any(message.message_id in r.getMessage() for r in caplog.records)
     assert all(PASSWORD not in r.getMessage() for r in caplog.records)
+
+
+def test_unroutable_after_commit_is_failed_without_an_exception(transactional_db):
+    key = f"nobody-{uuid.uuid4().hex[:8]}"
+    with transaction.atomic():
+        message = publish(exchange="amq.direct", routing_key=key, body=b"x")
+    row = Message.objects.get(pk=message.pk)
+    assert row.status == Message.Status.FAILED
+    assert row.last_error == f"unroutable: no queue bound for exchange amq.direct routing key {key}"
+    assert row.next_attempt_at is None
+
+
+def test_relay_mode_only_writes_the_row(transactional_db, queue_name):
+    with override_settings(MESSAGING={**settings.MESSAGING, "PUBLISH_MODE": "relay"}):
+        outside = publish(queue_name, b"outside")
+        with transaction.atomic():
+            inside = publish(queue_name, b"inside")
+    for message in (outside, inside):
+        row = Message.objects.get(pk=message.pk)
+        assert row.status == Message.Status.PENDING
+        assert row.attempts == 0
+        assert row.next_attempt_at is None  # due at once for the relay
+    assert queue_depth(queue_name) is None  # nothing was sent (not even declared)
+
+
+def test_a_row_its_creator_is_publishing_is_not_due_for_the_relay(transactional_db, queue_name):
+    from messaging.relay import due
+
+    with transaction.atomic():
+        message = publish(queue_name, b"x")
+        # Committed but not yet published (on_commit): the creator owns it for a while.
+        row = Message.objects.get(pk=message.pk)
+        assert row.next_attempt_at > timezone.now() + timedelta(seconds=30)
+        assert not due().filter(pk=message.pk).exists()
+    assert Message.objects.get(pk=message.pk).status == Message.Status.PUBLISHED
 
 
 def test_in_test_transaction_publishes_when_callbacks_run(

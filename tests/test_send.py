@@ -241,10 +241,14 @@ def test_send_wrong_password(manage, queue_name):
     proc = manage("send", queue_name, "body", input=b"", env={"MESSAGING_BROKER_URL": url})
     line = error_line(proc)
     assert "username/password" in line
+    assert "1 message(s) left pending for the relay" in line
     assert PASSWORD not in proc.stderr.decode()
     assert PASSWORD not in proc.stdout.decode()
+    # Nothing is lost: the row waits for the relay (a fixed password lets it through).
     row = Message.objects.get()
-    assert row.status == Message.Status.FAILED
+    assert row.status == Message.Status.PENDING
+    assert row.attempts == 1
+    assert row.next_attempt_at is not None
     assert "username/password" in row.last_error
     assert PASSWORD not in row.last_error
 
@@ -254,9 +258,11 @@ def test_send_broker_on_closed_port(manage, queue_name):
     proc = manage("send", queue_name, "body", input=b"", env={"MESSAGING_BROKER_URL": url})
     line = error_line(proc)
     assert "connection refused" in line
+    assert "1 message(s) left pending for the relay" in line
     assert PASSWORD not in proc.stderr.decode()
     row = Message.objects.get()
-    assert row.status == Message.Status.FAILED
+    assert row.status == Message.Status.PENDING
+    assert row.attempts == 1
     assert "connection refused" in row.last_error
     assert PASSWORD not in row.last_error
 

@@ -9,12 +9,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from messaging import broker
-from messaging.exceptions import BrokerError, MessagingError
-from messaging.models import Message
-from messaging.publishing import build_message, get_queue, publish_messages
-
-CHUNK = 500
+from messaging.exceptions import MessagingError
+from messaging.publishing import PublishResult, build_message, get_queue, send_copies
 
 
 def parse_header(text: str) -> tuple[str, str]:
@@ -27,8 +23,9 @@ def parse_header(text: str) -> tuple[str, str]:
 class Command(BaseCommand):
     help = (
         "Publish a message to QUEUE (declared durable first). BODY '-' or omitted reads "
-        "stdin, bytes kept exactly. Messages are persistent and wait for broker confirms; "
-        "each one is recorded as a Message row."
+        "stdin, bytes kept exactly. Messages are persistent and confirmed by the broker "
+        "(many confirms in flight); each one is recorded as a Message row first. If the "
+        "broker is down the rows stay pending and the relay sends them later."
     )
 
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
@@ -90,26 +87,16 @@ class Command(BaseCommand):
         except (MessagingError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
 
-        sent = 0
         show_progress = count >= 1000 and options["verbosity"] >= 1 and sys.stderr.isatty()
-        publisher = broker.Publisher()
-        try:
-            with tqdm(total=count, unit="msg", disable=not show_progress, file=sys.stderr) as bar:
-                while sent < count:
-                    n = min(CHUNK, count - sent)
-                    rows = Message.objects.bulk_create([_copy(template) for _ in range(n)])
-                    result = publish_messages(rows, publisher=publisher)
-                    sent += len(result.published)
-                    bar.update(n)
-                    if result.failed:
-                        self._fail(result.first_error, len(result.failed), sent)
-        finally:
-            publisher.close()
+        with tqdm(total=count, unit="msg", disable=not show_progress, file=sys.stderr) as bar:
+            result = send_copies(template, count, progress=bar.update)
+        if result.failed:
+            self._fail(result, count)
         if options["verbosity"] >= 1:
             where = f"exchange {exchange!r} routing key {routing_key!r}" if exchange else queue.name
             if count == 1:
                 self.stdout.write(
-                    f" [x] Sent {_preview(body)} to {where} (message_id {rows[0].message_id})"
+                    f" [x] Sent {_preview(body)} to {where} (message_id {result.published[0]})"
                 )
             else:
                 self.stdout.write(f" [x] Sent {count} messages to {where}")
@@ -124,21 +111,20 @@ class Command(BaseCommand):
         data = stdin.buffer.read() if hasattr(stdin, "buffer") else stdin.read()
         return data.encode() if isinstance(data, str) else data
 
-    def _fail(self, error: BrokerError | None, failed: int, sent: int) -> None:
-        reason = str(error) if error else "publish failed"
-        raise CommandError(f"{reason} ({failed} message(s) recorded as failed, {sent} published)")
-
-
-def _copy(template: Message) -> Message:
-    return Message(
-        queue=template.queue,
-        exchange=template.exchange,
-        routing_key=template.routing_key,
-        body=template.body,
-        content_type=template.content_type,
-        headers=template.headers,
-        persistent=template.persistent,
-    )
+    def _fail(self, result: PublishResult, count: int) -> None:
+        reason = str(result.first_error) if result.first_error else "publish failed"
+        retrying = len(result.retrying)
+        failed = len(result.failed) - retrying
+        parts = []
+        if failed:
+            parts.append(f"{failed} message(s) recorded as failed")
+        if retrying:
+            parts.append(f"{retrying} message(s) left pending for the relay")
+        parts.append(f"{len(result.published)} published")
+        unrecorded = count - len(result.failed) - len(result.published)
+        if unrecorded > 0:
+            parts.append(f"{unrecorded} not recorded")
+        raise CommandError(f"{reason} ({', '.join(parts)})")
 
 
 def _preview(body: bytes, limit: int = 60) -> str:

@@ -1,0 +1,51 @@
+"""The Django admin as the operators' console.
+
+- Queues with their live broker state (one connection per page), declare / purge /
+  replay-dead-letters actions and a "publish a message" link per queue;
+- messages: compose, publish, retry failed, republish, receipts inline;
+- receipts (read-only log) and consumers (the ``runconsumer`` registry, read-only);
+- the overview page, ``admin:messaging_overview``.
+
+Action logic lives in plain functions that work without a request; they are
+re-exported here.
+"""
+
+from __future__ import annotations
+
+from .bodies import body_as_text, body_preview
+from .consumers import ConsumerAdmin, filter_status
+from .messages import (
+    PUBLISHABLE,
+    MessageAdmin,
+    MessageForm,
+    PublishSelection,
+    copy_messages,
+    hand_to_celery,
+    publish_pks,
+    publish_selected,
+    republish_selected,
+)
+from .queues import PurgeResult, QueueAdmin, ReplayOutcome, purge_selected, replay_selected
+from .receipts import ReceiptAdmin
+
+__all__ = [
+    "PUBLISHABLE",
+    "ConsumerAdmin",
+    "MessageAdmin",
+    "MessageForm",
+    "PublishSelection",
+    "PurgeResult",
+    "QueueAdmin",
+    "ReceiptAdmin",
+    "ReplayOutcome",
+    "body_as_text",
+    "body_preview",
+    "copy_messages",
+    "filter_status",
+    "hand_to_celery",
+    "publish_pks",
+    "publish_selected",
+    "purge_selected",
+    "replay_selected",
+    "republish_selected",
+]

@@ -1,0 +1,87 @@
+"""Receipt admin: the read-only log of deliveries consumers handled."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.text import Truncator
+from django.utils.translation import gettext_lazy
+
+from ..models import Message, Receipt
+
+
+@admin.register(Receipt)
+class ReceiptAdmin(admin.ModelAdmin):
+    """Receipts are a log: nothing can be added, changed or deleted here."""
+
+    list_display = (
+        "received_at",
+        "queue_name",
+        "message_link",
+        "outcome",
+        "attempt",
+        "redelivered",
+        "consumer_name",
+        "consumer_host",
+        "consumer_pid",
+        "short_error",
+    )
+    list_filter = ("outcome", "queue_name", "consumer_name")
+    date_hierarchy = "received_at"
+    # Exact: the column is a (constraint-less) foreign key, which has no icontains.
+    search_fields = ("message_id__exact",)
+    search_help_text = gettext_lazy("Searches an exact message id.")
+    list_select_related = ("message",)
+    # A million receipts: do not count the whole table on every page.
+    show_full_result_count = False
+    fields = (
+        "message_link",
+        "queue_name",
+        "outcome",
+        "attempt",
+        "redelivered",
+        "received_at",
+        "finished_at",
+        "consumer_name",
+        "consumer_host",
+        "consumer_pid",
+        "consumer_tag",
+        "delivery_tag",
+        "error",
+        "traceback",
+    )
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Receipt]:
+        # The linked Message is only needed for its pk: do not load its body.
+        return super().get_queryset(request).select_related("message").defer("message__body")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Receipt | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Receipt | None = None) -> bool:
+        return False
+
+    @admin.display(description=gettext_lazy("message"), ordering="message_id")
+    def message_link(self, obj: Receipt) -> str:
+        if not obj.message_id:
+            return self.get_empty_value_display()
+        message = obj.message
+        if message is None:  # another producer's id, or the Message row was deleted
+            return obj.message_id
+        url = reverse(
+            f"admin:{Message._meta.app_label}_{Message._meta.model_name}_change",
+            args=[message.pk],
+            current_app=self.admin_site.name,
+        )
+        return format_html('<a href="{}">{}</a>', url, obj.message_id)
+
+    @admin.display(description=gettext_lazy("error"))
+    def short_error(self, obj: Receipt) -> str:
+        return Truncator(obj.error).chars(80)

@@ -1,0 +1,94 @@
+"""``manage.py relay [--once]`` — publish the outbox's due pending messages."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from messaging import relay
+from messaging.relay import RelayResult
+
+
+class Command(BaseCommand):
+    help = (
+        "Publish pending messages that are due (the transactional outbox), in id order, in "
+        "batches with pipelined confirms; several relays can run at once. Loops every "
+        "RELAY_INTERVAL seconds until SIGTERM/SIGINT (the batch in hand is finished; a "
+        "second signal exits at once); --once makes one pass and exits."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--once",
+            action="store_true",
+            help="One pass (until nothing is due) then exit; non-zero if the broker is down.",
+        )
+        parser.add_argument(
+            "--interval",
+            type=float,
+            default=None,
+            help="Seconds between passes (default MESSAGING['RELAY_INTERVAL']).",
+        )
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            default=None,
+            help="Messages claimed and published per batch (default RELAY_BATCH_SIZE).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["batch_size"] is not None and options["batch_size"] < 1:
+            raise CommandError("--batch-size must be at least 1")
+        if options["interval"] is not None and options["interval"] <= 0:
+            raise CommandError("--interval must be more than 0")
+        verbosity = options["verbosity"]
+        level = {0: logging.ERROR, 1: logging.WARNING, 2: logging.INFO}.get(verbosity, 10)
+        logging.getLogger("messaging").setLevel(level)
+        stop = threading.Event()
+        restore = self._install_signal_handlers(stop)
+
+        def report(result: RelayResult) -> None:
+            if result.batches and verbosity >= 1:
+                self.stdout.write(f" [x] Relayed: {result}")
+
+        try:
+            total = relay.run(
+                once=options["once"],
+                interval=options["interval"],
+                batch_size=options["batch_size"],
+                stop=stop,
+                report=report,
+            )
+        finally:
+            restore()
+        if options["once"] and total.error is not None:
+            raise CommandError(f"relay: {total.error} (pending messages stay pending)")
+        if verbosity >= 1 and not options["once"]:
+            self.stdout.write(f" [*] Relay stopped: {total} in all")
+
+    def _install_signal_handlers(self, stop: threading.Event):  # noqa: ANN202
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+
+        def on_signal(signum: int, frame: Any) -> None:
+            if stop.is_set():
+                sys.stderr.write(" [!] Second signal: exiting now\n")
+                sys.stderr.flush()
+                os._exit(128 + signum)
+            sys.stderr.write(" [*] Stopping after the batch in hand (signal again to exit now)\n")
+            sys.stderr.flush()
+            stop.set()
+
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+        def restore() -> None:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+        return restore
