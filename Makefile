@@ -1,11 +1,12 @@
 # make demo   — install into .venv, migrate SQLite, run the tutorial end to end
 # make test   — install into .venv, run the whole suite on SQLite and on PostgreSQL
+# make bench  — raw pika vs runconsumer/send side by side (sizes: make bench BENCH_N=20000)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-sqlite test-postgres lint format clean
+.PHONY: install demo test test-sqlite test-postgres lint format clean bench
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; v = sys.version_info; sys.exit(0 if v >= (3, 11) else "messaging needs Python 3.11+ (this is %d.%d): make PYTHON=python3.12 ..." % v[:2])'
@@ -31,6 +32,10 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python manage.py makemigrations --check --dry-run
+
+# Needs the RabbitMQ and PostgreSQL of `make test`; writes bench/results.md.
+bench: install
+	$(BIN)/python -m bench
 
 format: install
 	$(BIN)/ruff check --fix .

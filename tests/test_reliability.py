@@ -213,6 +213,7 @@ def test_one_failing_handler_does_not_undo_the_rest_of_its_batch(queue_name, set
 def test_a_quiet_queue_is_flushed_without_waiting_for_a_full_batch(queue_name):
     publish(queue_name, b"alone")
     consumer = Consumer([queue_name], {queue_name: record}, prefetch=300, batch_size=100)
+
     def run() -> None:
         try:
             consumer.run()

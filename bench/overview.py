@@ -1,0 +1,74 @@
+"""Time the admin overview page: ``python -m bench.overview REPEAT`` with
+``DJANGO_SETTINGS_MODULE=bench.settings`` and ``BENCH_DATABASE_URL`` set by the driver.
+
+Logs in a superuser with Django's test client, GETs ``admin:messaging_overview`` once
+cold (templates, first queries) and then REPEAT times, and prints one JSON line:
+``{"available": true, "cold": s, "median": s, "best": s, "queries": n, "status": 200}``,
+or ``{"available": false}`` when the URL does not exist.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from contextlib import nullcontext
+
+
+def main(argv: list[str]) -> int:
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+    from django.urls import NoReverseMatch, reverse
+
+    repeat = int(argv[0]) if argv else 5
+    try:
+        url = reverse("admin:messaging_overview")
+    except NoReverseMatch:
+        print(json.dumps({"available": False}), flush=True)
+        return 0
+    user_model = get_user_model()
+    user = user_model.objects.filter(username="bench-admin").first()
+    if user is None:
+        user = user_model.objects.create_superuser("bench-admin", "bench@example.com", "bench")
+    client = Client()
+    client.force_login(user)
+    times = []
+    status = 200
+    for i in range(1 + repeat):
+        # The last GET also records its queries (a few microseconds each).
+        with CaptureQueriesContext(connection) if i == repeat else nullcontext() as queries:
+            start = time.perf_counter()
+            response = client.get(url)
+            times.append(time.perf_counter() - start)
+        status = response.status_code
+        if status != 200:
+            break
+    queries = queries or []
+    print(
+        json.dumps(
+            {
+                "available": True,
+                "status": status,
+                "cold": times[0],
+                "median": statistics.median(times[1:]) if len(times) > 1 else times[0],
+                "best": min(times[1:]) if len(times) > 1 else times[0],
+                "queries": len(queries),
+                "slowest": sorted(
+                    ({"seconds": float(q["time"]), "sql": q["sql"][:300]} for q in queries),
+                    key=lambda q: -q["seconds"],
+                )[:3],
+            }
+        ),
+        flush=True,
+    )
+    return 0 if status == 200 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
