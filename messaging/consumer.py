@@ -45,7 +45,7 @@ import pika
 from django.db import DatabaseError, IntegrityError, close_old_connections, connection, transaction
 from django.utils import timezone
 
-from . import broker, conf
+from . import broker, conf, signals
 from .broker import QueueSpec
 from .exceptions import BrokerError, BrokerUnavailable, ConsumerTimedOut, Reject
 from .handlers import Delivery, Handler
@@ -195,9 +195,7 @@ class Consumer:
         self._retry_max_delay = float(conf.get("RETRY_MAX_DELAY"))
         self._default_max_attempts = int(conf.get("MAX_ATTEMPTS"))
         self._consumer_timeout = float(conf.get("BROKER_CONSUMER_TIMEOUT"))
-        from .signals import receipt_recorded
-
-        self._receipt_signal = receipt_recorded
+        self._receipt_signal = signals.receipt_recorded
 
     @staticmethod
     def _policy_for(spec: QueueSpec, queue: Any) -> QueuePolicy:
@@ -621,11 +619,7 @@ class Consumer:
         if not self._receipt_signal.has_listeners(Receipt):
             return
         for receipt, delivery in zip(receipts, deliveries, strict=True):
-            for receiver, result in self._receipt_signal.send_robust(
-                sender=Receipt, receipt=receipt, delivery=delivery
-            ):
-                if isinstance(result, Exception):
-                    logger.error("receipt_recorded receiver %r failed: %s", receiver, result)
+            signals.send_robust(self._receipt_signal, Receipt, receipt=receipt, delivery=delivery)
 
     # ------------------------------------------------------------------ acks
 
