@@ -231,9 +231,11 @@ def window_counts(connection: Any, since: datetime, minutes: int) -> WindowCount
 
     PostgreSQL: one ``GROUP BY`` over one range scan per table — every row of the window
     is read once, whatever the number of queues and minutes (rows not vacuumed yet cost a
-    heap visit each, so reading them once is what matters). Elsewhere (SQLite): range
-    counts on covering indexes, which SQLite does much faster than grouping a million
-    rows through a temporary b-tree.
+    heap visit each, so reading them once is what matters). Elsewhere (SQLite): receipts
+    are range counts per queue and minute on ``(queue_name, received_at)``, failures and
+    published messages one range per minute of the time indexes grouped by queue — all
+    on covering indexes, which SQLite does much faster than grouping a million rows
+    through one temporary b-tree.
     """
     edges = [since + timedelta(minutes=i) for i in range(minutes + 1)]
     if connection.vendor == "postgresql":
