@@ -267,6 +267,9 @@ class Receipt(models.Model):
         verbose_name=_("message"),
         related_name="receipts",
         on_delete=models.DO_NOTHING,
+        # Indexed in Meta instead: a field index on PostgreSQL also builds a second
+        # varchar_pattern_ops (_like) index that exact lookups never use.
+        db_index=False,
         help_text=_("The AMQP message_id; links to the Message row when one has that id."),
     )
     queue_name = models.CharField(_("queue"), max_length=255)
@@ -299,6 +302,8 @@ class Receipt(models.Model):
             models.Index(
                 fields=["received_at", "queue_name", "outcome"], name="messaging_rcpt_time_idx"
             ),
+            # A message's receipts (admin inline, the consumer's redelivery look-up).
+            models.Index(fields=["message"], name="messaging_rcpt_message_idx"),
             # One queue's receipts, newest first: admin queue filter, `receipts --queue`,
             # the overview's latency sample and the loose scan for queue names.
             models.Index(fields=["queue_name", "received_at"], name="messaging_rcpt_queue_idx"),
