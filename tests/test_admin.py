@@ -655,3 +655,23 @@ def test_message_filters(admin_client: Client) -> None:
     assert [m.pk for m in by_status.context["cl"].result_list] == [done.pk]
     assert {m.pk for m in by_queue.context["cl"].result_list} == {waiting.pk, done.pk}
     assert [m.pk for m in by_date.context["cl"].result_list] == [done.pk]
+
+
+def test_receipt_filters_take_choices_from_queue_and_consumer_tables(
+    admin_client: Client,
+) -> None:
+    from messaging.models import Consumer
+
+    Queue.objects.create(name="filter.a")
+    now = timezone.now()
+    Consumer.objects.create(name="worker-1", host="h", pid=1, started_at=now, last_heartbeat=now)
+    receipt("id-a", queue_name="filter.a", consumer_name="worker-1")
+    receipt("id-b", queue_name="filter.b", consumer_name="worker-2")
+
+    page = admin_client.get(url("receipt_changelist")).content.decode()
+    assert "?queue_name=filter.a" in page and "?consumer_name=worker-1" in page
+
+    by_queue = admin_client.get(url("receipt_changelist"), {"queue_name": "filter.b"})
+    assert "id-b" in by_queue.content.decode() and "id-a" not in by_queue.content.decode()
+    by_consumer = admin_client.get(url("receipt_changelist"), {"consumer_name": "worker-1"})
+    assert "id-a" in by_consumer.content.decode() and "id-b" not in by_consumer.content.decode()

@@ -10,7 +10,33 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy
 
-from ..models import Message, Receipt
+from ..models import Consumer, Message, Queue, Receipt
+
+
+class _NameFilter(admin.SimpleListFilter):
+    """Filter on a name column with choices from a small table instead of a
+    ``SELECT DISTINCT`` over every receipt (a full scan at a million rows)."""
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Receipt]) -> QuerySet[Receipt]:
+        value = self.value()
+        return queryset.filter(**{self.parameter_name: value}) if value else queryset
+
+
+class QueueNameFilter(_NameFilter):
+    title = gettext_lazy("queue")
+    parameter_name = "queue_name"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
+        return [(name, name) for name in Queue.objects.values_list("name", flat=True)]
+
+
+class ConsumerNameFilter(_NameFilter):
+    title = gettext_lazy("consumer")
+    parameter_name = "consumer_name"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
+        names = Consumer.objects.order_by("name").values_list("name", flat=True).distinct()
+        return [(name, name) for name in names[:200]]
 
 
 @admin.register(Receipt)
@@ -29,7 +55,9 @@ class ReceiptAdmin(admin.ModelAdmin):
         "consumer_pid",
         "short_error",
     )
-    list_filter = ("outcome", "queue_name", "consumer_name")
+    # Choices from the Queue and Consumer tables (the queue/consumer names receipts
+    # carry); a ?queue_name= / ?consumer_name= link from elsewhere filters any name.
+    list_filter = ("outcome", QueueNameFilter, ConsumerNameFilter)
     date_hierarchy = "received_at"
     # Exact: the column is a (constraint-less) foreign key, which has no icontains.
     search_fields = ("message_id__exact",)
