@@ -60,3 +60,39 @@ def handled(message_id: str | None = None) -> int:
 def record_then_fail(delivery: Delivery) -> None:
     record(delivery)
     raise RuntimeError("after writing")
+
+
+def record_paced(delivery: Delivery) -> None:
+    """``record``, then: a body starting with b"slow" touches $MESSAGING_TEST_MARKER and
+    sleeps $MESSAGING_TEST_SLEEP seconds; any other sleeps $MESSAGING_TEST_PACE (default 0)
+    so a fault can land mid-stream. (Fault suite.)"""
+    record(delivery)
+    if delivery.body.startswith(b"slow"):
+        marker = os.environ.get("MESSAGING_TEST_MARKER")
+        if marker:
+            Path(marker).write_bytes(delivery.body)
+        time.sleep(float(os.environ.get("MESSAGING_TEST_SLEEP", "30")))
+    else:
+        time.sleep(float(os.environ.get("MESSAGING_TEST_PACE", "0")))
+
+
+def record_unless_poison(delivery: Delivery) -> None:
+    """Fails on a message with header ``poison``, rejects one with header ``reject``,
+    records any other. (Fault suite.)"""
+    if delivery.headers.get("poison"):
+        raise RuntimeError("poison message")
+    if delivery.headers.get("reject"):
+        raise Reject("refused by the test")
+    record(delivery)
+
+
+def record_with_headers(delivery: Delivery) -> None:
+    """``record``, keeping the delivery's headers (made JSON-safe) on the row."""
+    import json
+
+    from messaging.models import Message
+
+    headers = json.loads(json.dumps(delivery.headers, default=str))
+    Message.objects.create(
+        exchange="handled", routing_key=delivery.message_id, body=delivery.body, headers=headers
+    )

@@ -1,6 +1,7 @@
 """Settings for the test suite: the demo project's, pointed at the services found
 by :mod:`tests.services`."""
 
+import json
 import os
 
 import dj_database_url
@@ -25,3 +26,11 @@ else:
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LOGGING = {"version": 1, "disable_existing_loggers": False}
+
+# The fault-injection tests (tests/faults/) hand settings to runconsumer subprocesses as
+# JSON: MESSAGING_TEST_SETTINGS='{"MAX_ATTEMPTS": 3}' is merged into MESSAGING, and
+# MESSAGING_TEST_DB_OPTIONS='{"timeout": 1}' into the database OPTIONS.
+MESSAGING.update(json.loads(os.environ.get("MESSAGING_TEST_SETTINGS") or "{}"))
+DATABASES["default"].setdefault("OPTIONS", {}).update(
+    json.loads(os.environ.get("MESSAGING_TEST_DB_OPTIONS") or "{}")
+)
