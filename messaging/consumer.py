@@ -177,6 +177,8 @@ class Consumer:
         self._io_close = threading.Event()
         self._ready = threading.Event()
         self._inbox: queue_module.Queue[Delivery | BaseException] = queue_module.Queue()
+        #: A delivery taken from the inbox that belongs to the next batch.
+        self._carried: Delivery | None = None
         self._io_thread: threading.Thread | None = None
         self._registry_thread: threading.Thread | None = None
         self._registry_stop = threading.Event()
@@ -253,9 +255,10 @@ class Consumer:
                     break
                 wait = min(wait, remaining)
             try:
-                item = self._inbox.get(timeout=wait)
+                item = self._carried or self._inbox.get(timeout=wait)
             except queue_module.Empty:
                 continue
+            self._carried = None
             if isinstance(item, BaseException):
                 raise item
             if item.generation != self._generation:
@@ -296,6 +299,13 @@ class Consumer:
                     break
             if isinstance(item, BaseException):
                 return batch, item
+            if item.generation > first.generation:
+                # The connection was replaced while this batch filled: the batch is from
+                # the dead channel (never acked; redelivered), this delivery is the new
+                # channel's first and starts the next batch. Dropping it would leave it
+                # unsettled — and a later multiple-ack would cover it unhandled.
+                self._carried = item
+                break
             if item.generation == first.generation:
                 batch.append(item)
         return batch, None
@@ -348,9 +358,16 @@ class Consumer:
         self._settle(actions)
 
     def _database_answers(self) -> bool:
+        """Can we write receipts right now? A handler's own database error counts as a
+        handler failure only if so; otherwise the database is down or locked."""
         try:
             with connection.cursor() as cursor:
-                cursor.execute("SELECT 1")
+                if connection.vendor == "sqlite" and not connection.in_atomic_block:
+                    # SELECT works under another connection's write lock: ask for it.
+                    cursor.execute("BEGIN IMMEDIATE")
+                    cursor.execute("ROLLBACK")
+                else:
+                    cursor.execute("SELECT 1")
             return True
         except DatabaseError:
             return False
