@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-import os
-import signal
-import sys
 import threading
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from messaging import relay
+from messaging.management.commandline import configure_logging, install_stop_signals
 from messaging.relay import RelayResult
 
 
@@ -48,10 +45,9 @@ class Command(BaseCommand):
         if options["interval"] is not None and options["interval"] <= 0:
             raise CommandError("--interval must be more than 0")
         verbosity = options["verbosity"]
-        level = {0: logging.ERROR, 1: logging.WARNING, 2: logging.INFO}.get(verbosity, 10)
-        logging.getLogger("messaging").setLevel(level)
+        configure_logging(verbosity)
         stop = threading.Event()
-        restore = self._install_signal_handlers(stop)
+        restore = install_stop_signals(stop.set, stop.is_set, "batch")
 
         def report(result: RelayResult) -> None:
             if result.batches and verbosity >= 1:
@@ -71,24 +67,3 @@ class Command(BaseCommand):
             raise CommandError(f"relay: {total.error} (pending messages stay pending)")
         if verbosity >= 1 and not options["once"]:
             self.stdout.write(f" [*] Relay stopped: {total} in all")
-
-    def _install_signal_handlers(self, stop: threading.Event):  # noqa: ANN202
-        if threading.current_thread() is not threading.main_thread():
-            return lambda: None
-
-        def on_signal(signum: int, frame: Any) -> None:
-            if stop.is_set():
-                sys.stderr.write(" [!] Second signal: exiting now\n")
-                sys.stderr.flush()
-                os._exit(128 + signum)
-            sys.stderr.write(" [*] Stopping after the batch in hand (signal again to exit now)\n")
-            sys.stderr.flush()
-            stop.set()
-
-        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-
-        def restore() -> None:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-        return restore

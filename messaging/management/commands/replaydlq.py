@@ -8,13 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from messaging.deadletters import replay
 from messaging.exceptions import MessagingError
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError(text)
-    return value
+from messaging.management.commandline import positive_int
 
 
 class Command(BaseCommand):
@@ -27,7 +21,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("queue", metavar="QUEUE")
         parser.add_argument(
-            "--limit", type=_positive_int, default=None, help="Move at most N (default: all)."
+            "--limit", type=positive_int, default=None, help="Move at most N (default: all)."
         )
 
     def handle(self, *args: Any, **options: Any) -> None:

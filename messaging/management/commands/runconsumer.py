@@ -4,10 +4,6 @@ writing a receipt for every delivery before acking it."""
 from __future__ import annotations
 
 import logging
-import os
-import signal
-import sys
-import threading
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -16,24 +12,16 @@ from messaging import broker, conf
 from messaging.consumer import Consumer
 from messaging.exceptions import BrokerError, MessagingError
 from messaging.handlers import DEFAULT_HANDLER, discard, handler_path_for, load_handler
+from messaging.management.commandline import (
+    configure_logging,
+    install_stop_signals,
+    non_negative_float,
+    positive_int,
+)
 from messaging.models import Queue
 from messaging.publishing import get_queue
 
 logger = logging.getLogger("messaging")
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError(text)
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise ValueError(text)
-    return value
 
 
 class Command(BaseCommand):
@@ -46,7 +34,7 @@ class Command(BaseCommand):
         parser.add_argument("queues", nargs="+", metavar="QUEUE")
         parser.add_argument(
             "--prefetch",
-            type=_positive_int,
+            type=positive_int,
             default=None,
             help="basic.qos prefetch_count (default MESSAGING['PREFETCH'], 1).",
         )
@@ -57,11 +45,11 @@ class Command(BaseCommand):
             "or one that prints the body like the tutorial).",
         )
         parser.add_argument(
-            "--max-messages", type=_positive_int, default=None, help="Exit 0 after N deliveries."
+            "--max-messages", type=positive_int, default=None, help="Exit 0 after N deliveries."
         )
         parser.add_argument(
             "--idle-timeout",
-            type=_non_negative_float,
+            type=non_negative_float,
             default=None,
             metavar="SECONDS",
             help="Exit 0 after this long without a delivery.",
@@ -69,7 +57,7 @@ class Command(BaseCommand):
         parser.add_argument("--name", default="", help="Consumer name on receipts (host:pid).")
         parser.add_argument(
             "--batch-size",
-            type=_positive_int,
+            type=positive_int,
             default=None,
             help="Deliveries whose handlers and receipts share one commit and one multiple-ack "
             "(default: prefetch/3, capped at 500; 1 at prefetch 1-3). A batch also closes "
@@ -78,7 +66,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         verbosity: int = options["verbosity"]
-        self._configure_logging(verbosity)
+        configure_logging(verbosity)
         queues = [self._resolve_queue(name) for name in dict.fromkeys(options["queues"])]
         names = [q.name for q in queues]
         handlers = {}
@@ -108,7 +96,7 @@ class Command(BaseCommand):
                 f"(prefetch {prefetch}, batch {consumer.batch_size}, manual ack). "
                 "To exit press CTRL+C"
             )
-        restore = self._install_signal_handlers(consumer)
+        restore = install_stop_signals(consumer.stop, lambda: consumer.stopping, "messages")
         try:
             stats = consumer.run()
         except BrokerError as exc:
@@ -144,30 +132,3 @@ class Command(BaseCommand):
                 "(create it with `manage.py send`, the admin, or a Queue row + declarequeues)"
             )
         return broker.QueueSpec(name=name, passive=True)
-
-    def _install_signal_handlers(self, consumer: Consumer):  # noqa: ANN202
-        if threading.current_thread() is not threading.main_thread():
-            return lambda: None
-
-        def on_signal(signum: int, frame: Any) -> None:
-            if consumer.stopping:
-                sys.stderr.write(" [!] Second signal: exiting now\n")
-                sys.stderr.flush()
-                os._exit(128 + signum)
-            sys.stderr.write(" [*] Stopping after the message in hand (signal again to exit now)\n")
-            sys.stderr.flush()
-            consumer.stop()
-
-        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-
-        def restore() -> None:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-        return restore
-
-    def _configure_logging(self, verbosity: int) -> None:
-        level = {0: logging.ERROR, 1: logging.WARNING, 2: logging.INFO}.get(
-            verbosity, logging.DEBUG
-        )
-        logging.getLogger("messaging").setLevel(level)
