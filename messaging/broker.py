@@ -493,42 +493,16 @@ def move_messages(
 
 
 def check_headers(headers: Mapping[str, Any] | None) -> None:
-    """Raise ``ValueError`` (one line) if ``headers`` cannot be sent as an AMQP table.
+    """Raise ``ValueError`` (one line) if ``headers`` cannot be sent as an AMQP table or
+    sets a header the broker or the app owns (see :func:`validators.validate_headers`)."""
+    from django.core.exceptions import ValidationError
 
-    JSON's strings, integers (64-bit), booleans, null, lists and objects can; floats
-    cannot (pika has no float type): send them as strings.
-    """
-    if not headers:
-        return
-    if not isinstance(headers, Mapping):
-        raise ValueError("headers must be a JSON object (a dict)")
+    from .validators import first_message, validate_headers
 
-    def walk(value: Any, where: str) -> None:
-        if isinstance(value, float):
-            raise ValueError(
-                f"header {where}: {value!r} is a float, which AMQP tables (pika) cannot "
-                "carry; send it as a string"
-            )
-        if isinstance(value, bool) or value is None or isinstance(value, str | bytes):
-            return
-        if isinstance(value, int):
-            if not -(2**63) <= value < 2**63:
-                raise ValueError(f"header {where}: {value} does not fit in 64 bits")
-            return
-        if isinstance(value, Mapping):
-            for key, item in value.items():
-                if not isinstance(key, str):
-                    raise ValueError(f"header {where}: keys must be strings")
-                walk(item, f"{where}.{key}")
-            return
-        if isinstance(value, list | tuple):
-            for index, item in enumerate(value):
-                walk(item, f"{where}[{index}]")
-            return
-        raise ValueError(f"header {where}: {type(value).__name__} cannot be sent")
-
-    for key, value in headers.items():
-        walk(value, repr(key))
+    try:
+        validate_headers(headers)
+    except ValidationError as exc:
+        raise ValueError(first_message(exc)) from None
 
 
 def properties(

@@ -21,6 +21,11 @@ class InvalidQueueName(MessagingConfigurationError, ValueError):
     """A queue name the broker would refuse (too long, ``amq.`` prefix, empty)."""
 
 
+class InvalidMessage(MessagingError, ValueError):
+    """A message that can never be sent as it is (a header, property or destination the
+    broker cannot take); refused before anything is saved."""
+
+
 class HandlerImportError(MessagingConfigurationError, ImportError):
     """A handler's dotted path does not import or is not callable."""
 

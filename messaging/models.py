@@ -12,7 +12,14 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from .fields import LooseForeignKey
-from .validators import validate_queue_name, validate_x_arguments
+from .validators import (
+    validate_content_type,
+    validate_exchange_name,
+    validate_headers,
+    validate_queue_name,
+    validate_routing_key,
+    validate_x_arguments,
+)
 
 #: Arguments that have their own field on ``Queue`` and may not appear in ``arguments``.
 RESERVED_ARGUMENTS = ("x-queue-type", "x-dead-letter-exchange", "x-dead-letter-routing-key")
@@ -44,7 +51,10 @@ class Queue(models.Model):
         max_length=255,
         unique=True,
         validators=[validate_queue_name],
-        help_text=_("At most 255 bytes of UTF-8; names starting with 'amq.' are reserved."),
+        help_text=_(
+            "At most 251 bytes of UTF-8 (so that <name>.dlq fits AMQP's 255), no control "
+            "characters or surrounding spaces; names starting with 'amq.' are reserved."
+        ),
     )
     durable = models.BooleanField(
         _("durable"), default=True, help_text=_("Survives a broker restart.")
@@ -146,12 +156,18 @@ class MessageQuerySet(models.QuerySet):
     def failed(self) -> MessageQuerySet:
         return self.filter(status=Message.Status.FAILED)
 
+    def held(self) -> MessageQuerySet:
+        return self.filter(status=Message.Status.HELD)
+
 
 class Message(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending", _("pending")
         PUBLISHED = "published", _("published")
         FAILED = "failed", _("failed")
+        #: Composed by a user without the publish permission: the relay leaves it alone
+        #: until a user with ``publish_message`` publishes it.
+        HELD = "held", _("held (waiting for a user with publish permission)")
 
     message_id = models.CharField(
         _("message id"),
@@ -170,11 +186,19 @@ class Message(models.Model):
         blank=True,
         help_text=_("Destination queue (via the default exchange). Empty for an exchange."),
     )
-    exchange = models.CharField(_("exchange"), max_length=255, blank=True)
-    routing_key = models.CharField(_("routing key"), max_length=255, blank=True)
+    exchange = models.CharField(
+        _("exchange"), max_length=255, blank=True, validators=[validate_exchange_name]
+    )
+    routing_key = models.CharField(
+        _("routing key"), max_length=255, blank=True, validators=[validate_routing_key]
+    )
     body = models.BinaryField(_("body"), default=b"", blank=True)
-    content_type = models.CharField(_("content type"), max_length=255, blank=True)
-    headers = models.JSONField(_("headers"), default=dict, blank=True)
+    content_type = models.CharField(
+        _("content type"), max_length=255, blank=True, validators=[validate_content_type]
+    )
+    headers = models.JSONField(
+        _("headers"), default=dict, blank=True, validators=[validate_headers]
+    )
     persistent = models.BooleanField(
         _("persistent"), default=True, help_text=_("delivery_mode=2: survives a broker restart.")
     )

@@ -48,12 +48,13 @@ from .exceptions import (
     BrokerError,
     BrokerUnavailable,
     ConfirmTimeout,
+    InvalidMessage,
     InvalidQueueName,
     PublishInterrupted,
     PublishNacked,
 )
 from .models import Message, Queue
-from .validators import validate_queue_name
+from .validators import first_message, validate_message_fields, validate_queue_name
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +108,8 @@ def get_queue(name: str, *, create: bool = True) -> Queue:
     try:
         validate_queue_name(name)
     except ValidationError as exc:
-        raise InvalidQueueName(f"invalid queue name {name!r}: {exc.messages[0]}") from exc
+        shown = repr(name) if len(name) <= 60 else repr(name[:57]) + "…"
+        raise InvalidQueueName(f"invalid queue name {shown}: {exc.messages[0]}") from None
     if create:
         return Queue.objects.get_or_create(name=name)[0]
     return Queue.objects.get(name=name)
@@ -136,7 +138,15 @@ def build_message(
         raise ValueError("routing_key needs an exchange (the default exchange routes by queue)")
     if queue is not None and exchange:
         raise ValueError("give a queue or an exchange, not both")
-    broker.check_headers(headers)
+    try:
+        validate_message_fields(
+            exchange=exchange,
+            routing_key=routing_key,
+            content_type=content_type,
+            headers=headers,
+        )
+    except ValidationError as exc:
+        raise InvalidMessage(first_message(exc)) from None
     if isinstance(queue, str):
         queue = get_queue(queue)
     return Message(

@@ -41,8 +41,8 @@ def test_no_missing_migrations():
     "name",
     [
         "q",
-        "a" * 255,
-        "é" * 127 + "a",  # 128 characters, 255 bytes
+        "a" * 251,  # <name>.dlq is then exactly 255 bytes
+        "é" * 125 + "a",  # 126 characters, 251 bytes
         "tâches.urgentes",
         "amq",  # only the "amq." prefix is reserved
         "x.amq.y",
@@ -56,6 +56,12 @@ def test_valid_queue_names(name):
     ("name", "code"),
     [
         ("a" * 256, "too_long"),
+        ("a" * 252, "too_long"),  # its <name>.dlq would be 256 bytes
+        ("é" * 126, "too_long"),  # 252 bytes
+        ("bad\nname", "control_character"),
+        ("tab\there", "control_character"),
+        (" lead", "whitespace"),
+        ("trail ", "whitespace"),
         ("é" * 128, "too_long"),  # only 128 characters, but 256 bytes of UTF-8
         ("✓" * 86, "too_long"),  # 86 characters, 258 bytes
         ("amq.tasks", "reserved"),
