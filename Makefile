@@ -1,12 +1,13 @@
 # make demo   — install into .venv, migrate SQLite, run the tutorial end to end
 # make test   — install into .venv, run the whole suite on SQLite and on PostgreSQL
+#               (first makes sure Chromium is there: scripts/ensure-chromium)
 # make bench  — raw pika vs runconsumer/send side by side (sizes: make bench BENCH_N=20000)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-sqlite test-postgres lint format clean bench
+.PHONY: install demo test test-sqlite test-postgres ensure-chromium lint format clean bench
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; v = sys.version_info; sys.exit(0 if v >= (3, 11) else "messaging needs Python 3.11+ (this is %d.%d): make PYTHON=python3.12 ..." % v[:2])'
@@ -22,10 +23,15 @@ demo: install
 
 test: test-sqlite test-postgres
 
-test-sqlite: install
+# The browser tests need Chromium: installed here when missing (root + apt-get), else
+# the run stops before anything else with one line saying what to install.
+ensure-chromium:
+	@scripts/ensure-chromium
+
+test-sqlite: ensure-chromium install
 	MESSAGING_TEST_DB=sqlite $(BIN)/pytest
 
-test-postgres: install
+test-postgres: ensure-chromium install
 	MESSAGING_TEST_DB=postgres $(BIN)/pytest
 
 lint: install
