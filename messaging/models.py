@@ -12,6 +12,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from .fields import LooseForeignKey
+from .schemas import check_schema
 from .validators import (
     validate_content_type,
     validate_exchange_name,
@@ -93,6 +94,17 @@ class Queue(models.Model):
         validators=[validate_x_arguments],
         help_text=_('Other x- arguments, e.g. {"x-max-length": 10000}.'),
     )
+    schema = models.JSONField(
+        _("JSON Schema"),
+        null=True,
+        blank=True,
+        default=None,
+        validators=[check_schema],
+        help_text=_(
+            "Optional JSON Schema every message body must match: publish() refuses a body "
+            "that does not, and runconsumer sends such a delivery to <name>.dlq unhandled."
+        ),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -104,6 +116,10 @@ class Queue(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        check_schema(self.schema)  # refused when saving, whoever saves it
+        super().save(*args, **kwargs)
 
     def clean(self) -> None:
         super().clean()

@@ -43,7 +43,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from . import broker, conf, signals
+from . import broker, conf, schemas, signals
 from .exceptions import (
     BrokerError,
     BrokerUnavailable,
@@ -57,6 +57,9 @@ from .models import Message, Queue
 from .validators import first_message, validate_message_fields, validate_queue_name
 
 logger = logging.getLogger(__name__)
+
+#: ``json=`` not given (``None`` is a JSON value: ``null``).
+NO_JSON: Any = object()
 
 #: Outcomes that leave the row ``pending`` for a retry (the broker could not take it now);
 #: every other broker error is about the message itself and marks it ``failed``.
@@ -124,8 +127,18 @@ def build_message(
     content_type: str = "",
     headers: Mapping[str, Any] | None = None,
     persistent: bool = True,
+    json: Any = NO_JSON,
 ) -> Message:
-    """An unsaved ``pending`` Message (validated destination)."""
+    """An unsaved ``pending`` Message (validated destination, properties and — when the
+    queue has a schema — body). ``json=obj`` encodes ``obj`` as the body."""
+    if json is not NO_JSON:
+        if body:
+            raise ValueError("give a body or json=, not both")
+        try:
+            body = schemas.encode_json(json)
+        except ValueError as exc:
+            raise InvalidMessage(str(exc)) from None
+        content_type = content_type or schemas.JSON_CONTENT_TYPE
     if isinstance(body, str):
         body = body.encode("utf-8")
     elif isinstance(body, bytearray | memoryview):
@@ -149,6 +162,10 @@ def build_message(
         raise InvalidMessage(first_message(exc)) from None
     if isinstance(queue, str):
         queue = get_queue(queue)
+    if queue is not None and queue.schema is not None:
+        problem = schemas.body_problem(queue.schema, body)
+        if problem is not None:
+            raise InvalidMessage(f"body does not match the schema of queue {queue.name}: {problem}")
     return Message(
         queue=queue,
         exchange=exchange,
@@ -194,8 +211,14 @@ def publish(
     headers: Mapping[str, Any] | None = None,
     persistent: bool = True,
     user: Any = None,
+    json: Any = NO_JSON,
 ) -> Message:
     """Record a message and publish it (persistent, confirmed, ``mandatory``).
+
+    ``json=obj`` sends ``obj`` encoded with Django's JSON encoder as the body, with
+    ``content_type="application/json"``. When the queue's row has a ``schema``, a body
+    that does not match it raises :class:`~messaging.exceptions.InvalidMessage` naming the
+    failing path, and nothing is saved.
 
     Inside ``transaction.atomic()`` the row is written in that transaction and published
     after it commits (nothing reaches the broker if it rolls back). Outside a transaction
@@ -217,6 +240,7 @@ def publish(
         content_type=content_type,
         headers=headers,
         persistent=persistent,
+        json=json,
     )
     if conf.get("PUBLISH_MODE") == "relay":
         message.save()

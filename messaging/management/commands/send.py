@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from typing import Any
@@ -10,7 +11,14 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from messaging.exceptions import MessagingError
-from messaging.publishing import PublishResult, build_message, get_queue, send_copies
+from messaging.management.commandline import positive_int
+from messaging.publishing import (
+    NO_JSON,
+    PublishResult,
+    build_message,
+    get_queue,
+    send_copies,
+)
 
 
 def parse_header(text: str) -> tuple[str, str]:
@@ -37,7 +45,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("queue", help="Queue to publish to (or routing key with --exchange).")
         parser.add_argument("body", nargs="?", default="-", help="Message body; '-' = stdin.")
-        parser.add_argument("--count", type=int, default=1, help="Send N copies (default 1).")
+        parser.add_argument(
+            "--count", type=positive_int, default=1, help="Send N copies, >= 1 (default 1)."
+        )
         parser.add_argument(
             "--header",
             action="append",
@@ -46,6 +56,13 @@ class Command(BaseCommand):
             help="AMQP header (repeatable).",
         )
         parser.add_argument("--content-type", default="", help="AMQP content_type property.")
+        parser.add_argument(
+            "--json",
+            default=None,
+            metavar="JSON",
+            help="Send this JSON value as the body (checked, re-encoded compactly; "
+            "content_type application/json). Not with BODY.",
+        )
         parser.add_argument(
             "--exchange",
             default="",
@@ -66,7 +83,8 @@ class Command(BaseCommand):
         if options["routing_key"] and not options["exchange"]:
             raise CommandError("--routing-key needs --exchange")
         headers = dict(parse_header(h) for h in options["header"])
-        body = self._read_body(options["body"])
+        payload = self._json_option(options["json"], options["body"])
+        body = b"" if payload is not NO_JSON else self._read_body(options["body"])
         exchange = options["exchange"]
         try:
             if exchange:
@@ -83,6 +101,7 @@ class Command(BaseCommand):
                 content_type=options["content_type"],
                 headers=headers,
                 persistent=not options["transient"],
+                json=payload,
             )
         except (MessagingError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
@@ -95,11 +114,23 @@ class Command(BaseCommand):
         if options["verbosity"] >= 1:
             where = f"exchange {exchange!r} routing key {routing_key!r}" if exchange else queue.name
             if count == 1:
-                self.stdout.write(
-                    f" [x] Sent {_preview(body)} to {where} (message_id {result.published[0]})"
-                )
+                shown, message_id = _preview(template.body_bytes), result.published[0]
+                self.stdout.write(f" [x] Sent {shown} to {where} (message_id {message_id})")
             else:
                 self.stdout.write(f" [x] Sent {count} messages to {where}")
+
+    def _json_option(self, text: str | None, body: str) -> Any:
+        """The parsed ``--json`` value, or NO_JSON without the flag."""
+        if text is None:
+            return NO_JSON
+        if body != "-":
+            raise CommandError("give BODY or --json, not both")
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise CommandError(f"--json is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise CommandError("--json is nested too deeply") from None
 
     def _read_body(self, value: str) -> bytes:
         if value != "-":
