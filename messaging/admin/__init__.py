@@ -2,7 +2,10 @@
 
 - Queues with their live broker state (one connection per page), declare / purge /
   replay-dead-letters actions and a "publish a message" link per queue;
-- messages: compose, publish, retry failed, republish, receipts inline;
+- messages: compose (held without the publish permission; "Save and publish" with it),
+  publish, retry failed, republish, receipts inline, big bodies as a bounded preview
+  plus a download;
+- admin log entries for every action that touches the broker (:mod:`.audit`);
 - receipts (read-only log) and consumers (the ``runconsumer`` registry, read-only);
 - the overview page, ``admin:messaging_overview``.
 

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import ValidationError
-from django.db import connections
+from django.db import connections, router, transaction
 from django.db.models import F, Func, Q, QuerySet, TextField, Value
-from django.db.models.functions import Cast
-from django.http import HttpRequest
+from django.db.models.functions import Cast, Length, Substr
+from django.forms import BaseForm
+from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.text import smart_split, unescape_string_literal
 from django.utils.translation import gettext as _
@@ -25,10 +29,24 @@ from django.utils.translation import gettext_lazy, ngettext
 from .. import broker, conf
 from ..models import Message, Receipt
 from ..publishing import PublishResult, publish_messages
-from .bodies import body_as_text, body_preview, same_text
+from . import audit
+from .bodies import (
+    BIG_BODY,
+    BIG_BODY_PREVIEW,
+    body_as_text,
+    body_preview,
+    bounded_preview,
+    preview_prefix_size,
+    same_text,
+)
+from .feedback import PublishFeedback
+from .views import body_download_view
 
 #: Statuses the publish action sends; ``published`` rows are skipped.
-PUBLISHABLE = (Message.Status.PENDING, Message.Status.FAILED)
+PUBLISHABLE = (Message.Status.PENDING, Message.Status.HELD, Message.Status.FAILED)
+
+#: Statuses of rows no broker has confirmed yet (they can still be edited and published).
+UNPUBLISHED = PUBLISHABLE
 
 #: Rows loaded (with their bodies), claimed and published at a time; all chunks share
 #: one broker connection.
@@ -111,24 +129,33 @@ def hand_to_celery(ids: Sequence[int], user: Any = None) -> int:
 def copy_messages(queryset: QuerySet[Message]) -> list[int]:
     """Create a new ``pending`` message (new message_id) for each selected one, copying
     destination, body, content type, headers and persistence; returns the new pks."""
-    copies = [
-        Message(
-            queue_id=original.queue_id,
-            exchange=original.exchange,
-            routing_key=original.routing_key,
-            body=original.body_bytes,
-            content_type=original.content_type,
-            headers=original.headers,
-            persistent=original.persistent,
+    return [pk for _original, pk in copy_pairs(queryset)]
+
+
+def copy_pairs(queryset: QuerySet[Message]) -> list[tuple[str, int]]:
+    """:func:`copy_messages`, returning ``(original message_id, copy pk)`` pairs."""
+    originals: list[str] = []
+    copies: list[Message] = []
+    rows = Message.objects.filter(pk__in=queryset.values("pk")).order_by("created_at", "pk")
+    for original in rows.iterator(chunk_size=2000):
+        originals.append(original.message_id)
+        copies.append(
+            Message(
+                queue_id=original.queue_id,
+                exchange=original.exchange,
+                routing_key=original.routing_key,
+                body=original.body_bytes,
+                content_type=original.content_type,
+                headers=original.headers,
+                persistent=original.persistent,
+            )
         )
-        for original in queryset.order_by("created_at", "pk").iterator(chunk_size=2000)
-    ]
     created = Message.objects.bulk_create(copies, batch_size=500)
     if created and created[0].pk is None:  # a backend that does not return primary keys
         ids = [c.message_id for c in created]
         by_id = dict(Message.objects.filter(message_id__in=ids).values_list("message_id", "pk"))
-        return [by_id[i] for i in ids]
-    return [c.pk for c in created]
+        return list(zip(originals, [by_id[i] for i in ids], strict=True))
+    return list(zip(originals, [c.pk for c in created], strict=True))
 
 
 def republish_selected(queryset: QuerySet[Message], user: Any = None) -> PublishResult:
@@ -137,6 +164,31 @@ def republish_selected(queryset: QuerySet[Message], user: Any = None) -> Publish
 
 
 # --------------------------------------------------------------------------- form
+
+
+#: Annotations the admin puts on the Message rows it shows, so that a big body is never
+#: loaded (or decoded) whole for a page: its first bytes and its length.
+BODY_HEAD = "admin_body_head"
+BODY_SIZE = "admin_body_size"
+
+
+def with_body_head(queryset: QuerySet[Message], head_bytes: int) -> QuerySet[Message]:
+    """``queryset`` without the body column, annotated with its first ``head_bytes``
+    bytes (:data:`BODY_HEAD`) and its length (:data:`BODY_SIZE`)."""
+    return queryset.defer("body").annotate(
+        **{BODY_HEAD: Substr("body", 1, head_bytes), BODY_SIZE: Length("body")}
+    )
+
+
+def stored_body(message: Message) -> tuple[bytes, int]:
+    """``(body or its first bytes, size)``: the whole body, unless the row came from
+    :func:`with_body_head` and its body is over :data:`BIG_BODY` bytes (then only the
+    annotated first bytes; the body itself is not loaded)."""
+    size = getattr(message, BODY_SIZE, None)
+    if size is not None and size > BIG_BODY:
+        return bytes(getattr(message, BODY_HEAD) or b""), size
+    body = bytes(message.body or b"")
+    return body, len(body)
 
 
 class BodyTextField(forms.CharField):
@@ -166,9 +218,18 @@ class MessageForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        body = bytes(self.instance.body or b"")
-        text = body_as_text(body)
         field = self.fields["body_text"]
+        head, size = stored_body(self.instance)
+        if size > BIG_BODY:
+            field.disabled = True
+            field.help_text = _(
+                "%(size)s bytes: too big to edit here. The first %(shown)s bytes are shown; "
+                "the body is kept unchanged when you save. Download it below."
+            ) % {"size": f"{size:,}", "shown": f"{BIG_BODY_PREVIEW:,}"}
+            self.initial["body_text"] = bounded_preview(head, size)
+            return
+        body = head
+        text = body_as_text(body)
         if text is None:
             field.disabled = True
             field.help_text = _(
@@ -294,8 +355,21 @@ STATUS_FIELDS = (
 )
 
 
+class MessageChangeList(ChangeList):
+    """Loads each row's first bytes and size for the preview column, never its body."""
+
+    def get_results(self, request: HttpRequest) -> None:
+        self.queryset = with_body_head(self.queryset, preview_prefix_size())
+        super().get_results(request)
+
+
+def action_label(description: Any) -> str:
+    """How a log entry names an admin action or button."""
+    return _("admin action “%(name)s”") % {"name": description}
+
+
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(PublishFeedback, admin.ModelAdmin):
     form = MessageForm
     list_display = (
         "message_id",
@@ -312,9 +386,32 @@ class MessageAdmin(admin.ModelAdmin):
     search_help_text = gettext_lazy("Searches message ids and body text.")
     date_hierarchy = "created_at"
     list_select_related = ("queue", "published_by")
-    readonly_fields = STATUS_FIELDS
+    readonly_fields = (*STATUS_FIELDS, "body_download")
     inlines = [ReceiptInline]
     actions = ["publish_messages", "retry_failed", "republish"]
+
+    def get_urls(self) -> list[URLPattern]:
+        name = f"{self.opts.app_label}_{self.opts.model_name}_body"
+        view = self.admin_site.admin_view(self.body_download_view)
+        return [path("<path:object_id>/body/", view, name=name), *super().get_urls()]
+
+    def body_download_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        return body_download_view(self, request, object_id)
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return MessageChangeList
+
+    def get_object(
+        self, request: HttpRequest, object_id: str, from_field: str | None = None
+    ) -> Message | None:
+        """The row without its body column (see :func:`stored_body`): a big body is
+        shown by its first bytes and kept as it is on save."""
+        queryset = with_body_head(self.get_queryset(request), BIG_BODY_PREVIEW + 3)
+        field = self.opts.pk if from_field is None else self.opts.get_field(from_field)
+        try:
+            return queryset.get(**{field.name: field.to_python(object_id)})
+        except (Message.DoesNotExist, ValidationError, ValueError):
+            return None
 
     def get_fieldsets(self, request: HttpRequest, obj: Message | None = None) -> Any:
         if obj is None:
@@ -322,7 +419,7 @@ class MessageAdmin(admin.ModelAdmin):
         # View-only (published, or no change permission): every field is read-only.
         body = "body_text" if self.has_change_permission(request, obj) else "body_display"
         return [
-            (None, {"fields": (*MESSAGE_FIELDS, body, "headers", "persistent")}),
+            (None, {"fields": (*MESSAGE_FIELDS, body, "body_download", "headers", "persistent")}),
             (_("Publishing"), {"fields": STATUS_FIELDS}),
         ]
 
@@ -358,32 +455,104 @@ class MessageAdmin(admin.ModelAdmin):
 
     @admin.display(description=gettext_lazy("body"))
     def body_preview(self, obj: Message) -> str:
-        return body_preview(obj.body_bytes)
+        head = getattr(obj, BODY_HEAD, None)
+        if head is None:
+            return body_preview(obj.body_bytes)
+        return body_preview(bytes(head), size=getattr(obj, BODY_SIZE))
 
     @admin.display(description=gettext_lazy("body"))
     def body_display(self, obj: Message) -> str:
-        body = obj.body_bytes
-        text = body_as_text(body)
-        return format_html(
-            '<pre style="white-space: pre-wrap; margin: 0">{}</pre>',
-            repr(body) if text is None else text,
+        head, size = stored_body(obj)
+        if size > BIG_BODY:
+            shown = bounded_preview(head, size)
+        else:
+            text = body_as_text(head)
+            shown = repr(head) if text is None else text
+        return format_html('<pre style="white-space: pre-wrap; margin: 0">{}</pre>', shown)
+
+    @admin.display(description=gettext_lazy("whole body"))
+    def body_download(self, obj: Message) -> str:
+        size = stored_body(obj)[1]
+        url = reverse(
+            f"admin:{self.opts.app_label}_{self.opts.model_name}_body",
+            args=[obj.pk],
+            current_app=self.admin_site.name,
         )
+        text = ngettext("Download (%(size)s byte)", "Download (%(size)s bytes)", size) % {
+            "size": f"{size:,}"
+        }
+        return format_html('<a href="{}">{}</a>', url, text)
+
+    # ----------------------------------------------------------------- compose
+
+    def can_save_and_publish(self, request: HttpRequest, obj: Message | None) -> bool:
+        """Offer "Save and publish": publish permission, and a row not published yet."""
+        if not self.has_publish_permission(request):
+            return False
+        if obj is None or obj._state.adding:
+            return self.has_add_permission(request)
+        return obj.status in UNPUBLISHED and self.has_change_permission(request, obj)
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Message | None = None,
+    ) -> HttpResponse:
+        context["show_save_and_publish"] = self.can_save_and_publish(request, obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def save_model(self, request: HttpRequest, obj: Message, form: BaseForm, change: bool) -> None:
+        """Rows saved by a user without ``publish_message`` (new ones, or edited ones)
+        are ``held``: the relay leaves them alone. "Save and publish" holds the row too
+        and publishes it once the save is committed (so the relay cannot take it first)."""
+        publisher = self.has_publish_permission(request)
+        publish_now = "_publish" in request.POST and self.can_save_and_publish(request, obj)
+        if publish_now or (not publisher and (not change or form.has_changed())):
+            obj.status = Message.Status.HELD
+            obj.next_attempt_at = None
+        super().save_model(request, obj, form, change)
+        if publish_now:
+            transaction.on_commit(
+                partial(self._publish_saved, request, obj.pk), using=router.db_for_write(Message)
+            )
+        elif obj.status == Message.Status.HELD and not publisher:
+            self.message_user(
+                request,
+                _(
+                    "Message “%(id)s” is held: it is sent only when a user with the "
+                    "permission to publish messages publishes it."
+                )
+                % {"id": obj.message_id},
+                messages.WARNING,
+            )
+
+    def _publish_saved(self, request: HttpRequest, pk: int) -> None:
+        result = publish_pks([pk], request.user, (Message.Status.HELD,))
+        audit.log_publish_result(request.user, result, action_label(_("Save and publish")))
+        self._report(request, result, skipped=0)
 
     # ----------------------------------------------------------------- actions
 
     @admin.action(description=gettext_lazy("Publish selected messages"), permissions=["publish"])
     def publish_messages(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
-        self._publish(request, queryset, PUBLISHABLE)
+        self._publish(request, queryset, PUBLISHABLE, _("Publish selected messages"))
 
     @admin.action(description=gettext_lazy("Retry failed messages"), permissions=["publish"])
     def retry_failed(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
-        self._publish(request, queryset, (Message.Status.FAILED,))
+        self._publish(request, queryset, (Message.Status.FAILED,), _("Retry failed messages"))
 
     @admin.action(
         description=gettext_lazy("Republish as new messages (copies)"), permissions=["publish"]
     )
     def republish(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
-        ids = copy_messages(queryset)
+        label = action_label(_("Republish as new messages (copies)"))
+        pairs = copy_pairs(queryset)
+        audit.log_copies(request.user, pairs, label)
+        ids = [pk for _original, pk in pairs]
         count = len(ids)
         self.message_user(
             request,
@@ -396,23 +565,31 @@ class MessageAdmin(admin.ModelAdmin):
             messages.INFO,
         )
         if conf.get("PUBLISH_VIA_CELERY"):
-            self._to_celery(request, ids)
+            self._to_celery(request, ids, label)
             return
-        self._report(request, publish_pks(ids, request.user), skipped=0)
+        result = publish_pks(ids, request.user)
+        audit.log_publish_result(request.user, result, label)
+        self._report(request, result, skipped=0)
 
     def _publish(
-        self, request: HttpRequest, queryset: QuerySet[Message], statuses: Sequence[str]
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Message],
+        statuses: Sequence[str],
+        description: str,
     ) -> None:
+        label = action_label(description)
         skipped = queryset.exclude(status__in=statuses).count()
         ids = _publishable_ids(queryset, statuses)
-        if conf.get("PUBLISH_VIA_CELERY"):
-            self._report_skipped(request, skipped, statuses)
-            self._to_celery(request, ids)
-            return
         self._report_skipped(request, skipped, statuses)
-        self._report(request, publish_pks(ids, request.user, statuses), skipped)
+        if conf.get("PUBLISH_VIA_CELERY"):
+            self._to_celery(request, ids, label)
+            return
+        result = publish_pks(ids, request.user, statuses)
+        audit.log_publish_result(request.user, result, label)
+        self._report(request, result, skipped)
 
-    def _to_celery(self, request: HttpRequest, ids: Sequence[int]) -> None:
+    def _to_celery(self, request: HttpRequest, ids: Sequence[int], label: str) -> None:
         if not ids:
             self.message_user(request, _("Nothing to publish."), messages.WARNING)
             return
@@ -429,6 +606,7 @@ class MessageAdmin(admin.ModelAdmin):
                 messages.ERROR,
             )
             return
+        audit.log_handed_to_celery(request.user, ids, label)
         self.message_user(
             request,
             ngettext(
@@ -441,75 +619,3 @@ class MessageAdmin(admin.ModelAdmin):
             % {"count": count},
             messages.SUCCESS,
         )
-
-    def _report_skipped(self, request: HttpRequest, skipped: int, statuses: Sequence[str]) -> None:
-        if not skipped:
-            return
-        if tuple(statuses) == (Message.Status.FAILED,):
-            text = ngettext(
-                "%(count)d message was not failed and was skipped.",
-                "%(count)d messages were not failed and were skipped.",
-                skipped,
-            )
-        else:
-            text = ngettext(
-                "%(count)d message was already published and was skipped.",
-                "%(count)d messages were already published and were skipped.",
-                skipped,
-            )
-        self.message_user(request, text % {"count": skipped}, messages.WARNING)
-
-    def _report(self, request: HttpRequest, result: PublishResult, skipped: int) -> None:
-        if result.published:
-            count = len(result.published)
-            self.message_user(
-                request,
-                ngettext("%(count)d message published.", "%(count)d messages published.", count)
-                % {"count": count},
-                messages.SUCCESS,
-            )
-        retrying = set(result.retrying)
-        refused = {k: v for k, v in result.failed.items() if k not in retrying}
-        if refused:
-            count = len(refused)
-            self.message_user(
-                request,
-                ngettext(
-                    "%(count)d message failed: %(error)s",
-                    "%(count)d messages failed; first error: %(error)s",
-                    count,
-                )
-                % {"count": count, "error": next(iter(refused.values()))},
-                messages.ERROR,
-            )
-        if retrying:
-            count = len(retrying)
-            error = result.failed[result.retrying[0]]
-            self.message_user(
-                request,
-                ngettext(
-                    "%(count)d message not published yet: %(error)s. It stays pending and "
-                    "is retried later (relay), or publish it again.",
-                    "%(count)d messages not published yet: %(error)s. They stay pending and "
-                    "are retried later (relay), or publish them again.",
-                    count,
-                )
-                % {"count": count, "error": error},
-                messages.ERROR,
-            )
-        if result.busy:
-            count = len(result.busy)
-            self.message_user(
-                request,
-                ngettext(
-                    "%(count)d message was being published by another process (or already "
-                    "was) and was left alone.",
-                    "%(count)d messages were being published by another process (or already "
-                    "were) and were left alone.",
-                    count,
-                )
-                % {"count": count},
-                messages.WARNING,
-            )
-        if not (result.published or result.failed or result.busy or skipped):
-            self.message_user(request, _("Nothing to publish."), messages.WARNING)

@@ -1,16 +1,23 @@
-"""The overview page (``admin:messaging_overview``): per queue, depth and consumers now,
-messages published and receipts per minute over the last hour, failure rate, and
-publish→receipt latency, with small server-rendered SVG charts."""
+"""Admin views of their own.
+
+- The overview page (``admin:messaging_overview``): per queue, depth and consumers now,
+  messages published and receipts per minute over the last hour, failure rate, and
+  publish→receipt latency, with small server-rendered SVG charts.
+- A message body as a download (``admin:messaging_message_body``).
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
+from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 
 from .. import charts
@@ -72,3 +79,28 @@ def overview_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpRe
     }
     request.current_app = model_admin.admin_site.name
     return TemplateResponse(request, "admin/messaging/overview.html", context)
+
+
+def body_download_view(
+    model_admin: admin.ModelAdmin, request: HttpRequest, object_id: str
+) -> HttpResponse:
+    """The whole body of one message as an attachment (``application/octet-stream``,
+    never rendered by the browser); needs view (or change) permission on messages."""
+    if not model_admin.has_view_permission(request):
+        raise PermissionDenied
+    obj = model_admin.get_object(request, unquote(object_id))
+    if obj is None:
+        raise Http404(_("No message with id “%(id)s”.") % {"id": object_id})
+    if not model_admin.has_view_permission(request, obj):
+        raise PermissionDenied
+    body = type(obj)._default_manager.filter(pk=obj.pk).values_list("body", flat=True).get()
+    response = HttpResponse(bytes(body or b""), content_type="application/octet-stream")
+    response["Content-Disposition"] = content_disposition_header(
+        True, f"message-{_safe_name(obj.message_id)}.bin"
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def _safe_name(value: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", value)[:100] or "body"

@@ -1,0 +1,89 @@
+"""What the message admin tells the user after publishing (``message_user``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from django.contrib import messages
+from django.http import HttpRequest
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
+from ..models import Message
+from ..publishing import PublishResult
+
+
+class PublishFeedback:
+    """Mixin for a ``ModelAdmin``: one line per kind of outcome of a publish run."""
+
+    def _report_skipped(self, request: HttpRequest, skipped: int, statuses: Sequence[str]) -> None:
+        if not skipped:
+            return
+        if tuple(statuses) == (Message.Status.FAILED,):
+            text = ngettext(
+                "%(count)d message was not failed and was skipped.",
+                "%(count)d messages were not failed and were skipped.",
+                skipped,
+            )
+        else:
+            text = ngettext(
+                "%(count)d message was already published and was skipped.",
+                "%(count)d messages were already published and were skipped.",
+                skipped,
+            )
+        self.message_user(request, text % {"count": skipped}, messages.WARNING)
+
+    def _report(self, request: HttpRequest, result: PublishResult, skipped: int) -> None:
+        if result.published:
+            count = len(result.published)
+            self.message_user(
+                request,
+                ngettext("%(count)d message published.", "%(count)d messages published.", count)
+                % {"count": count},
+                messages.SUCCESS,
+            )
+        retrying = set(result.retrying)
+        refused = {k: v for k, v in result.failed.items() if k not in retrying}
+        if refused:
+            count = len(refused)
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d message failed: %(error)s",
+                    "%(count)d messages failed; first error: %(error)s",
+                    count,
+                )
+                % {"count": count, "error": next(iter(refused.values()))},
+                messages.ERROR,
+            )
+        if retrying:
+            count = len(retrying)
+            error = result.failed[result.retrying[0]]
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d message not published yet: %(error)s. It stays pending and "
+                    "is retried later (relay), or publish it again.",
+                    "%(count)d messages not published yet: %(error)s. They stay pending and "
+                    "are retried later (relay), or publish them again.",
+                    count,
+                )
+                % {"count": count, "error": error},
+                messages.ERROR,
+            )
+        if result.busy:
+            count = len(result.busy)
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d message was being published by another process (or already "
+                    "was) and was left alone.",
+                    "%(count)d messages were being published by another process (or already "
+                    "were) and were left alone.",
+                    count,
+                )
+                % {"count": count},
+                messages.WARNING,
+            )
+        if not (result.published or result.failed or result.busy or skipped):
+            self.message_user(request, _("Nothing to publish."), messages.WARNING)
