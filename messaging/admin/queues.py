@@ -26,6 +26,7 @@ from .. import broker
 from ..exceptions import BrokerError, BrokerUnavailable, NotFound, QueueMismatch
 from ..models import Message, Queue
 from ..overview import broker_snapshot
+from . import audit
 from .views import overview_view
 
 UNREACHABLE = "unreachable"
@@ -296,7 +297,9 @@ class QueueAdmin(admin.ModelAdmin):
 
     @admin.action(description=gettext_lazy("Declare on broker"), permissions=["change"])
     def declare_on_broker(self, request: HttpRequest, queryset: QuerySet[Queue]) -> None:
-        result = broker.declare_queues(queryset)
+        rows = list(queryset)
+        result = broker.declare_queues(rows)
+        audit.log_queues(request.user, rows, audit.declare_texts(result))
         if result.declared:
             count = len(result.declared)
             self.message_user(
@@ -357,6 +360,7 @@ class QueueAdmin(admin.ModelAdmin):
 
     def _purge(self, request: HttpRequest, rows: list[Queue]) -> None:
         result = purge_selected(rows)
+        audit.log_queues(request.user, rows, audit.purge_texts(result))
         for name, count in result.purged.items():
             self.message_user(
                 request,
@@ -398,7 +402,9 @@ class QueueAdmin(admin.ModelAdmin):
         permissions=["publish"],
     )
     def replay_dead_letters(self, request: HttpRequest, queryset: QuerySet[Queue]) -> None:
-        outcome = replay_selected(queryset)
+        rows = list(queryset)
+        outcome = replay_selected(rows)
+        audit.log_queues(request.user, rows, audit.replay_texts(outcome))
         for name, (moved, left) in outcome.replayed.items():
             text = ngettext(
                 "Queue “%(name)s”: %(count)d dead letter moved back",
