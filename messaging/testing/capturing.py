@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pika
 
-from .. import broker
+from .. import broker, conf
 from ..broker import Outgoing
 
 if TYPE_CHECKING:
@@ -109,7 +109,9 @@ class CapturingPublisher:
 
     @property
     def confirm_timeout(self) -> float:
-        return self._confirm_timeout if self._confirm_timeout is not None else 0.0
+        if self._confirm_timeout is not None:
+            return self._confirm_timeout
+        return float(conf.get("CONFIRM_TIMEOUT"))
 
     @property
     def is_open(self) -> bool:
