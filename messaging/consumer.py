@@ -27,6 +27,7 @@ recognises the ones already handled (``duplicate``) so their handler does not ru
 from __future__ import annotations
 
 import hashlib
+import inspect
 import logging
 import os
 import queue as queue_module
@@ -48,7 +49,7 @@ from django.utils import timezone
 from . import broker, conf, signals
 from .broker import QueueSpec
 from .exceptions import BrokerError, BrokerUnavailable, ConsumerTimedOut, Reject
-from .handlers import Delivery, Handler
+from .handlers import Delivery, Handler, awaitable_error
 from .models import Consumer as ConsumerRow
 from .models import Receipt, dead_letter_queue_name
 from .receipts import as_instances, insert_receipts
@@ -83,6 +84,7 @@ class ConsumerStats:
     acked: int = 0
     duplicates: int = 0
     failed: int = 0
+    rejected: int = 0
     dead_lettered: int = 0
     reconnects: int = 0
 
@@ -323,7 +325,9 @@ class Consumer:
                 with transaction.atomic():
                     handlers = self.handlers
                     for delivery in batch:
-                        handlers[delivery.queue](delivery)
+                        result = handlers[delivery.queue](delivery)
+                        if result is not None and inspect.isawaitable(result):
+                            raise awaitable_error(result)
                     rows = self._receipt_rows(batch)
                     signalled = self._receipt_signal.has_listeners(Receipt)
                     if signalled:  # receivers get saved rows (with pk)
@@ -389,7 +393,9 @@ class Consumer:
             stage = "handler"
             try:
                 with transaction.atomic():
-                    handler(delivery)
+                    result = handler(delivery)
+                    if result is not None and inspect.isawaitable(result):
+                        raise awaitable_error(result)  # it never ran: a handler failure
                     stage = "receipt"
                     try:
                         if self._receipt_signal.has_listeners(Receipt):
@@ -475,6 +481,7 @@ class Consumer:
 
     def _rejected(self, delivery: Delivery, attempt: int, reason: str) -> _Action:
         self.stats.failed += 1
+        self.stats.rejected += 1
         receipt = self._record(
             delivery, Outcome.REJECTED, error=reason[:ERROR_MAX_CHARS], attempt=attempt
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,9 +52,22 @@ class Delivery:
 Handler = Callable[[Delivery], Any]
 
 
+#: Bytes of a body the default handler prints; a longer body is cut and its size shown.
+PREVIEW_BYTES = 256
+
+
+def preview(body: bytes, limit: int = PREVIEW_BYTES) -> str:
+    """``repr(body)``, or for a body over ``limit`` bytes the repr of its first ``limit``
+    bytes followed by `` … (N bytes)``."""
+    if len(body) <= limit:
+        return repr(body)
+    return f"{body[:limit]!r} … ({len(body)} bytes)"
+
+
 def print_delivery(delivery: Delivery) -> None:
-    """The default handler: prints the body like the RabbitMQ tutorial's receiver."""
-    print(f" [x] Received {delivery.body!r}", flush=True)
+    """The default handler: prints the body like the RabbitMQ tutorial's receiver (a
+    body over :data:`PREVIEW_BYTES` is cut, with its size)."""
+    print(f" [x] Received {preview(delivery.body)}", flush=True)
 
 
 def discard(delivery: Delivery) -> None:
@@ -96,7 +110,9 @@ def pika_style(callback: Callable[..., Any]) -> Handler:
 
     def handler(delivery: Delivery) -> None:
         ch = ChannelProxy()
-        callback(ch, delivery.method, delivery.properties, delivery.body)
+        result = callback(ch, delivery.method, delivery.properties, delivery.body)
+        if result is not None and inspect.isawaitable(result):
+            raise awaitable_error(result)
         if ch.decision is not None:
             raise ch.decision
 
@@ -106,23 +122,82 @@ def pika_style(callback: Callable[..., Any]) -> Handler:
     return handler
 
 
-def _is_pika_style(func: Callable[..., Any]) -> bool:
+def _binds(signature: inspect.Signature | None, count: int) -> bool:
+    """Can a callable with ``signature`` be called with ``count`` positional arguments?"""
+    if signature is None:
+        return True
     try:
-        params = list(inspect.signature(func).parameters.values())
-    except (TypeError, ValueError):
+        signature.bind(*range(count))
+    except TypeError:
         return False
-    positional = [
-        p
-        for p in params
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
-    ]
-    return len(positional) == 4
+    return True
 
 
-def as_handler(func: Callable[..., Any]) -> Handler:
-    """Accept a ``Delivery`` handler or a four-argument pika callback."""
+def _signature(func: Callable[..., Any]) -> inspect.Signature | None:
+    try:
+        return inspect.signature(func)
+    except (TypeError, ValueError):  # some builtins and C callables have none
+        return None
+
+
+def _is_async(func: Any) -> bool:
+    """An ``async def`` function or async generator function, an object whose
+    ``__call__`` is one, or a :func:`functools.partial` of any of these."""
+    while isinstance(func, functools.partial):
+        func = func.func
+    if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
+        return True
+    if inspect.isfunction(func) or inspect.ismethod(func) or inspect.isclass(func):
+        return False
+    call = getattr(func, "__call__", None)  # noqa: B004 - the instance's own __call__
+    return inspect.iscoroutinefunction(call) or inspect.isasyncgenfunction(call)
+
+
+def _is_pika_style(func: Callable[..., Any]) -> bool:
+    """Takes the four pika arguments but not one ``Delivery``."""
+    signature = _signature(func)
+    if signature is None:
+        return False
+    return not _binds(signature, 1) and _binds(signature, 4)
+
+
+def check_handler(func: Any, name: str = "") -> None:
+    """Raise :class:`HandlerImportError` (one line) unless ``func`` can be a handler: a
+    plain (not ``async``) callable taking one ``Delivery`` or the four pika arguments
+    ``(ch, method, properties, body)``. Callables without a signature are accepted."""
+    shown = name or getattr(func, "__qualname__", None) or repr(func)
     if not callable(func):
-        raise HandlerImportError(f"handler {func!r} is not callable")
+        raise HandlerImportError(f"handler {shown!r} is not callable")
+    if _is_async(func):
+        raise HandlerImportError(
+            f"handler {shown!r} is async: runconsumer runs a handler inside its receipt's "
+            "transaction in the consumer thread, so it must be a plain def (call async "
+            "code from it with asyncio.run() or asgiref's async_to_sync)"
+        )
+    signature = _signature(func)
+    if not (_binds(signature, 1) or _binds(signature, 4)):
+        raise HandlerImportError(
+            f"handler {shown!r} cannot be called with one Delivery nor with the four pika "
+            f"arguments (ch, method, properties, body): its signature is {signature}"
+        )
+
+
+def awaitable_error(result: Any) -> TypeError:
+    """The error for a handler that returned ``result``, an awaitable, instead of doing
+    its work; a coroutine is closed first (so Python warns of nothing never awaited)."""
+    close = getattr(result, "close", None)
+    if callable(close):
+        close()
+    return TypeError(
+        f"the handler returned {type(result).__name__} instead of running to completion "
+        "(async handlers are not supported: make it a plain def)"
+    )
+
+
+def as_handler(func: Callable[..., Any], name: str = "") -> Handler:
+    """Accept a ``Delivery`` handler or a four-argument pika callback (checked with
+    :func:`check_handler`)."""
+    check_handler(func, name)
     return pika_style(func) if _is_pika_style(func) else func
 
 
@@ -136,9 +211,7 @@ def load_handler(path: str) -> Handler:
         raise HandlerImportError(
             f"handler {path!r} failed to import: {type(exc).__name__}: {exc}"
         ) from exc
-    if not callable(func):
-        raise HandlerImportError(f"handler {path!r} is not callable")
-    return as_handler(func)
+    return as_handler(func, path)
 
 
 def handler_path_for(queue: str, override: str | None = None) -> str:

@@ -139,7 +139,7 @@ def test_many_rows_in_batches(db):
     "args, error",
     [
         (["--older-than", "soon"], "cannot read 'soon' as an age"),
-        (["--older-than", "30d", "--batch-size", "0"], "batch size must be at least 1"),
+        (["--older-than", "30d", "--batch-size", "0"], "must be between 1 and 10000"),
     ],
 )
 def test_bad_input_is_one_line(history, args, error):

@@ -113,7 +113,7 @@ def test_send_count(db, queue_name, channel):
 
 
 def test_send_count_must_be_positive(db, queue_name):
-    with pytest.raises(CommandError, match="--count must be at least 1"):
+    with pytest.raises(CommandError, match="--count: must be at least 1"):
         send(queue_name, "x", "--count", "0")
     assert not Message.objects.exists()
 

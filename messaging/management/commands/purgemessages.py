@@ -7,7 +7,12 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from messaging import retention
+from messaging.management.commandline import age, bounded_int
 from messaging.models import Message
+
+#: Largest --batch-size: a batch's ids go into one IN (...) list, and SQLite takes at
+#: most 32766 parameters per query.
+MAX_BATCH_SIZE = 10_000
 
 
 class Command(BaseCommand):
@@ -20,7 +25,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "--older-than", required=True, metavar="AGE", help="e.g. 30d, 12h, 90m."
+            "--older-than",
+            required=True,
+            type=age,
+            metavar="AGE",
+            help="e.g. 30d, 12h, 90m, 45s, 2w (at most 36500d).",
         )
         parser.add_argument(
             "--status",
@@ -31,24 +40,27 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--batch-size",
-            type=int,
+            type=bounded_int(1, MAX_BATCH_SIZE),
             default=retention.DEFAULT_BATCH_SIZE,
-            help=f"Rows deleted per transaction (default {retention.DEFAULT_BATCH_SIZE}).",
+            help=f"Rows deleted per transaction, 1..{MAX_BATCH_SIZE} "
+            f"(default {retention.DEFAULT_BATCH_SIZE}).",
         )
         parser.add_argument(
             "--dry-run", action="store_true", help="Only count what would be deleted."
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        older_than = options["older_than"]
         try:
-            age = retention.parse_age(options["older_than"])
+            if isinstance(older_than, str):  # call_command(older_than="30d") skips argparse
+                older_than = retention.parse_age(older_than)
             result = retention.purge(
-                age,
+                older_than,
                 statuses=options["statuses"],
                 batch_size=options["batch_size"],
                 dry_run=options["dry_run"],
             )
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:
             raise CommandError(str(exc)) from exc
         verb = "Would delete" if result.dry_run else "Deleted"
         statuses = ", ".join(options["statuses"] or retention.DEFAULT_STATUSES)

@@ -7,7 +7,11 @@ from typing import Any
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
+from messaging.management.commandline import bounded_int
 from messaging.models import Receipt
+
+#: Most rows ``--limit`` prints.
+MAX_LIMIT = 1_000_000
 
 
 class Command(BaseCommand):
@@ -15,7 +19,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--queue", default="", help="Only this queue.")
-        parser.add_argument("--limit", type=int, default=20, help="How many (default 20).")
+        parser.add_argument(
+            "--limit",
+            type=bounded_int(0, MAX_LIMIT),
+            default=20,
+            help=f"How many, 0..{MAX_LIMIT} (default 20).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         receipts = Receipt.objects.all()

@@ -13,8 +13,11 @@ from messaging.consumer import Consumer
 from messaging.exceptions import BrokerError, MessagingError
 from messaging.handlers import DEFAULT_HANDLER, discard, handler_path_for, load_handler
 from messaging.management.commandline import (
+    AMQP_SHORT_MAX,
+    bounded_int,
     configure_logging,
     install_stop_signals,
+    name_text,
     non_negative_float,
     positive_int,
 )
@@ -34,9 +37,9 @@ class Command(BaseCommand):
         parser.add_argument("queues", nargs="+", metavar="QUEUE")
         parser.add_argument(
             "--prefetch",
-            type=positive_int,
+            type=bounded_int(1, AMQP_SHORT_MAX),
             default=None,
-            help="basic.qos prefetch_count (default MESSAGING['PREFETCH'], 1).",
+            help="basic.qos prefetch_count, 1..65535 (default MESSAGING['PREFETCH'], 1).",
         )
         parser.add_argument(
             "--handler",
@@ -54,30 +57,28 @@ class Command(BaseCommand):
             metavar="SECONDS",
             help="Exit 0 after this long without a delivery.",
         )
-        parser.add_argument("--name", default="", help="Consumer name on receipts (host:pid).")
+        parser.add_argument(
+            "--name",
+            type=name_text,
+            default="",
+            help="Consumer name on receipts, at most 255 characters (default host:pid).",
+        )
         parser.add_argument(
             "--batch-size",
-            type=positive_int,
+            type=bounded_int(1, AMQP_SHORT_MAX),
             default=None,
-            help="Deliveries whose handlers and receipts share one commit and one multiple-ack "
-            "(default: prefetch/3, capped at 500; 1 at prefetch 1-3). A batch also closes "
-            "after MESSAGING['BATCH_FLUSH_INTERVAL'] (50 ms).",
+            help="Deliveries whose handlers and receipts share one commit and one "
+            "multiple-ack, at most the prefetch (default: prefetch/3, capped at 500; 1 at "
+            "prefetch 1-3). A batch also closes after MESSAGING['BATCH_FLUSH_INTERVAL'] (50 ms).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         verbosity: int = options["verbosity"]
         configure_logging(verbosity)
-        queues = [self._resolve_queue(name) for name in dict.fromkeys(options["queues"])]
-        names = [q.name for q in queues]
-        handlers = {}
-        for name in names:
-            path = handler_path_for(name, options["handler"])
-            try:
-                handlers[name] = (
-                    discard if path == DEFAULT_HANDLER and verbosity == 0 else load_handler(path)
-                )
-            except MessagingError as exc:
-                raise CommandError(str(exc)) from exc
+        names = list(dict.fromkeys(options["queues"]))
+        # Handlers first: a handler that cannot run is refused before anything connects.
+        handlers = self._load_handlers(names, options["handler"], verbosity)
+        queues = [self._resolve_queue(name) for name in names]
         prefetch = options["prefetch"] or conf.get("PREFETCH")
         consumer = Consumer(
             queues,
@@ -106,9 +107,25 @@ class Command(BaseCommand):
         if verbosity >= 1:
             self.stderr.write(
                 f" [*] Stopped: {stats.handled} handled, {stats.acked} acked, "
-                f"{stats.duplicates} duplicate, {stats.failed} failed, "
-                f"{stats.dead_lettered} dead-lettered"
+                f"{stats.duplicates} duplicate, {stats.failed} failed "
+                f"({stats.rejected} rejected, {stats.dead_lettered} dead-lettered)"
             )
+
+    def _load_handlers(
+        self, names: list[str], override: str | None, verbosity: int
+    ) -> dict[str, Any]:
+        """Each queue's handler, imported and checked (an ``async def`` or a callable
+        that takes neither one Delivery nor the four pika arguments is refused)."""
+        handlers = {}
+        for name in names:
+            path = handler_path_for(name, override)
+            try:
+                handlers[name] = (
+                    discard if path == DEFAULT_HANDLER and verbosity == 0 else load_handler(path)
+                )
+            except MessagingError as exc:
+                raise CommandError(str(exc)) from exc
+        return handlers
 
     def _resolve_queue(self, name: str) -> Queue | broker.QueueSpec:
         """The Queue row (declared as it says); a queue without a row must exist on the
