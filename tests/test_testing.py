@@ -159,6 +159,16 @@ def test_assertion_helpers_and_filter(transactional_db) -> None:
     assert list(captured) == []
 
 
+def test_json_messages_read_naturally(transactional_db) -> None:
+    with capture() as captured:
+        publish("orders", json={"id": 7, "name": "Zoë"})
+        publish("orders", b"not json")
+    message = captured.assert_published(queue="orders", json={"id": 7, "name": "Zoë"})
+    assert message.content_type == "application/json"
+    assert message.json() == {"id": 7, "name": "Zoë"}
+    captured.assert_nothing_published(json={"id": 8})
+
+
 # --------------------------------------------------------------------------- delivering
 
 

@@ -24,6 +24,13 @@ def _has_headers(message: CapturedMessage, wanted: Mapping[str, Any]) -> bool:
 
 #: Keyword -> test, for :meth:`CapturedMessages.filter` and the assertions. A criterion
 #: is one entry here (e.g. a ``json=`` that compares the parsed body).
+def _json_equals(message: CapturedMessage, value: Any) -> bool:
+    try:
+        return message.json() == value
+    except ValueError:
+        return False
+
+
 MATCHERS: dict[str, Callable[[CapturedMessage, Any], bool]] = {
     "queue": lambda m, v: m.queue == v,
     "exchange": lambda m, v: m.exchange == v,
@@ -33,6 +40,7 @@ MATCHERS: dict[str, Callable[[CapturedMessage, Any], bool]] = {
     "headers": _has_headers,  # these headers (others may be there too)
     "message_id": lambda m, v: m.message_id == v,
     "persistent": lambda m, v: m.persistent == v,
+    "json": lambda m, v: _json_equals(m, v),  # the body parses to this JSON value
     "where": lambda m, v: bool(v(m)),  # any predicate
 }
 

@@ -65,6 +65,12 @@ class CapturedMessage:
         props.message_id = self.message_id or None
         return props
 
+    def json(self) -> Any:
+        """The body parsed as JSON (``ValueError`` with one line when it is not)."""
+        from ..schemas import decode_json
+
+        return decode_json(self.body)
+
     @property
     def message(self) -> Message | None:
         """Its ``Message`` row as the database has it now (``None`` if deleted)."""
