@@ -7,6 +7,7 @@ naming the exact key.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -165,8 +166,32 @@ def broker_urls() -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
+#: Where a URL starts (``amqp://``, ``postgres://``...).
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
+#: What separates the URLs of a list written as one string ("url1,url2", "url1;url2").
+_URL_SEPARATORS = re.compile(r"([,;\s]+)")
+#: ``scheme://user:password@`` anywhere in a text; group 1 keeps all but the password.
+_USERINFO = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@'\"]*:)[^\s@'\"]+@")
+
+
+def redact_text(text: str) -> str:
+    """``text`` with the password of every ``scheme://user:password@`` in it replaced by
+    ``***`` (for error messages and reports that may quote URLs)."""
+    return _USERINFO.sub(r"\1***@", text)
+
+
 def redact_url(url: str) -> str:
-    """The URL with its password replaced by ``***`` — safe to print or log."""
+    """The URL with its password replaced by ``***`` — safe to print or log. A string of
+    several URLs separated by commas, semicolons or spaces has each one redacted."""
+    if len(_SCHEME.findall(url)) > 1:
+        return "".join(
+            part if not part or _URL_SEPARATORS.fullmatch(part) else _redact_one_url(part)
+            for part in _URL_SEPARATORS.split(url)
+        )
+    return _redact_one_url(url)
+
+
+def _redact_one_url(url: str) -> str:
     from urllib.parse import urlsplit, urlunsplit
 
     try:

@@ -23,8 +23,8 @@ def _answers(url: str) -> bool:
 
 
 def ensure_broker() -> None:
-    url = os.environ.get("MESSAGING_BROKER_URL", DEFAULT_URL)
-    if _answers(url):
+    urls = os.environ.get("MESSAGING_BROKER_URL") or DEFAULT_URL
+    if any(_answers(url.strip()) for url in urls.split(",") if url.strip()):
         return
     if docker_available():
         print("==> no broker answering; starting RabbitMQ with testcontainers", flush=True)

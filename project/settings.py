@@ -1,10 +1,14 @@
 """Settings of the demo project that uses the messaging app.
 
 Environment:
-    MESSAGING_BROKER_URL  amqp://guest:guest@localhost:5672/%2F by default
+    MESSAGING_BROKER_URL  amqp://guest:guest@localhost:5672/%2F by default; several
+                          comma-separated URLs are tried in turn (cluster nodes)
     DATABASE_URL          SQLite file db.sqlite3 in the project root by default;
                           postgres://user:pass@host:5432/name for PostgreSQL
-    DJANGO_SECRET_KEY, DJANGO_DEBUG, DJANGO_ALLOWED_HOSTS
+    DJANGO_DEBUG          off by default; 1 turns DEBUG on (error pages with settings
+                          and tracebacks — never a URL's password — and static files
+                          served by runserver)
+    DJANGO_SECRET_KEY, DJANGO_ALLOWED_HOSTS
 """
 
 import os
@@ -15,7 +19,7 @@ import dj_database_url
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "demo-only-insecure-key-change-me")
-DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
+DEBUG = os.environ.get("DJANGO_DEBUG", "") == "1"
 ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1").split(",")
 
 INSTALLED_APPS = [
@@ -73,13 +77,20 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
+# Error reports (the DEBUG page, mails to ADMINS) hide the password of every URL.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "messaging.debug.SafeExceptionReporterFilter"
+
+_BROKER_URLS = [
+    url.strip() for url in os.environ.get("MESSAGING_BROKER_URL", "").split(",") if url.strip()
+] or ["amqp://guest:guest@localhost:5672/%2F"]
 
 MESSAGING = {
-    "BROKER_URL": os.environ.get("MESSAGING_BROKER_URL", "amqp://guest:guest@localhost:5672/%2F"),
+    # One URL, or the list of cluster nodes tried in turn.
+    "BROKER_URL": _BROKER_URLS[0] if len(_BROKER_URLS) == 1 else _BROKER_URLS,
 }
 
-# Celery (project/celery.py) uses the same RabbitMQ.
-CELERY_BROKER_URL = MESSAGING["BROKER_URL"]
+# Celery (project/celery.py) uses the same RabbitMQ (kombu takes failover URLs joined by ";").
+CELERY_BROKER_URL = ";".join(_BROKER_URLS)
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
