@@ -46,7 +46,7 @@ import pika
 from django.db import DatabaseError, IntegrityError, close_old_connections, connection, transaction
 from django.utils import timezone
 
-from . import broker, conf, signals
+from . import broker, conf, schemas, signals
 from .broker import QueueSpec
 from .exceptions import BrokerError, BrokerUnavailable, ConsumerTimedOut, Reject
 from .handlers import Delivery, Handler, awaitable_error
@@ -98,6 +98,9 @@ class QueuePolicy:
     max_attempts: int | None = None
     dead_letter_queue: str | None = None
     broker_dead_letters: bool = False
+    #: JSON Schema every body must match (``Queue.schema``); a delivery that does not is
+    #: rejected to the dead-letter queue without running the handler.
+    schema: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +177,8 @@ class Consumer:
         }
         if policies:
             self.policies.update(policies)
+        #: Queues whose bodies are checked against a JSON Schema before the handler runs.
+        self._schemas = {n: p.schema for n, p in self.policies.items() if p.schema is not None}
 
         self._stop = threading.Event()
         self._io_close = threading.Event()
@@ -208,6 +213,7 @@ class Consumer:
                 max_attempts=queue.max_attempts,
                 dead_letter_queue=queue.dead_letter_queue,
                 broker_dead_letters=bool(queue.dead_letter_exchange),
+                schema=getattr(queue, "schema", None),
             )
         # A bare name or spec: the app keeps <name>.dlq so nothing is ever dropped.
         return QueuePolicy(
@@ -319,7 +325,7 @@ class Consumer:
         A failing handler (or a redelivery, or a duplicate) redoes it one by one."""
         self._maybe_refresh_db()
         self.stats.handled += len(batch)
-        redo = any(d.redelivered for d in batch)
+        redo = any(d.redelivered for d in batch) or self._schema_refuses_any(batch)
         if not redo:
             try:
                 with transaction.atomic():
@@ -390,6 +396,9 @@ class Consumer:
                 if Outcome.ACKED in history:
                     return self._duplicate(delivery)
             attempt = self._attempt(delivery, history)
+            problem = self._schema_problem(delivery)
+            if problem is not None:
+                return self._rejected(delivery, attempt, problem)
             stage = "handler"
             try:
                 with transaction.atomic():
@@ -429,6 +438,19 @@ class Consumer:
         if receipt is not None:
             self._send_receipt_signals([receipt], [delivery])
         return _Action(delivery, "ack")
+
+    def _schema_problem(self, delivery: Delivery) -> str | None:
+        schema = self._schemas.get(delivery.queue) if self._schemas else None
+        if schema is None:
+            return None
+        problem = schemas.body_problem(schema, delivery.body)
+        return None if problem is None else f"body does not match the queue's schema: {problem}"
+
+    def _schema_refuses_any(self, batch: list[Delivery]) -> bool:
+        """A batch with a delivery its schema refuses is redone one by one (rejecting it)."""
+        if not self._schemas:
+            return False
+        return any(self._schema_problem(d) is not None for d in batch)
 
     def _duplicate(self, delivery: Delivery) -> _Action:
         receipt = self._record(delivery, Outcome.DUPLICATE, attempt=1)

@@ -48,6 +48,13 @@ class Delivery:
     def text(self, encoding: str = "utf-8") -> str:
         return self.body.decode(encoding)
 
+    def json(self) -> Any:
+        """The body parsed as JSON; ``ValueError`` with one line when it is not JSON
+        (raised from a handler, that is a failed attempt like any other exception)."""
+        from .schemas import decode_json
+
+        return decode_json(self.body)
+
 
 Handler = Callable[[Delivery], Any]
 
