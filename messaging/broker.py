@@ -11,16 +11,19 @@ import logging
 import os
 import re
 import socket
+import struct
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pika
 import pika.exceptions as pe
+from django.core.exceptions import ValidationError
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection, ReturnedMessage
 from pika.adapters.select_connection import IOLoop
 
@@ -32,12 +35,14 @@ from .exceptions import (
     BrokerUnavailable,
     ConfirmTimeout,
     ConsumerTimedOut,
+    MessageRefused,
     NotFound,
     PublishInterrupted,
     PublishNacked,
     QueueMismatch,
     Unroutable,
 )
+from .validators import first_message, validate_message_fields, validate_queue_name
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +56,20 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     pe.StreamLostError,
     ConnectionError,
     OSError,
+)
+
+#: What pika raises while *encoding* one message or method (it marshals every frame
+#: before writing any, so the channel is intact): the message's fault, never retried.
+ENCODE_ERRORS: tuple[type[BaseException], ...] = (
+    pe.ShortStringTooLong,
+    pe.UnsupportedAMQPFieldException,
+    UnicodeError,
+    struct.error,
+    TypeError,
+    ValueError,
+    AttributeError,
+    OverflowError,
+    RecursionError,
 )
 
 
@@ -72,8 +91,8 @@ def connection_parameters(url: str, *, connection_name: str | None = None) -> pi
     timeout = conf.get("CONNECTION_TIMEOUT") or None
     if "socket_timeout" not in query:
         params.socket_timeout = timeout
-    if "stack_timeout" not in query:
-        params.stack_timeout = timeout and timeout + 5
+    if "stack_timeout" not in query:  # TCP connect + TLS + AMQP handshake, all together
+        params.stack_timeout = timeout and timeout + 1
     if "blocked_connection_timeout" not in query:
         params.blocked_connection_timeout = conf.get("BLOCKED_CONNECTION_TIMEOUT") or None
     if params.ssl_options is not None and params.ssl_options.server_hostname is None:
@@ -191,7 +210,31 @@ def translate(exc: BaseException, *, url: str | None = None, queue: str = "") ->
         return BrokerError(f"broker closed the channel: ({code}) {text}")
     if isinstance(exc, CONNECTION_ERRORS):
         return BrokerUnavailable(f"cannot reach the broker{where}: {_describe(exc)}")
+    if isinstance(exc, ENCODE_ERRORS):
+        return refusal(exc)
     return BrokerError(f"{type(exc).__name__}: {exc}")
+
+
+def refusal(exc: BaseException, item: Outgoing | None = None) -> MessageRefused:
+    """The one-line :class:`MessageRefused` for an ``item`` (or a method) pika could not
+    encode: what the validators say is wrong with it, else pika's own words."""
+    if item is not None:
+        try:
+            validate_message_fields(
+                exchange=item.exchange,
+                routing_key=item.routing_key,
+                content_type=item.content_type,
+                headers=item.headers,
+            )
+        except ValidationError as error:
+            return MessageRefused(f"cannot be sent: {first_message(error)}")
+    if isinstance(exc, pe.ShortStringTooLong):
+        value = exc.args[0] if exc.args else b""
+        size = len(value) if isinstance(value, bytes | str) else "over 255"
+        text = f"a name or property is {size} bytes; AMQP allows at most 255"
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return MessageRefused(f"cannot be sent: {' '.join(text.split())[:300]}")
 
 
 def _reply(exc: BaseException) -> str:
@@ -299,42 +342,54 @@ class DeclareResult:
 
 
 def declare_queues(queues: Iterable[Any], urls: Iterable[str] | None = None) -> DeclareResult:
-    """Declare each queue exactly as its row says, over one connection and a channel per
-    queue (a drift's PRECONDITION_FAILED closes its channel). Never raises a broker error."""
-    specs = [QueueSpec.of(q) for q in queues]
+    """Declare each queue exactly as its row says, over one connection (a drift's
+    PRECONDITION_FAILED closes only its channel). A name :func:`validate_queue_name`
+    refuses is never sent (failed with the reason); a declaration the broker does not
+    answer within CONNECTION_TIMEOUT fails that queue only. Never raises a broker error."""
     result = DeclareResult()
+    specs = []
+    for spec in (QueueSpec.of(q) for q in queues):
+        problem = queue_name_problem(spec.name)
+        if problem is None:
+            specs.append(spec)
+        else:
+            result.failed[spec.name] = MessageRefused(
+                f"invalid queue name {spec.name!r}: {problem}"
+            )
+    if not specs:
+        return result
+    publisher = PipelinedPublisher(urls, connection_name=f"{default_connection_name()} declare")
     try:
-        with connection(urls) as conn:
-            for index, spec in enumerate(specs):
-                try:
-                    result.ready[spec.name] = _declare_on_new_channel(conn, spec)
-                except BrokerUnavailable as exc:
-                    result.error = exc
-                    result.not_declared = [s.name for s in specs[index:]]
-                    break
-                except BrokerError as exc:
+        publisher.open()
+        for index, spec in enumerate(specs):
+            try:
+                result.ready[spec.name] = publisher.declare(spec)
+            except BrokerUnavailable as exc:
+                if publisher.is_open:  # only this declaration went unanswered
                     result.failed[spec.name] = exc
-                else:
-                    result.declared.append(spec.name)
+                    continue
+                result.error = exc
+                result.not_declared = [s.name for s in specs[index:]]
+                break
+            except BrokerError as exc:
+                result.failed[spec.name] = exc
+            else:
+                result.declared.append(spec.name)
     except BrokerError as exc:  # could not connect at all
         result.error = exc
         result.not_declared = [s.name for s in specs]
+    finally:
+        publisher.close()
     return result
 
 
-def _declare_on_new_channel(conn: BlockingConnection, spec: QueueSpec) -> int:
+def queue_name_problem(name: str) -> str | None:
+    """Why :func:`validate_queue_name` refuses ``name`` (one line), or ``None``."""
     try:
-        channel = conn.channel()
-    except Exception as exc:  # noqa: BLE001 - translated
-        raise translate(exc, queue=spec.name) from exc
-    try:
-        return declare_queue(channel, spec)
-    finally:
-        if channel.is_open:
-            try:
-                channel.close()
-            except Exception:  # noqa: BLE001 - the declaration's outcome is what counts
-                logger.debug("error closing a channel", exc_info=True)
+        validate_queue_name(name)
+    except ValidationError as exc:
+        return first_message(exc)
+    return None
 
 
 def inspect_queue(channel: BlockingChannel, name: str) -> tuple[int, int] | None:
@@ -365,6 +420,51 @@ def purge_queue(channel: BlockingChannel, name: str) -> int:
     except Exception as exc:  # noqa: BLE001 - translated
         raise translate(exc, queue=name) from exc
     return result.method.message_count
+
+
+def inspect_queues(
+    names: Iterable[str], urls: Iterable[str] | None = None
+) -> list[tuple[int, int] | None | BrokerError]:
+    """Per name: (ready messages, consumers), ``None`` (no such queue) or the
+    :class:`BrokerError` for that name alone; asked all at once over one connection within
+    CONNECTION_TIMEOUT (connecting included, plus 1 s at most). Raises a
+    :class:`BrokerError` only when it cannot connect."""
+    names = list(names)
+    answers = _ask_each("queue_declare", [{"queue": n, "passive": True} for n in names], urls)
+    states: list[tuple[int, int] | None | BrokerError] = []
+    for name, answer in zip(names, answers, strict=True):
+        if isinstance(answer, pe.ChannelClosedByBroker) and answer.reply_code == 404:
+            states.append(None)
+        elif isinstance(answer, BaseException):
+            states.append(translate(answer, queue=name))
+        else:
+            states.append((answer.method.message_count, answer.method.consumer_count))
+    return states
+
+
+def purge_queues(
+    names: Iterable[str], urls: Iterable[str] | None = None
+) -> list[int | BrokerError]:
+    """Per name: how many ready messages were dropped, or the :class:`BrokerError`
+    (:class:`NotFound` for a missing queue), as :func:`inspect_queues` asks."""
+    names = list(names)
+    answers = _ask_each("queue_purge", [{"queue": n} for n in names], urls)
+    return [
+        translate(answer, queue=name)
+        if isinstance(answer, BaseException)
+        else answer.method.message_count
+        for name, answer in zip(names, answers, strict=True)
+    ]
+
+
+def _ask_each(method: str, calls: list[dict[str, Any]], urls: Iterable[str] | None) -> list[Any]:
+    if not calls:
+        return []
+    started = _monotonic()
+    name = f"{default_connection_name()} admin"
+    with PipelinedPublisher(urls, connection_name=name) as publisher:
+        left = publisher.rpc_timeout - (_monotonic() - started)
+        return publisher.call_each(method, calls, max(left, 1.0))
 
 
 # --------------------------------------------------------------------------- dead letters
@@ -607,6 +707,8 @@ class Publisher:
 
 #: Most unconfirmed messages in flight on the channel at once.
 DEFAULT_WINDOW = 1000
+#: Most channels :meth:`PipelinedPublisher.call_each` opens at once.
+CALLS_AT_ONCE = 100
 _monotonic = time.monotonic
 
 
@@ -683,6 +785,63 @@ class _SyncChannel:
         return call
 
 
+_NO_ANSWER: Any = object()
+
+
+def _no_answer(method: str, kwargs: Mapping[str, Any], timeout: float) -> BrokerUnavailable:
+    what = kwargs.get("queue") or kwargs.get("exchange")
+    about = f" for {what!r}" if what else ""
+    amqp = method.replace("_", ".")  # queue_declare -> queue.declare
+    return BrokerUnavailable(f"the broker did not answer {amqp}{about} within {timeout:.3g} s")
+
+
+class _EachCall:
+    """Book-keeping of :meth:`PipelinedPublisher.call_each`: one channel per call, each
+    result the ``*-ok`` frame or the exception that ended its channel."""
+
+    __slots__ = ("method", "calls", "results", "left", "channels", "loop")
+
+    def __init__(self, method: str, calls: list[dict[str, Any]], loop: Any) -> None:
+        self.method = method
+        self.calls = calls
+        self.results: list[Any] = [_NO_ANSWER] * len(calls)
+        self.left = len(calls)
+        self.channels: list[Any] = []
+        self.loop = loop
+
+    def finish(self, index: int, value: Any) -> None:
+        if self.results[index] is _NO_ANSWER:
+            self.results[index] = value
+            self.left -= 1
+            if self.left == 0:
+                self.loop.stop()
+
+    def opened(self, index: int, channel: Any) -> None:
+        channel.add_on_close_callback(partial(self.closed, index))
+        try:
+            getattr(channel, self.method)(
+                callback=partial(self.answered, index, channel), **self.calls[index]
+            )
+        except Exception as exc:  # noqa: BLE001 - an encoding error: this call's outcome
+            self.finish(index, exc)
+
+    def answered(self, index: int, channel: Any, frame: Any) -> None:
+        self.finish(index, frame)
+        if channel.is_open:
+            channel.close()
+
+    def closed(self, index: int, _channel: Any, reason: BaseException) -> None:
+        self.finish(index, reason)
+
+    def close_unanswered(self) -> None:
+        for channel in self.channels:
+            try:
+                if channel.is_open or channel.is_opening:
+                    channel.close()
+            except Exception:  # noqa: BLE001 - abandoned either way
+                logger.debug("error closing an unanswered channel", exc_info=True)
+
+
 class PipelinedPublisher:
     """Publishes many messages over one connection with up to ``window`` publisher confirms
     in flight; every message is persistent (unless asked otherwise) and ``mandatory``.
@@ -704,11 +863,13 @@ class PipelinedPublisher:
         connection_name: str | None = None,
         window: int = DEFAULT_WINDOW,
         confirm_timeout: float | None = None,
+        rpc_timeout: float | None = None,
     ) -> None:
         self._urls = list(urls) if urls is not None else None
         self._connection_name = connection_name
         self.window = max(1, window)
         self._confirm_timeout = confirm_timeout
+        self._rpc_timeout = rpc_timeout
         self._loop: Any = None
         self._conn: Any = None
         self._channel: Any = None  # confirm-mode publishing channel
@@ -719,6 +880,8 @@ class PipelinedPublisher:
         self._channel_close_reason: BaseException | None = None
         self._declared: set[str] = set()
         self._exchanges: set[str] = set()
+        self._abandoned: list[Any] = []  # channels dropped by _rpc, closing
+        self._unanswered = False  # a call went unanswered: do not wait for close-ok
         self._heartbeat = 0
         self._last_used = 0.0
         self._props_key: tuple[Any, ...] | None = None
@@ -739,6 +902,14 @@ class PipelinedPublisher:
         if self._confirm_timeout is not None:
             return self._confirm_timeout
         return float(conf.get("CONFIRM_TIMEOUT"))
+
+    @property
+    def rpc_timeout(self) -> float:
+        """Seconds a declaration (or another RPC) may wait for its answer:
+        CONNECTION_TIMEOUT (CONFIRM_TIMEOUT when that is 0)."""
+        if self._rpc_timeout is not None:
+            return self._rpc_timeout
+        return float(conf.get("CONNECTION_TIMEOUT") or self.confirm_timeout)
 
     @property
     def is_open(self) -> bool:
@@ -851,6 +1022,7 @@ class PipelinedPublisher:
         self._close_reason = reason
         self._channel = None
         self._sync = None
+        self._abandoned = []
         self._declared.clear()
         self._exchanges.clear()
         if self._batch is not None:
@@ -862,6 +1034,9 @@ class PipelinedPublisher:
             self._loop.stop()
 
     def _on_channel_closed(self, channel: Any, reason: BaseException) -> None:
+        if any(channel is dropped for dropped in self._abandoned):
+            self._abandoned = [c for c in self._abandoned if c is not channel]
+            return  # a stuck channel _rpc gave up on: its close concerns nobody
         if channel is self._channel:
             self._channel = None
             batch = self._batch
@@ -883,7 +1058,10 @@ class PipelinedPublisher:
     def close(self) -> None:
         """Close the connection (waiting 2 s at most); never raises."""
         conn, loop = self._conn, self._loop
+        wait = 0.2 if self._unanswered else 2  # a broker stuck on a call may not answer
         self._conn = self._channel = self._sync = None
+        self._abandoned = []
+        self._unanswered = False
         self._declared.clear()
         self._exchanges.clear()
         if conn is not None and loop is not None:
@@ -891,8 +1069,8 @@ class PipelinedPublisher:
                 if conn.is_open:
                     conn.close()
                 if not conn.is_closed:  # wait briefly for close-ok (not for a dead peer)
-                    deadline = _monotonic() + 2
-                    timer = loop.call_later(2, loop.stop)
+                    deadline = _monotonic() + wait
+                    timer = loop.call_later(wait, loop.stop)
                     while not conn.is_closed and _monotonic() < deadline:
                         loop.start()
                     loop.remove_timeout(timer)
@@ -910,7 +1088,9 @@ class PipelinedPublisher:
     def _rpc(self, name: str, kwargs: dict[str, Any]) -> Any:
         """Call channel method ``name`` on the declarations channel and wait for its
         ``*-ok`` frame; a refusal raises pika's ChannelClosedByBroker (closing only that
-        channel), as a BlockingChannel would."""
+        channel), as a BlockingChannel would. No answer within :attr:`rpc_timeout` raises
+        :class:`BrokerUnavailable` and drops that channel (pika would queue every later
+        call behind the unanswered one), so the next call gets a fresh one."""
         self.open()
         if self._sync is None or not self._sync.is_open:
             self._sync = self._open_channel(confirm=False)
@@ -923,12 +1103,31 @@ class PipelinedPublisher:
 
         self._channel_close_reason = None
         getattr(channel, name)(callback=answered, **kwargs)
-        self._run(lambda: "frame" in box or channel.is_closed)
-        self._mark_used()
+        try:
+            self._run(lambda: "frame" in box or channel.is_closed, self.rpc_timeout)
+        except BrokerUnavailable as exc:
+            if self.is_open:  # the connection works: only this call went unanswered
+                self._drop_sync_channel(channel)
+                raise _no_answer(name, kwargs, self.rpc_timeout) from exc
+            raise
+        finally:
+            self._mark_used()
         if "frame" not in box:
             reason = self._channel_close_reason
             raise reason if reason is not None else BrokerError("channel closed")
         return box["frame"]
+
+    def _drop_sync_channel(self, channel: Any) -> None:
+        """Forget a declarations channel stuck on an unanswered call (and ask the broker
+        to close it, without waiting)."""
+        if channel is self._sync:
+            self._sync = None
+        self._abandoned.append(channel)
+        self._unanswered = True
+        try:
+            channel.close()
+        except Exception:  # noqa: BLE001 - it is abandoned either way
+            logger.debug("error closing a stuck channel", exc_info=True)
 
     def declare(self, queue: Any) -> int:
         """Declare ``queue`` exactly as its row (or :class:`QueueSpec`) says."""
@@ -955,6 +1154,51 @@ class PipelinedPublisher:
         except Exception as exc:  # noqa: BLE001 - translated (NOT_FOUND names the exchange)
             raise translate(exc) from exc
         self._exchanges.add(exchange)
+
+    def call_each(
+        self, method: str, calls: Iterable[dict[str, Any]], timeout: float | None = None
+    ) -> list[Any]:
+        """Call channel method ``method`` once per kwargs in ``calls``, each on a channel of
+        its own and all at once (a refusal or a hang then concerns that call only); wait
+        ``timeout`` seconds (:attr:`rpc_timeout`) at most for all of them. Returns, per
+        call, the ``*-ok`` frame or the exception: pika's ChannelClosedByBroker for a
+        refusal, :class:`BrokerUnavailable` for no answer or a lost connection."""
+        calls = list(calls)
+        timeout = self.rpc_timeout if timeout is None else timeout
+        deadline = _monotonic() + timeout
+        results: list[Any] = []
+        for start in range(0, len(calls), CALLS_AT_ONCE):
+            chunk = calls[start : start + CALLS_AT_ONCE]
+            results.extend(self._call_chunk(method, chunk, max(deadline - _monotonic(), 0.01)))
+        return results
+
+    def _call_chunk(self, method: str, calls: list[dict[str, Any]], timeout: float) -> list[Any]:
+        self.open()
+        each = _EachCall(method, calls, self._loop)
+        for index in range(len(calls)):
+            try:
+                each.channels.append(
+                    self._conn.channel(on_open_callback=partial(each.opened, index))
+                )
+            except Exception as exc:  # noqa: BLE001 - the connection is gone: its outcome
+                each.finish(index, exc)
+        error: BrokerError | None = None
+        try:
+            self._run(lambda: each.left == 0, timeout)
+        except BrokerError as exc:
+            error = exc
+        finally:
+            self._mark_used()
+        for index, value in enumerate(each.results):
+            if value is _NO_ANSWER:
+                self._unanswered = True
+                each.results[index] = (
+                    _no_answer(method, calls[index], timeout)
+                    if self.is_open
+                    else error or BrokerUnavailable("the connection closed")
+                )
+        each.close_unanswered()
+        return each.results
 
     def _mark_used(self) -> None:
         self._last_used = _monotonic()
@@ -1040,10 +1284,10 @@ class PipelinedPublisher:
             return
         items, pending, order, by_id = batch.items, batch.pending, batch.order, batch.by_id
         window, total = self.window, len(items)
-        try:
-            while batch.sent < total and len(pending) < window:
-                index = batch.sent
-                item = items[index]
+        while batch.sent < total and len(pending) < window:
+            index = batch.sent
+            item = items[index]
+            try:
                 channel.basic_publish(
                     item.exchange,
                     item.routing_key,
@@ -1051,15 +1295,22 @@ class PipelinedPublisher:
                     self._properties(item),
                     mandatory=True,
                 )
+            except ENCODE_ERRORS as exc:  # this item's fault: nothing was written
                 batch.sent += 1
-                self._tag += 1
-                pending[self._tag] = index
-                order.append(self._tag)
-                if item.message_id:
-                    by_id[item.message_id] = index
-        except Exception as exc:  # noqa: BLE001 - the channel or connection is gone
-            error = translate(exc)
-            batch.settle_rest(PublishInterrupted(f"not sent: {error}"))
+                batch.settle(index, refusal(exc, item))
+                self._props = None  # it may hold the refused item's properties
+                continue
+            except Exception as exc:  # noqa: BLE001 - the channel or connection is gone
+                batch.settle_rest(PublishInterrupted(f"not sent: {translate(exc)}"))
+                self._loop.stop()
+                return
+            batch.sent += 1
+            self._tag += 1
+            pending[self._tag] = index
+            order.append(self._tag)
+            if item.message_id:
+                by_id[item.message_id] = index
+        if batch.left == 0:
             self._loop.stop()
 
     def _on_return(self, _channel: Any, method: Any, props: Any, body: bytes) -> None:

@@ -82,6 +82,12 @@ class ConfirmTimeout(PublishError):
     message may or may not be on the broker; it is retried with the same message_id)."""
 
 
+class MessageRefused(BrokerError):
+    """A message or declaration that can never be sent as it is: a field AMQP cannot
+    encode (a short string over 255 bytes, a value of no AMQP type) or a name or property
+    the validators refuse. Never retried: the row is ``failed`` with this one line."""
+
+
 class PublishInterrupted(PublishError):
     """The channel or connection closed before the broker confirmed (or before the message
     was sent); retried with the same message_id."""

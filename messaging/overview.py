@@ -23,6 +23,7 @@ from django.utils import timezone
 from . import broker
 from .exceptions import BrokerError
 from .models import Message, Queue, Receipt
+from .validators import DERIVED_QUEUE_SUFFIXES
 
 #: Minutes the overview covers.
 WINDOW_MINUTES = 60
@@ -42,46 +43,70 @@ FAILED_OUTCOMES = (
 # --------------------------------------------------------------------------- broker state
 
 
+#: The state of a queue whose name the broker must not be sent (see
+#: :func:`~messaging.validators.validate_queue_name`).
+INVALID_NAME = "invalid name"
+
+
 @dataclass
 class BrokerSnapshot:
     """(ready, consumers) per queue name, ``None`` for a queue the broker does not have;
-    ``error`` when the broker could not be asked (names then missing from ``states``)."""
+    ``invalid`` names (with the reason) were not sent to the broker; ``error`` is why the
+    broker could not be asked at all (names then missing from ``states``), or else the
+    first per-name failure (that name alone is missing, e.g. no answer in time)."""
 
     states: dict[str, tuple[int, int] | None] = field(default_factory=dict)
     error: BrokerError | None = None
+    invalid: dict[str, str] = field(default_factory=dict)
 
     def state(self, name: str) -> tuple[int, int] | None | str:
-        """``(ready, consumers)``, ``None`` (not on the broker) or ``"unreachable"``."""
+        """``(ready, consumers)``, ``None`` (not on the broker), ``"invalid name"`` or
+        ``"unreachable"``."""
         if name in self.states:
             return self.states[name]
+        if name in self.invalid:
+            return INVALID_NAME
         return "unreachable"
 
 
 def broker_snapshot(names: Iterable[str], urls: Iterable[str] | None = None) -> BrokerSnapshot:
-    """Inspect every queue in ``names`` over one connection (passive declares).
-
-    A missing queue closes its channel (404), so a new channel is opened for the next
-    name. Never raises a broker error: it is in ``error``.
-    """
+    """Inspect every queue in ``names`` over one connection, all at once (a passive
+    declare each, :func:`broker.inspect_queues`), within CONNECTION_TIMEOUT (plus about
+    a second). A name the validators refuse is not sent. Never raises a broker error: it
+    is in ``error``."""
     names = list(dict.fromkeys(names))
     snapshot = BrokerSnapshot()
-    if not names:
+    asked = []
+    for name in names:
+        problem = _name_problem(name)
+        if problem is None:
+            asked.append(name)
+        else:
+            snapshot.invalid[name] = problem
+    if not asked:
         return snapshot
     try:
-        with broker.connection(
-            urls, connection_name=f"{broker.default_connection_name()} admin"
-        ) as conn:
-            channel: Any = None
-            for name in names:
-                if channel is None or not channel.is_open:
-                    try:
-                        channel = conn.channel()
-                    except Exception as exc:  # noqa: BLE001 - translated
-                        raise broker.translate(exc) from exc
-                snapshot.states[name] = broker.inspect_queue(channel, name)
+        answers = broker.inspect_queues(asked, urls)
     except BrokerError as exc:
         snapshot.error = exc
+        return snapshot
+    for name, answer in zip(asked, answers, strict=True):
+        if isinstance(answer, BrokerError):
+            snapshot.error = snapshot.error or answer
+        else:
+            snapshot.states[name] = answer
     return snapshot
+
+
+def _name_problem(name: str) -> str | None:
+    """A queue row's name, or one the app derives from a valid one (``<name>.dlq``)."""
+    problem = broker.queue_name_problem(name)
+    if problem is not None:
+        for suffix in DERIVED_QUEUE_SUFFIXES:
+            base = name.removesuffix(suffix)
+            if base != name and broker.queue_name_problem(base) is None:
+                return None
+    return problem
 
 
 # --------------------------------------------------------------------------- time

@@ -50,11 +50,17 @@ from .exceptions import (
     ConfirmTimeout,
     InvalidMessage,
     InvalidQueueName,
+    MessageRefused,
     PublishInterrupted,
     PublishNacked,
 )
 from .models import Message, Queue
-from .validators import first_message, validate_message_fields, validate_queue_name
+from .validators import (
+    first_message,
+    message_problem,
+    validate_message_fields,
+    validate_queue_name,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -384,13 +390,9 @@ def publish_rows(rows: list[Message], *, user: Any = None, publisher: Any = None
         return result
     own = not isinstance(publisher, broker.PipelinedPublisher)
     pub = broker.PipelinedPublisher() if own else publisher
-    outcomes: list[BrokerError | None] = [None] * len(rows)
+    outcomes = _refuse_invalid(rows)
     try:
-        try:
-            pub.open()
-        except BrokerError as exc:  # could not connect: every row waits for a retry
-            outcomes = [as_transient(exc)] * len(rows)
-        else:
+        if any(outcome is None for outcome in outcomes):
             sendable = _check_destinations(pub, rows, outcomes)
             if sendable:
                 try:
@@ -409,15 +411,38 @@ def publish_rows(rows: list[Message], *, user: Any = None, publisher: Any = None
     return result
 
 
+def _refuse_invalid(rows: Sequence[Message]) -> list[BrokerError | None]:
+    """Per row: :class:`MessageRefused` with the reason when :func:`message_problem` says
+    it cannot be sent as it is (saved before the rules, or changed behind the ORM's back),
+    else ``None``. Such a row is failed for good and never reaches the broker."""
+    outcomes: list[BrokerError | None] = []
+    for row in rows:
+        problem = message_problem(row)
+        outcomes.append(None if problem is None else MessageRefused(problem))
+    return outcomes
+
+
 def _check_destinations(
     pub: broker.PipelinedPublisher, rows: Sequence[Message], outcomes: list[BrokerError | None]
 ) -> list[int]:
-    """Declare each row's queue / check each exchange once; a refusal fails the rows
-    concerned. Returns the indexes still to publish."""
+    """Connect, then declare each row's queue / check each exchange once (rows already
+    refused are skipped). A refusal fails the rows concerned; a declaration the broker
+    does not answer in time leaves them pending (only them); a broker that cannot be
+    reached leaves every row still to check pending. Returns the indexes to publish."""
     refused: dict[tuple[str, str], BrokerError] = {}
     checked: set[tuple[str, str]] = {("", "")}
     sendable = []
+    down: BrokerError | None = None
+    try:
+        pub.open()
+    except BrokerError as exc:  # could not connect: every row waits for a retry
+        down = as_transient(exc)
     for index, row in enumerate(rows):
+        if outcomes[index] is not None:
+            continue
+        if down is not None:
+            outcomes[index] = down
+            continue
         if row.exchange:
             key = ("exchange", row.exchange)
         elif row.queue_id is not None:
@@ -433,6 +458,9 @@ def _check_destinations(
                     pub.ensure_declared(row.queue)
             except BrokerError as exc:
                 refused[key] = exc
+                if is_transient(exc) and not pub.is_open:
+                    down = outcomes[index] = as_transient(exc)
+                    continue
         if key in refused:
             outcomes[index] = refused[key]
         else:
@@ -602,19 +630,7 @@ def send_copies(
     body = template.body_bytes
     headers = template.headers or None
     try:
-        destination_error: BrokerError | None = None
-        try:
-            pub.open()
-        except BrokerError as exc:
-            destination_error = as_transient(exc)
-        else:
-            try:
-                if template.exchange:
-                    pub.check_exchange(template.exchange)
-                elif template.queue_id is not None:
-                    pub.ensure_declared(template.queue)
-            except BrokerError as exc:
-                destination_error = exc
+        destination_error = _copies_problem(pub, template)
 
         def publish_chunk(ids: list[str]) -> list[BrokerError | None]:
             try:
@@ -666,6 +682,26 @@ def send_copies(
         if own:
             pub.close()
     return result
+
+
+def _copies_problem(pub: broker.PipelinedPublisher, template: Message) -> BrokerError | None:
+    """Why no copy of ``template`` can be published now: :func:`message_problem` (failed
+    for good), no broker (pending), or its queue / exchange refused; else ``None``."""
+    problem = message_problem(template)
+    if problem is not None:
+        return MessageRefused(problem)
+    try:
+        pub.open()
+    except BrokerError as exc:
+        return as_transient(exc)
+    try:
+        if template.exchange:
+            pub.check_exchange(template.exchange)
+        elif template.queue_id is not None:
+            pub.ensure_declared(template.queue)
+    except BrokerError as exc:
+        return exc
+    return None
 
 
 def _insert_copies(template: Message, n: int) -> list[str]:

@@ -6,7 +6,11 @@ rows in id order, a batch of ``RELAY_BATCH_SIZE`` at a time, under a row lock
 the batch's outcomes are committed, so several relays (processes, Celery workers) never
 publish the same row. Each batch goes out with pipelined confirms over one connection;
 outcomes are stored as :mod:`messaging.publishing` describes (a failed try backs off
-exponentially, per message). ``manage.py relay`` and the ``messaging.tasks.relay_outbox``
+exponentially, per message). A row that can never be sent as it is is ``failed`` with
+its reason before anything is sent, and a destination the broker does not answer for
+costs its own rows at most the RPC timeout, so no row holds up the others: a pass is
+bounded by about one timeout per stuck destination plus the confirm timeout per
+batch. ``manage.py relay`` and the ``messaging.tasks.relay_outbox``
 Celery task both run :func:`relay_once`.
 """
 

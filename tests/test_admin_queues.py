@@ -47,7 +47,8 @@ def put(name: str, count: int) -> None:
 
 @pytest.fixture
 def connections(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Every broker connection opened through messaging.broker during the test."""
+    """Every broker connection (blocking or asynchronous) opened through messaging.broker
+    during the test."""
     opened: list[Any] = []
     real = broker.connect
 
@@ -57,6 +58,13 @@ def connections(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
         return conn
 
     monkeypatch.setattr(broker, "connect", counting)
+    real_async = broker.PipelinedPublisher._connect
+
+    def counting_async(publisher: Any, url: str) -> None:
+        real_async(publisher, url)
+        opened.append(publisher)
+
+    monkeypatch.setattr(broker.PipelinedPublisher, "_connect", counting_async)
     return opened
 
 

@@ -63,7 +63,7 @@ def test_connection_parameters_come_from_settings():
         params = broker.connection_parameters("amqp://guest:guest@localhost:5672/%2F")
     assert params.heartbeat == 13
     assert params.socket_timeout == 4
-    assert params.stack_timeout == 9  # the connect timeout plus 5 s for the handshake
+    assert params.stack_timeout == 5  # the connect timeout plus 1 s for the handshake
     assert params.blocked_connection_timeout == 9
     assert params.ssl_options is None
     assert params.client_properties["product"] == "django messaging"

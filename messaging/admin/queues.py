@@ -23,9 +23,9 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from .. import broker
-from ..exceptions import BrokerError, BrokerUnavailable, NotFound, QueueMismatch
+from ..exceptions import BrokerError, MessageRefused, NotFound, QueueMismatch
 from ..models import Message, Queue
-from ..overview import broker_snapshot
+from ..overview import INVALID_NAME, broker_snapshot
 from . import audit
 from .views import overview_view
 
@@ -48,31 +48,31 @@ class PurgeResult:
 
 
 def purge_selected(queues: Iterable[Queue | str], urls: Iterable[str] | None = None) -> PurgeResult:
-    """Purge each queue on the broker over one connection. Never raises a broker error."""
-    names = [q if isinstance(q, str) else q.name for q in queues]
+    """Purge each queue on the broker, all at once over one connection, within
+    CONNECTION_TIMEOUT; a name the validators refuse is not sent (failed with the
+    reason), a queue the broker does not answer for fails alone. Never raises a broker
+    error."""
+    names = []
     result = PurgeResult()
+    for name in (q if isinstance(q, str) else q.name for q in queues):
+        problem = broker.queue_name_problem(name)
+        if problem is None:
+            names.append(name)
+        else:
+            result.failed[name] = MessageRefused(f"invalid queue name {name!r}: {problem}")
     try:
-        with broker.connection(urls) as conn:
-            channel: Any = None
-            for index, name in enumerate(names):
-                try:
-                    if channel is None or not channel.is_open:
-                        try:
-                            channel = conn.channel()
-                        except Exception as exc:  # noqa: BLE001 - translated
-                            raise broker.translate(exc) from exc
-                    result.purged[name] = broker.purge_queue(channel, name)
-                except NotFound:
-                    result.missing.append(name)
-                except BrokerUnavailable as exc:
-                    result.error = exc
-                    result.not_purged = names[index:]
-                    break
-                except BrokerError as exc:
-                    result.failed[name] = exc
+        answers = broker.purge_queues(names, urls)
     except BrokerError as exc:  # could not connect at all
         result.error = exc
         result.not_purged = names
+        return result
+    for name, answer in zip(names, answers, strict=True):
+        if isinstance(answer, NotFound):
+            result.missing.append(name)
+        elif isinstance(answer, BrokerError):
+            result.failed[name] = answer
+        else:
+            result.purged[name] = answer
     return result
 
 
@@ -149,6 +149,8 @@ def _count_or_state(state: Any, index: int) -> Any:
         return state[index]
     if state == UNREACHABLE:
         return format_html('<span class="messaging-unreachable">{}</span>', _("unreachable"))
+    if state == INVALID_NAME:
+        return format_html('<span class="messaging-unreachable">{}</span>', _("invalid name"))
     return format_html('<span class="messaging-missing">{}</span>', _("not on broker"))
 
 
@@ -250,6 +252,10 @@ class QueueAdmin(admin.ModelAdmin):
         state = snapshot.state(obj.name)
         if state == UNREACHABLE:
             return _("unreachable: %(error)s") % {"error": snapshot.error}
+        if state == INVALID_NAME:
+            return _("invalid name, not sent to the broker: %(error)s") % {
+                "error": snapshot.invalid[obj.name]
+            }
         if state is None:
             return _("not declared on the broker")
         assert isinstance(state, tuple)
