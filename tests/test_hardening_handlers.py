@@ -107,6 +107,19 @@ def test_load_handler_checks_what_it_imports():
         load_handler("tests.hardening_handlers.coro")
 
 
+def test_system_check_reports_an_async_consumers_handler(settings):
+    from messaging.checks import check_settings
+
+    settings.MESSAGING = {
+        **settings.MESSAGING,
+        "CONSUMERS": {"orders": "tests.hardening_handlers.coro", "ok": "tests.handlers.ok"},
+    }
+    (error,) = check_settings()
+    assert error.id == "messaging.E006"
+    assert error.msg.startswith("MESSAGING['CONSUMERS']['orders']: handler ")
+    assert "is async" in error.msg
+
+
 @pytest.mark.parametrize("name", ["coro", "no_args", "two_args"])
 def test_runconsumer_refuses_a_bad_handler_before_consuming(manage, queue_name, name):
     assert manage("send", queue_name, "keep me").returncode == 0
