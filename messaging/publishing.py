@@ -77,7 +77,7 @@ TRANSIENT_ERRORS: tuple[type[BrokerError], ...] = (
 )
 
 #: Statuses :func:`publish_messages` sends; ``published`` rows are never sent again.
-PUBLISHABLE = (Message.Status.PENDING, Message.Status.FAILED)
+PUBLISHABLE = (Message.Status.PENDING, Message.Status.HELD, Message.Status.FAILED)
 
 
 @dataclass

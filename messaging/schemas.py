@@ -57,7 +57,9 @@ def check_schema(schema: Any) -> None:
     if schema is None:
         return
     if not isinstance(schema, dict | bool):
-        raise ValidationError("A JSON Schema is a JSON object (or true/false).", code="invalid")
+        raise ValidationError(
+            "A JSON Schema is a JSON object (or true/false).", code="not_a_schema"
+        )
     from jsonschema.exceptions import SchemaError
 
     try:
@@ -65,7 +67,7 @@ def check_schema(schema: Any) -> None:
     except SchemaError as exc:
         where = _path(exc.absolute_path)
         raise ValidationError(
-            f"Not a valid JSON Schema: {exc.message} (at {where})", code="invalid"
+            f"Not a valid JSON Schema: {exc.message} (at {where})", code="not_a_schema"
         ) from None
 
 

@@ -117,11 +117,12 @@ def validate_content_type(value: str) -> None:
 
 def validate_x_arguments(value: object) -> None:
     if not isinstance(value, dict):
-        raise ValidationError(_("Arguments must be a JSON object."), code="invalid")
+        raise ValidationError(_("Arguments must be a JSON object."), code="not_an_object")
     for key in value:
         if not isinstance(key, str) or not key.startswith("x-"):
             raise ValidationError(
-                _("Argument %(key)r is not an x- argument.") % {"key": key}, code="invalid"
+                _("Argument %(key)r is not an x- argument.") % {"key": key},
+                code="not_an_x_argument",
             )
 
 
@@ -130,7 +131,7 @@ def validate_x_arguments(value: object) -> None:
 
 def _header_error(where: str, text: str) -> ValidationError:
     return ValidationError(
-        _("header %(where)s: %(text)s") % {"where": where, "text": text}, code="invalid"
+        _("header %(where)s: %(text)s") % {"where": where, "text": text}, code="invalid_header"
     )
 
 
@@ -186,7 +187,7 @@ def validate_headers(headers: Any) -> None:
     if headers is None:
         return
     if not isinstance(headers, Mapping):
-        raise ValidationError(_("Headers must be a JSON object (a dict)."), code="invalid")
+        raise ValidationError(_("Headers must be a JSON object (a dict)."), code="invalid_header")
     for key, value in headers.items():
         _check_header_key(key, repr(key))
         if key in RESERVED_HEADERS or key.startswith(RESERVED_HEADER_PREFIXES):

@@ -11,13 +11,12 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import ValidationError
 from django.db import connections, router, transaction
 from django.db.models import F, Func, Q, QuerySet, TextField, Value
-from django.db.models.functions import Cast, Length, Substr
+from django.db.models.functions import Cast
 from django.forms import BaseForm
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path, reverse
@@ -37,9 +36,16 @@ from .bodies import (
     body_preview,
     bounded_preview,
     preview_prefix_size,
-    same_text,
 )
 from .feedback import PublishFeedback
+from .forms import (
+    BODY_HEAD,
+    BODY_SIZE,
+    MessageForm,
+    pretty_json,
+    stored_body,
+    with_body_head,
+)
 from .views import body_download_view
 
 #: Statuses the publish action sends; ``published`` rows are skipped.
@@ -164,112 +170,6 @@ def republish_selected(queryset: QuerySet[Message], user: Any = None) -> Publish
 
 
 # --------------------------------------------------------------------------- form
-
-
-#: Annotations the admin puts on the Message rows it shows, so that a big body is never
-#: loaded (or decoded) whole for a page: its first bytes and its length.
-BODY_HEAD = "admin_body_head"
-BODY_SIZE = "admin_body_size"
-
-
-def with_body_head(queryset: QuerySet[Message], head_bytes: int) -> QuerySet[Message]:
-    """``queryset`` without the body column, annotated with its first ``head_bytes``
-    bytes (:data:`BODY_HEAD`) and its length (:data:`BODY_SIZE`)."""
-    return queryset.defer("body").annotate(
-        **{BODY_HEAD: Substr("body", 1, head_bytes), BODY_SIZE: Length("body")}
-    )
-
-
-def stored_body(message: Message) -> tuple[bytes, int]:
-    """``(body or its first bytes, size)``: the whole body, unless the row came from
-    :func:`with_body_head` and its body is over :data:`BIG_BODY` bytes (then only the
-    annotated first bytes; the body itself is not loaded)."""
-    size = getattr(message, BODY_SIZE, None)
-    if size is not None and size > BIG_BODY:
-        return bytes(getattr(message, BODY_HEAD) or b""), size
-    body = bytes(message.body or b"")
-    return body, len(body)
-
-
-class BodyTextField(forms.CharField):
-    """The body as text; unchanged when only the line endings differ."""
-
-    def has_changed(self, initial: Any, data: Any) -> bool:
-        if self.disabled:
-            return False
-        return not same_text(initial or "", self.to_python(data) or "")
-
-
-class MessageForm(forms.ModelForm):
-    """Compose or edit a message. ``body`` (binary) is edited as UTF-8 text through
-    ``body_text``; a body that is not text is shown read-only and never rewritten."""
-
-    body_text = BodyTextField(
-        label=gettext_lazy("body"),
-        required=False,
-        strip=False,
-        widget=forms.Textarea(attrs={"rows": 12, "cols": 80}),
-        help_text=gettext_lazy("Sent as UTF-8."),
-    )
-
-    class Meta:
-        model = Message
-        fields = ("queue", "exchange", "routing_key", "content_type", "headers", "persistent")
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        field = self.fields["body_text"]
-        head, size = stored_body(self.instance)
-        if size > BIG_BODY:
-            field.disabled = True
-            field.help_text = _(
-                "%(size)s bytes: too big to edit here. The first %(shown)s bytes are shown; "
-                "the body is kept unchanged when you save. Download it below."
-            ) % {"size": f"{size:,}", "shown": f"{BIG_BODY_PREVIEW:,}"}
-            self.initial["body_text"] = bounded_preview(head, size)
-            return
-        body = head
-        text = body_as_text(body)
-        if text is None:
-            field.disabled = True
-            field.help_text = _(
-                "Not UTF-8 text (%(size)d bytes): shown as a Python bytes literal, not "
-                "editable here, kept unchanged when you save."
-            ) % {"size": len(body)}
-            self.initial["body_text"] = repr(body)
-        elif not self.instance._state.adding:
-            self.initial["body_text"] = text
-
-    def clean_headers(self) -> dict[str, Any]:
-        headers = self.cleaned_data.get("headers")
-        if headers is None:
-            return {}
-        if not isinstance(headers, dict):
-            raise ValidationError(
-                _('Headers must be a JSON object, e.g. {"x-tenant": "acme"}.'), code="invalid"
-            )
-        try:
-            broker.check_headers(headers)
-        except ValueError as exc:
-            raise ValidationError(str(exc), code="invalid") from exc
-        return headers
-
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
-        if cleaned.get("routing_key") and "exchange" in cleaned and not cleaned["exchange"]:
-            self.add_error(
-                "routing_key",
-                _("A routing key needs an exchange (the default exchange routes by queue)."),
-            )
-        if cleaned.get("queue") and cleaned.get("exchange"):
-            self.add_error("exchange", _("Give a queue or an exchange, not both."))
-        return cleaned
-
-    def save(self, commit: bool = True) -> Message:
-        field = self.fields["body_text"]
-        if not field.disabled and (self.instance._state.adding or "body_text" in self.changed_data):
-            self.instance.body = self.cleaned_data["body_text"].encode("utf-8")
-        return super().save(commit)
 
 
 # --------------------------------------------------------------------------- inline
@@ -415,11 +315,13 @@ class MessageAdmin(PublishFeedback, admin.ModelAdmin):
 
     def get_fieldsets(self, request: HttpRequest, obj: Message | None = None) -> Any:
         if obj is None:
-            return [(None, {"fields": (*MESSAGE_FIELDS, "body_text", "headers", "persistent")})]
+            fields = (*MESSAGE_FIELDS, "body_text", "body_format", "headers", "persistent")
+            return [(None, {"fields": fields})]
         # View-only (published, or no change permission): every field is read-only.
-        body = "body_text" if self.has_change_permission(request, obj) else "body_display"
+        editable = self.has_change_permission(request, obj)
+        body = ("body_text", "body_format") if editable else ("body_display",)
         return [
-            (None, {"fields": (*MESSAGE_FIELDS, body, "body_download", "headers", "persistent")}),
+            (None, {"fields": (*MESSAGE_FIELDS, *body, "body_download", "headers", "persistent")}),
             (_("Publishing"), {"fields": STATUS_FIELDS}),
         ]
 
@@ -466,7 +368,7 @@ class MessageAdmin(PublishFeedback, admin.ModelAdmin):
         if size > BIG_BODY:
             shown = bounded_preview(head, size)
         else:
-            text = body_as_text(head)
+            text = pretty_json(head, obj.content_type) or body_as_text(head)
             shown = repr(head) if text is None else text
         return format_html('<pre style="white-space: pre-wrap; margin: 0">{}</pre>', shown)
 

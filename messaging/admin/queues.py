@@ -27,6 +27,7 @@ from ..exceptions import BrokerError, MessageRefused, NotFound, QueueMismatch
 from ..models import Message, Queue
 from ..overview import INVALID_NAME, broker_snapshot
 from . import audit
+from .forms import QueueForm
 from .views import overview_view
 
 UNREACHABLE = "unreachable"
@@ -156,6 +157,7 @@ def _count_or_state(state: Any, index: int) -> Any:
 
 @admin.register(Queue)
 class QueueAdmin(admin.ModelAdmin):
+    form = QueueForm
     list_display = (
         "name",
         "ready",
