@@ -168,3 +168,16 @@ def test_published_json_body_is_shown_pretty_and_escaped(admin_client: Client) -
     page = admin_client.get(url("message_change", message.pk)).content.decode()
     assert "{\n  &quot;a&quot;: &quot;&lt;script&gt;&quot;\n}" in page
     assert "<script>" not in page.split("<body", 1)[1].replace("<script src", "")
+
+
+def test_a_queue_row_with_messages_cannot_be_deleted(admin_client: Client) -> None:
+    queue = Queue.objects.create(name="orders")
+    Message.objects.create(queue=queue, body=b"kept")
+    page = admin_client.get(url("queue_delete", queue.pk))
+    assert page.status_code == 200
+    assert "would require deleting the following protected related objects" in (
+        page.content.decode()
+    )
+    admin_client.post(url("queue_delete", queue.pk), {"post": "yes"})
+    assert Queue.objects.filter(pk=queue.pk).exists()
+    assert Message.objects.count() == 1
