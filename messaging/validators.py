@@ -129,6 +129,13 @@ def validate_x_arguments(value: object) -> None:
 # --------------------------------------------------------------------------- headers
 
 
+def _shown(key: Any) -> str:
+    """A header key as an error message names it: repr, cut after 40 characters."""
+    if isinstance(key, str) and len(key) > 40:
+        return repr(key[:40]) + "…"
+    return repr(key)
+
+
 def _header_error(where: str, text: str) -> ValidationError:
     return ValidationError(
         _("header %(where)s: %(text)s") % {"where": where, "text": text}, code="invalid_header"
@@ -163,8 +170,8 @@ def _check_header_value(value: Any, where: str, depth: int) -> None:
         return
     if isinstance(value, Mapping):
         for key, item in value.items():
-            _check_header_key(key, f"{where}.{key!r}")
-            _check_header_value(item, f"{where}.{key}", depth + 1)
+            _check_header_key(key, f"{where}.{_shown(key)}")
+            _check_header_value(item, f"{where}.{_shown(key)}", depth + 1)
         return
     if isinstance(value, list | tuple):
         for index, item in enumerate(value):
@@ -189,12 +196,12 @@ def validate_headers(headers: Any) -> None:
     if not isinstance(headers, Mapping):
         raise ValidationError(_("Headers must be a JSON object (a dict)."), code="invalid_header")
     for key, value in headers.items():
-        _check_header_key(key, repr(key))
+        _check_header_key(key, _shown(key))
         if key in RESERVED_HEADERS or key.startswith(RESERVED_HEADER_PREFIXES):
             raise _header_error(
-                repr(key), _("reserved: the broker or this app sets it, a producer may not")
+                _shown(key), _("reserved: the broker or this app sets it, a producer may not")
             )
-        _check_header_value(value, repr(key), 1)
+        _check_header_value(value, _shown(key), 1)
 
 
 # --------------------------------------------------------------------------- a whole message
