@@ -11,8 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.core.exceptions import ValidationError
+
 from . import broker
+from .exceptions import InvalidQueueName
 from .models import dead_letter_queue_name
+from .validators import first_message, validate_queue_name
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,10 @@ def replay(queue: str, limit: int | None = None) -> ReplayResult:
     """
     if limit is not None and limit < 1:
         raise ValueError("limit must be >= 1")
+    try:
+        validate_queue_name(queue)
+    except ValidationError as exc:
+        raise InvalidQueueName(f"invalid queue name {queue!r:.60}: {first_message(exc)}") from None
     dlq = dead_letter_queue_name(queue)
     moved = broker.move_messages(dlq, queue, limit=limit)
     return ReplayResult(

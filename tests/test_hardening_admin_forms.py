@@ -181,3 +181,16 @@ def test_a_queue_row_with_messages_cannot_be_deleted(admin_client: Client) -> No
     admin_client.post(url("queue_delete", queue.pk), {"post": "yes"})
     assert Queue.objects.filter(pk=queue.pk).exists()
     assert Message.objects.count() == 1
+
+
+def test_replay_refuses_an_old_row_with_an_invalid_name(admin_client: Client, manage) -> None:
+    from messaging.admin import replay_selected
+
+    queue = Queue.objects.create(name="fine")
+    Queue.objects.filter(pk=queue.pk).update(name="bad\nname")  # saved before the rules
+    outcome = replay_selected(Queue.objects.all())
+    assert "control character U+000A" in str(outcome.failed["bad\nname"])
+    result = manage("replaydlq", "bad\nname")
+    assert result.returncode == 1
+    assert "control character U+000A" in result.stderr.decode()
+    assert len(result.stderr.decode().strip().splitlines()) == 1

@@ -23,7 +23,13 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from .. import broker
-from ..exceptions import BrokerError, MessageRefused, NotFound, QueueMismatch
+from ..exceptions import (
+    BrokerError,
+    InvalidQueueName,
+    MessageRefused,
+    NotFound,
+    QueueMismatch,
+)
 from ..models import Message, Queue
 from ..overview import INVALID_NAME, broker_snapshot
 from . import audit
@@ -83,7 +89,7 @@ class ReplayOutcome:
 
     replayed: dict[str, tuple[int, int]] = field(default_factory=dict)  # name: (moved, left)
     skipped: list[str] = field(default_factory=list)  # no app-managed dead-letter queue
-    failed: dict[str, BrokerError] = field(default_factory=dict)
+    failed: dict[str, BrokerError | InvalidQueueName] = field(default_factory=dict)
 
 
 def replay_selected(queues: Iterable[Queue], limit: int | None = None) -> ReplayOutcome:
@@ -98,7 +104,7 @@ def replay_selected(queues: Iterable[Queue], limit: int | None = None) -> Replay
             continue
         try:
             result = replay(queue.name, limit=limit)
-        except BrokerError as exc:
+        except (BrokerError, InvalidQueueName) as exc:  # an old row with an invalid name
             outcome.failed[queue.name] = exc
         else:
             outcome.replayed[queue.name] = (result.moved, result.remaining)
