@@ -98,7 +98,10 @@ VALIDATORS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "CONNECTION_TIMEOUT": (_non_negative_number, "a number of seconds >= 0"),
     "BLOCKED_CONNECTION_TIMEOUT": (_non_negative_number, "a number of seconds >= 0"),
     "CONSUMERS": (_consumers, "a dict mapping queue name to a handler's dotted path"),
-    "PREFETCH": (_positive_int, "an integer >= 1"),
+    "PREFETCH": (
+        lambda v: _positive_int(v) and v <= 65535,
+        "an integer from 1 to 65535 (AMQP's prefetch_count is a short)",
+    ),
     "RECONNECT_DELAY": (_non_negative_number, "a number of seconds >= 0"),
     "RECONNECT_MAX_DELAY": (_non_negative_number, "a number of seconds >= 0"),
     "MAX_ATTEMPTS": (_positive_int, "an integer >= 1"),

@@ -105,6 +105,7 @@ def test_messaging_not_a_dict_is_improperly_configured():
         ("PREFETCH", 0),
         ("PREFETCH", 1.5),
         ("PREFETCH", True),
+        ("PREFETCH", 65536),
         ("CONSUMERS", ["q1"]),
         ("CONSUMERS", {"q1": 3}),
         ("CONSUMERS", {"": "tests.handlers.ok"}),
