@@ -124,6 +124,26 @@ def get_queue(name: str, *, create: bool = True) -> Queue:
     return Queue.objects.get(name=name)
 
 
+def _json_body(value: Any, body: Any, content_type: str) -> tuple[bytes, str]:
+    if body:
+        raise ValueError("give a body or json=, not both")
+    try:
+        encoded = schemas.encode_json(value)
+    except ValueError as exc:
+        raise InvalidMessage(str(exc)) from None
+    return encoded, content_type or schemas.JSON_CONTENT_TYPE
+
+
+def _as_bytes(body: Any) -> bytes:
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    if isinstance(body, bytearray | memoryview):
+        return bytes(body)
+    raise TypeError(f"body must be bytes or str, not {type(body).__name__}")
+
+
 def build_message(
     queue: Queue | str | None = None,
     body: bytes | str = b"",
@@ -138,19 +158,8 @@ def build_message(
     """An unsaved ``pending`` Message (validated destination, properties and — when the
     queue has a schema — body). ``json=obj`` encodes ``obj`` as the body."""
     if json is not NO_JSON:
-        if body:
-            raise ValueError("give a body or json=, not both")
-        try:
-            body = schemas.encode_json(json)
-        except ValueError as exc:
-            raise InvalidMessage(str(exc)) from None
-        content_type = content_type or schemas.JSON_CONTENT_TYPE
-    if isinstance(body, str):
-        body = body.encode("utf-8")
-    elif isinstance(body, bytearray | memoryview):
-        body = bytes(body)
-    elif not isinstance(body, bytes):
-        raise TypeError(f"body must be bytes or str, not {type(body).__name__}")
+        body, content_type = _json_body(json, body, content_type)
+    body = _as_bytes(body)
     if queue is None and not exchange:
         raise ValueError("publish needs a queue or an exchange")
     if routing_key and not exchange:
@@ -159,10 +168,7 @@ def build_message(
         raise ValueError("give a queue or an exchange, not both")
     try:
         validate_message_fields(
-            exchange=exchange,
-            routing_key=routing_key,
-            content_type=content_type,
-            headers=headers,
+            exchange=exchange, routing_key=routing_key, content_type=content_type, headers=headers
         )
     except ValidationError as exc:
         raise InvalidMessage(first_message(exc)) from None
