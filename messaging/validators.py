@@ -129,6 +129,10 @@ def validate_x_arguments(value: object) -> None:
 # --------------------------------------------------------------------------- headers
 
 
+def _cut(text: str) -> str:
+    return text if len(text) <= 40 else text[:40] + "…"
+
+
 def _shown(key: Any) -> str:
     """A header key as an error message names it: repr, cut after 40 characters."""
     if isinstance(key, str) and len(key) > 40:
@@ -170,8 +174,9 @@ def _check_header_value(value: Any, where: str, depth: int) -> None:
         return
     if isinstance(value, Mapping):
         for key, item in value.items():
-            _check_header_key(key, f"{where}.{_shown(key)}")
-            _check_header_value(item, f"{where}.{_shown(key)}", depth + 1)
+            inner = f"{where}.{_shown(key) if not isinstance(key, str) else _cut(key)}"
+            _check_header_key(key, inner)
+            _check_header_value(item, inner, depth + 1)
         return
     if isinstance(value, list | tuple):
         for index, item in enumerate(value):
