@@ -45,11 +45,17 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_published_after_commit_with_the_message(transactional_db, queue_name, caught):
+# The broker is not the point of these two: messaging.testing stands in for it (the
+# delivery itself is tested against the real broker everywhere else).
+
+
+def test_published_after_commit_with_the_message(transactional_db, caught, captured_messages):
     with transaction.atomic():
-        message = publish(queue_name, b"x")
+        message = publish("orders", b"x")
         assert caught == []
+        captured_messages.assert_nothing_published()
     assert [name for name, _ in caught] == ["published"]
+    captured_messages.assert_published(queue="orders", message_id=message.message_id)
     sent = caught[0][1]["message"]
     assert sent.message_id == message.message_id
     assert sent.status == Message.Status.PUBLISHED
@@ -57,11 +63,12 @@ def test_published_after_commit_with_the_message(transactional_db, queue_name, c
     assert Message.objects.get(message_id=sent.message_id).status == Message.Status.PUBLISHED
 
 
-def test_nothing_is_sent_for_a_rolled_back_message(transactional_db, queue_name, caught):
+def test_nothing_is_sent_for_a_rolled_back_message(transactional_db, caught, captured_messages):
     with pytest.raises(ZeroDivisionError), transaction.atomic():
-        publish(queue_name, b"x")
+        publish("orders", b"x")
         1 / 0  # noqa: B018
     assert caught == []
+    captured_messages.assert_nothing_published()
 
 
 def test_failed_for_good_when_unroutable(transactional_db, caught):
