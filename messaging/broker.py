@@ -842,7 +842,34 @@ class _EachCall:
                 logger.debug("error closing an unanswered channel", exc_info=True)
 
 
-class PipelinedPublisher:
+class PublisherBase:
+    """What every publisher shares (the real one, and :mod:`messaging.testing`'s stand-in):
+    a context manager around ``open()``/``close()``, and the confirm timeout."""
+
+    _confirm_timeout: float | None = None
+
+    def open(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Any:
+        self.open()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def confirm_timeout(self) -> float:
+        """Seconds to wait for a publisher confirm (``MESSAGING["CONFIRM_TIMEOUT"]``)."""
+        if self._confirm_timeout is not None:
+            return self._confirm_timeout
+        return float(conf.get("CONFIRM_TIMEOUT"))
+
+
+class PipelinedPublisher(PublisherBase):
     """Publishes many messages over one connection with up to ``window`` publisher confirms
     in flight; every message is persistent (unless asked otherwise) and ``mandatory``.
 
@@ -888,20 +915,7 @@ class PipelinedPublisher:
         self._props: pika.BasicProperties | None = None
         self._progress: dict[str, float] = {"progress": 0.0}
 
-    def __enter__(self) -> PipelinedPublisher:
-        self.open()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
     # ----------------------------------------------------------------- connection
-
-    @property
-    def confirm_timeout(self) -> float:
-        if self._confirm_timeout is not None:
-            return self._confirm_timeout
-        return float(conf.get("CONFIRM_TIMEOUT"))
 
     @property
     def rpc_timeout(self) -> float:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pika
 
-from .. import broker, conf
+from .. import broker
 from ..broker import Outgoing
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ class CapturedMessage:
         return f"{self.destination}{kind} body {body}{extra}"
 
 
-class CapturingPublisher:
+class CapturingPublisher(broker.PublisherBase):
     """Stands in for :class:`messaging.broker.PipelinedPublisher` during :func:`capture`:
     every destination exists, every message is confirmed, nothing leaves the process."""
 
@@ -105,19 +105,6 @@ class CapturingPublisher:
         self.window = max(1, window)
         self._confirm_timeout = confirm_timeout
         self._open = False
-
-    def __enter__(self) -> CapturingPublisher:
-        self.open()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    @property
-    def confirm_timeout(self) -> float:
-        if self._confirm_timeout is not None:
-            return self._confirm_timeout
-        return float(conf.get("CONFIRM_TIMEOUT"))
 
     @property
     def is_open(self) -> bool:
