@@ -8,10 +8,8 @@ from django.db import models
 from django.db.models import lookups
 from django.db.models.fields.related_descriptors import ForwardManyToOneDescriptor
 
-#: PostgreSQL collations that order text by code point, as the range in
-#: :class:`PrefixRange` needs (``C.UTF-8`` is glibc's code-point collation).
-CODE_POINT_COLLATIONS = frozenset({"C", "POSIX", "C.UTF-8", "C.utf8", "ucs_basic"})
-_code_point_order: dict[tuple[str, str], bool] = {}
+from .db import operations
+from .db.postgresql import CODE_POINT_COLLATIONS  # noqa: F401 - importable here as before
 
 
 class _LooseForwardDescriptor(ForwardManyToOneDescriptor):
@@ -69,23 +67,7 @@ def sorts_by_code_point(connection: Any) -> bool:
 
     SQLite's default (BINARY) does. On PostgreSQL it depends on the database's collation
     (asked once per database); other backends: assume not."""
-    if connection.vendor == "sqlite":
-        return True
-    if connection.vendor != "postgresql":
-        return False
-    key = (connection.alias, str(connection.settings_dict["NAME"]))
-    if key not in _code_point_order:
-        provider = "datlocprovider" if connection.pg_version >= 150000 else "'c'"
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT {provider}, datcollate FROM pg_database WHERE datname = current_database()"
-            )
-            row = cursor.fetchone()
-        # "b" (PostgreSQL 17's builtin provider): its collations all sort by code point.
-        _code_point_order[key] = row is not None and (
-            row[0] == "b" or (row[0] == "c" and row[1] in CODE_POINT_COLLATIONS)
-        )
-    return _code_point_order[key]
+    return operations(connection).sorts_by_code_point(connection)
 
 
 class PrefixRange(lookups.StartsWith):

@@ -21,6 +21,7 @@ from django.db import connections, router
 from django.utils import timezone
 
 from . import broker
+from .db import operations
 from .exceptions import BrokerError
 from .models import Message, Queue, Receipt
 from .validators import DERIVED_QUEUE_SUFFIXES
@@ -263,7 +264,7 @@ def window_counts(connection: Any, since: datetime, minutes: int) -> WindowCount
     through one temporary b-tree.
     """
     edges = [since + timedelta(minutes=i) for i in range(minutes + 1)]
-    if connection.vendor == "postgresql":
+    if operations(connection).groups_window_in_one_scan:
         return _counts_postgresql(connection, edges)
     return _counts_by_minute(connection, edges)
 
@@ -331,7 +332,6 @@ def _counts_by_minute(connection: Any, edges: list[datetime]) -> WindowCounts:
         received = minute_counts(connection, name, edges)
         if any(received):
             counts.received[name] = received
-    sqlite = connection.vendor == "sqlite"
     outcome = _column(connection, Receipt, "outcome")
     failed = ", ".join(["%s"] * len(FAILED_OUTCOMES))
     for minute, name, count in _grouped_by_minute(
@@ -342,7 +342,7 @@ def _counts_by_minute(connection: Any, edges: list[datetime]) -> WindowCounts:
         f" AND {outcome} IN ({failed})",
         [str(o) for o in FAILED_OUTCOMES],
         edges,
-        RECEIPT_TIME_INDEX if sqlite else None,
+        RECEIPT_TIME_INDEX,
     ):
         _series(counts.failed, name, minutes)[minute] += count
     queue_id = _column(connection, Message, "queue")
@@ -354,7 +354,7 @@ def _counts_by_minute(connection: Any, edges: list[datetime]) -> WindowCounts:
         f" AND {queue_id} IS NOT NULL",
         [],
         edges,
-        MESSAGE_TIME_INDEX if sqlite else None,
+        MESSAGE_TIME_INDEX,
     ):
         _series(counts.published, key, minutes)[minute] += count
     return counts
@@ -386,14 +386,13 @@ def _grouped_by_minute(
     where_sql: str,
     where_params: list[Any],
     edges: list[datetime],
-    index: str | None,
+    index: str,
 ) -> list[tuple[int, Any, int]]:
     """(minute index, key, count) of the rows in the window: one ``UNION ALL`` of a
     range on ``time_field`` per minute, each grouped by ``key_sql`` (small groups, no
-    per-row date arithmetic). ``index`` names the index to read (SQLite ``INDEXED BY``)."""
-    table = _table(connection, model)
-    if index:
-        table += f" INDEXED BY {connection.ops.quote_name(index)}"
+    per-row date arithmetic). ``index`` names the index to read where the database takes
+    hints (SQLite's ``INDEXED BY``)."""
+    table = operations(connection).read_through_index(connection, _table(connection, model), index)
     column = _column(connection, model, time_field)
     parts, params = [], []
     for minute, (low, high) in enumerate(zip(edges, edges[1:], strict=False)):
@@ -440,7 +439,7 @@ def latencies(
         return []
     sample = sample or LATENCY_SAMPLE
     connection = connections[using or router.db_for_read(Receipt)]
-    if connection.vendor == "postgresql":
+    if operations(connection).has_percentile_cont:
         return _latencies_postgresql(connection, names, since, sample)
     return [_latency_generic(connection, name, since, sample) for name in names]
 
@@ -486,10 +485,7 @@ def _latency_generic(
 ) -> tuple[int, float | None, float | None]:
     """One statement: the sample ranked by latency (window functions), keeping only the
     rows on either side of each percentile's position, then interpolated."""
-    if connection.vendor == "sqlite":
-        latency = "MAX((julianday(r.received_at) - julianday(m.published_at)) * 86400.0, 0.0)"
-    else:  # MySQL / MariaDB
-        latency = "GREATEST(TIMESTAMPDIFF(MICROSECOND, m.published_at, r.received_at) / 1e6, 0)"
+    latency = operations(connection).seconds_between("m.published_at", "r.received_at")
     positions = " OR ".join(
         f"(rn - 1 = CAST({p} * (cnt - 1) AS INTEGER) OR rn - 2 = CAST({p} * (cnt - 1) AS INTEGER))"
         for p in PERCENTILES

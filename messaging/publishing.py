@@ -44,6 +44,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from . import broker, conf, schemas, signals
+from .db import operations
 from .exceptions import (
     BrokerError,
     BrokerUnavailable,
@@ -374,10 +375,9 @@ def claiming() -> Iterator[None]:
     which takes the database's write lock at once: a second claimer waits for this one to
     commit and then sees the outcome."""
     with transaction.atomic():
-        if connection.vendor == "sqlite":
-            table = connection.ops.quote_name(Message._meta.db_table)
-            with connection.cursor() as cursor:
-                cursor.execute(f"UPDATE {table} SET id = id WHERE 1 = 0")
+        operations(connection).begin_claim(
+            connection, connection.ops.quote_name(Message._meta.db_table)
+        )
         yield
 
 
@@ -735,25 +735,7 @@ def _insert_copies(template: Message, n: int) -> list[str]:
         values.append(model_field.get_db_prep_save(value, connection))
     table = connection.ops.quote_name(Message._meta.db_table)
     with transaction.atomic(), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            selected = ["%s"] * len(columns)
-            selected[id_position] = "m"
-            params = [v for i, v in enumerate(values) if i != id_position]
-            cursor.execute(
-                f"INSERT INTO {table} ({', '.join(columns)}) "
-                f"SELECT {', '.join(selected)} FROM unnest(%s::varchar[]) AS m",
-                [*params, ids],
-            )
-        else:
-            rows = []
-            for message_id in ids:
-                row = list(values)
-                row[id_position] = message_id
-                rows.append(row)
-            placeholders = ", ".join(["%s"] * len(columns))
-            cursor.executemany(
-                f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})", rows
-            )
+        operations(connection).insert_copies(cursor, table, columns, values, id_position, ids)
     return ids
 
 

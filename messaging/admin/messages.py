@@ -15,8 +15,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import ValidationError
 from django.db import connections, router, transaction
-from django.db.models import F, Func, Q, QuerySet, TextField, Value
-from django.db.models.functions import Cast
+from django.db.models import F, Q, QuerySet
 from django.forms import BaseForm
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path, reverse
@@ -26,6 +25,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from .. import broker, conf
+from ..db import operations
 from ..models import Message, Receipt
 from ..publishing import PublishResult, publish_messages
 from . import audit
@@ -208,36 +208,12 @@ class ReceiptInline(admin.TabularInline):
 # --------------------------------------------------------------------------- search
 
 
-class _EscapeEncode(Func):
-    """PostgreSQL ``encode(bytea, 'escape')``: text in which bytes >= 0x80 and NUL are
-    ``\\ooo`` octal and a backslash is doubled; safe for any body."""
-
-    function = "encode"
-    output_field = TextField()
-
-
-def _escape_encoded(term: str) -> str:
-    """``term`` as PostgreSQL's ``encode(…, 'escape')`` would spell its UTF-8 bytes."""
-    out = []
-    for byte in term.encode("utf-8"):
-        if byte == 0x5C:
-            out.append("\\\\")
-        elif byte >= 0x80 or byte == 0:
-            out.append(f"\\{byte:03o}")
-        else:
-            out.append(chr(byte))
-    return "".join(out)
-
-
 def body_contains(queryset: QuerySet[Message], term: str) -> tuple[QuerySet[Message], Q]:
     """``queryset`` annotated so that the returned ``Q`` matches bodies containing
     ``term`` (UTF-8), case-insensitively for ASCII letters, on SQLite and PostgreSQL."""
-    vendor = connections[queryset.db].vendor
-    if vendor == "postgresql":
-        queryset = queryset.alias(_body_text=_EscapeEncode(F("body"), Value("escape")))
-        return queryset, Q(_body_text__icontains=_escape_encoded(term))
-    queryset = queryset.alias(_body_text=Cast("body", TextField()))
-    return queryset, Q(_body_text__icontains=term)
+    ops = operations(connections[queryset.db])
+    queryset = queryset.alias(_body_text=ops.bytes_as_text(F("body")))
+    return queryset, Q(_body_text__icontains=ops.bytes_text_term(term))
 
 
 # --------------------------------------------------------------------------- admin

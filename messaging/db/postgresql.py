@@ -1,0 +1,128 @@
+"""PostgreSQL: COPY and server-side prepared INSERTs, ``unnest``, ``date_bin`` and
+``percentile_cont``, collation-dependent text order, ``bytea`` searched escape-encoded."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.db.models import Expression, Func, TextField, Value
+
+from .base import DatabaseOperations
+
+#: Collations that order text by code point, as ``PrefixRange``'s range needs
+#: (``C.UTF-8`` is glibc's code-point collation).
+CODE_POINT_COLLATIONS = frozenset({"C", "POSIX", "C.UTF-8", "C.utf8", "ucs_basic"})
+#: From this many rows COPY (two round trips) beats one multi-row INSERT statement.
+COPY_THRESHOLD = 10
+
+
+class EscapeEncode(Func):
+    """``encode(bytea, 'escape')``: text in which bytes >= 0x80 and NUL are ``\\ooo``
+    octal and a backslash is doubled; safe for any body."""
+
+    function = "encode"
+    output_field = TextField()
+
+
+def escape_encoded(term: str) -> str:
+    """``term`` as ``encode(…, 'escape')`` would spell its UTF-8 bytes."""
+    out = []
+    for byte in term.encode("utf-8"):
+        if byte == 0x5C:
+            out.append("\\\\")
+        elif byte >= 0x80 or byte == 0:
+            out.append(f"\\{byte:03o}")
+        else:
+            out.append(chr(byte))
+    return "".join(out)
+
+
+class PostgreSQLOperations(DatabaseOperations):
+    groups_window_in_one_scan = True
+    has_percentile_cont = True
+
+    def __init__(self, vendor: str) -> None:
+        super().__init__(vendor)
+        self._code_point_order: dict[str, bool] = {}
+
+    def sorts_by_code_point(self, connection: Any) -> bool:
+        """Depends on the database's collation (asked once per database name)."""
+        name = str(connection.settings_dict["NAME"])
+        if name not in self._code_point_order:
+            self._code_point_order[name] = _collation_sorts_by_code_point(connection)
+        return self._code_point_order[name]
+
+    def bytes_as_text(self, expression: Any) -> Expression:
+        return EscapeEncode(expression, Value("escape"))
+
+    def bytes_text_term(self, term: str) -> str:
+        return escape_encoded(term)
+
+    def insert_copies(
+        self,
+        cursor: Any,
+        table: str,
+        columns: Sequence[str],
+        values: Sequence[Any],
+        id_position: int,
+        ids: Sequence[str],
+    ) -> None:
+        """One ``INSERT … SELECT … FROM unnest(ids)``: one round trip, four times faster
+        than executemany here."""
+        selected = ["%s"] * len(columns)
+        selected[id_position] = "m"
+        params = [v for i, v in enumerate(values) if i != id_position]
+        cursor.execute(
+            f"INSERT INTO {table} ({', '.join(columns)}) "
+            f"SELECT {', '.join(selected)} FROM unnest(%s::varchar[]) AS m",
+            [*params, list(ids)],
+        )
+
+    def insert_rows(
+        self,
+        connection: Any,
+        cursor: Any,
+        table: str,
+        columns: str,
+        rows: Sequence[tuple[Any, ...]],
+        datetimes: Sequence[int],
+    ) -> None:
+        """COPY from :data:`COPY_THRESHOLD` rows; one row by a prepared statement."""
+        if len(rows) >= COPY_THRESHOLD:
+            raw = cursor.cursor  # psycopg's own cursor: COPY is not in the DB-API
+            with (
+                connection.wrap_database_errors,
+                raw.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
+            ):
+                for row in rows:
+                    copy.write_row(row)
+            return
+        if len(rows) == 1:
+            _insert_prepared(connection, f"INSERT INTO {table} ({columns}) VALUES ", rows[0])
+            return
+        super().insert_rows(connection, cursor, table, columns, rows, datetimes)
+
+
+def _collation_sorts_by_code_point(connection: Any) -> bool:
+    provider = "datlocprovider" if connection.pg_version >= 150000 else "'c'"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {provider}, datcollate FROM pg_database WHERE datname = current_database()"
+        )
+        row = cursor.fetchone()
+    # "b" (PostgreSQL 17's builtin provider): its collations all sort by code point.
+    return row is not None and (
+        row[0] == "b" or (row[0] == "c" and row[1] in CODE_POINT_COLLATIONS)
+    )
+
+
+def _insert_prepared(connection: Any, prefix: str, row: tuple[Any, ...]) -> None:
+    """One row through a server-side-binding cursor, so the statement is prepared once
+    per connection (Django's default client-side binding would have the server parse
+    and plan it for every message)."""
+    import psycopg
+
+    placeholders = ", ".join(["%s"] * len(row))
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(f"{prefix}({placeholders})", row)
