@@ -1,13 +1,14 @@
 # make demo   — install into .venv, migrate SQLite, run the tutorial end to end
 # make test   — install into .venv, run the whole suite on SQLite and on PostgreSQL
 #               (first makes sure Chromium is there: scripts/ensure-chromium)
+# make test-unit — the pure-logic tests (tests/unit/) on in-memory SQLite; no broker needed
 # make bench  — raw pika vs runconsumer/send side by side (sizes: make bench BENCH_N=20000)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-sqlite test-postgres ensure-chromium lint format clean bench
+.PHONY: install demo test test-unit test-sqlite test-postgres ensure-chromium lint format clean bench
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; v = sys.version_info; sys.exit(0 if v >= (3, 11) else "messaging needs Python 3.11+ (this is %d.%d): make PYTHON=python3.12 ..." % v[:2])'
@@ -22,6 +23,10 @@ demo: install
 	$(BIN)/python -m project.demo
 
 test: test-sqlite test-postgres
+
+# No RabbitMQ, no Chromium, no PostgreSQL: tests/unit/conftest.py looks for no broker.
+test-unit: install
+	MESSAGING_TEST_DB=sqlite DATABASE_URL=sqlite://:memory: $(BIN)/pytest tests/unit
 
 # The browser tests need Chromium: installed here when missing (root + apt-get), else
 # the run stops before anything else with one line saying what to install.

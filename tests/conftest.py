@@ -1,5 +1,6 @@
-"""Shared fixtures: per-test queue names, a broker channel, and manage.py subprocesses
-that use the test database."""
+"""Shared fixtures: the broker (looked for only when a test outside tests/unit/ runs),
+per-test queue names, a broker channel, and manage.py subprocesses that use the test
+database."""
 
 from __future__ import annotations
 
@@ -12,11 +13,29 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.db import connection
 
 from messaging import broker
+from tests import services
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def live_broker() -> str:
+    """The RabbitMQ every test outside tests/unit/ may use, looked for once (see
+    :mod:`tests.services`) and put in ``MESSAGING['BROKER_URL']`` and the environment
+    (for subprocesses). None to be had: each such test fails with the one-line reason.
+    tests/unit/conftest.py replaces this fixture with one that finds none."""
+    try:
+        url = services.broker_url()
+    except SystemExit as exc:
+        reason = str(exc)
+    else:
+        settings.MESSAGING["BROKER_URL"] = url
+        return url
+    pytest.fail(reason, pytrace=False)
 
 
 @pytest.fixture

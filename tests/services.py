@@ -1,10 +1,13 @@
 """Find (or start) the RabbitMQ and database the tests run against.
 
 Broker: ``MESSAGING_BROKER_URL`` if set; else ``localhost:5672`` if it answers; else a
-RabbitMQ started with testcontainers when a Docker engine answers; else the run stops
-with one line saying what to do. The database follows the same pattern: ``DATABASE_URL``
-if set; else SQLite, or with ``MESSAGING_TEST_DB=postgres`` a local PostgreSQL on
-``127.0.0.1:5432`` or one started with testcontainers.
+RabbitMQ started with testcontainers when a Docker engine answers; else every test that
+needs it fails with one line saying what to do. It is looked for only when such a test
+runs (the ``live_broker`` fixture), so the unit tier (tests/unit/) needs none.
+
+The database follows the same pattern: ``DATABASE_URL`` if set; else SQLite, or with
+``MESSAGING_TEST_DB=postgres`` a local PostgreSQL on ``127.0.0.1:5432`` or one started
+with testcontainers.
 
 Whatever is found is written back to the environment so subprocesses (``manage.py
 runconsumer`` in the fault tests) use the same services.
@@ -21,10 +24,21 @@ from project.services import answers, docker_available, start_postgres, start_ra
 BASE_DIR = Path(__file__).resolve().parent.parent
 LOCAL_BROKER = "amqp://guest:guest@localhost:5672/%2F"
 LOCAL_POSTGRES = "postgres://postgres@127.0.0.1:5432/postgres"
+# BROKER_URL until a test that needs the broker has found one: a closed port, so a unit
+# test that connects by mistake fails at once.
+NO_BROKER_YET = "amqp://no-broker-yet:no-broker-yet@127.0.0.1:1/%2F"
 
 
 def _fail(what: str) -> None:
     raise SystemExit(f"messaging tests: {what}")
+
+
+def known_broker_url() -> str:
+    """``MESSAGING_BROKER_URL`` if set, else :data:`NO_BROKER_YET`; never looks for one.
+
+    tests/settings.py uses this at import, so the unit tier needs no broker; the
+    ``live_broker`` fixture (tests/conftest.py) calls :func:`broker_url` for the rest."""
+    return os.environ.get("MESSAGING_BROKER_URL") or NO_BROKER_YET
 
 
 def broker_url() -> str:

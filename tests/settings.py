@@ -1,5 +1,9 @@
 """Settings for the test suite: the demo project's, pointed at the services found
-by :mod:`tests.services`."""
+by :mod:`tests.services`.
+
+The broker is not looked for here: BROKER_URL is ``MESSAGING_BROKER_URL`` when set,
+else a placeholder that the ``live_broker`` fixture (tests/conftest.py) replaces once a
+test that needs the broker runs."""
 
 import json
 import os
@@ -8,9 +12,9 @@ import dj_database_url
 
 from project.settings import *  # noqa: F403
 from project.settings import MESSAGING
-from tests.services import broker_url, database_url
+from tests.services import database_url, known_broker_url
 
-MESSAGING = {**MESSAGING, "BROKER_URL": broker_url(), "RECONNECT_DELAY": 0.2}
+MESSAGING = {**MESSAGING, "BROKER_URL": known_broker_url(), "RECONNECT_DELAY": 0.2}
 
 DATABASES = {"default": dj_database_url.parse(database_url())}
 # One test database per pytest process, so two runs on one machine never collide.
