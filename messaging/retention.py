@@ -4,6 +4,7 @@ and the ``messaging.tasks.purge_messages`` Celery task)."""
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -36,7 +37,9 @@ def parse_age(text: str) -> timedelta:
 
 
 @dataclass
-class PurgeResult:
+class RetentionResult:
+    """What :func:`purge` deleted (or, with ``dry_run``, would delete)."""
+
     cutoff: datetime
     messages: int = 0
     receipts: int = 0
@@ -51,6 +54,19 @@ class PurgeResult:
         }
 
 
+def __getattr__(name: str) -> type[RetentionResult]:
+    # PurgeResult was this module's name for RetentionResult (messaging.admin.PurgeResult
+    # is the admin purge's, a different class); the old name still works, with a warning.
+    if name == "PurgeResult":
+        warnings.warn(
+            "messaging.retention.PurgeResult is deprecated: use RetentionResult",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return RetentionResult
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def purge(
     older_than: timedelta,
     *,
@@ -58,7 +74,7 @@ def purge(
     batch_size: int = DEFAULT_BATCH_SIZE,
     dry_run: bool = False,
     now: datetime | None = None,
-) -> PurgeResult:
+) -> RetentionResult:
     """Delete messages created more than ``older_than`` ago whose status is in
     ``statuses`` (default ``published`` and ``failed``) together with their receipts, and
     receipts received before that cutoff whose message_id matches no message (other
@@ -73,7 +89,7 @@ def purge(
     if batch_size < 1:
         raise ValueError("batch size must be at least 1")
     cutoff = (now or timezone.now()) - older_than
-    result = PurgeResult(cutoff=cutoff, dry_run=dry_run)
+    result = RetentionResult(cutoff=cutoff, dry_run=dry_run)
     messages = Message.objects.filter(created_at__lt=cutoff, status__in=statuses)
     orphans = Receipt.objects.filter(received_at__lt=cutoff).exclude(
         message_id__in=Message.objects.values("message_id")
