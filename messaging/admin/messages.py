@@ -1,4 +1,5 @@
-"""Message admin: compose, publish, republish, retry; receipts inline.
+"""Message admin: compose, publish, republish, retry; receipts inline; bodies shown and
+downloaded without loading them whole (:mod:`.message_bodies`).
 
 The actions keep their logic in plain functions (:func:`publish_selected`,
 :func:`republish_selected`, :func:`hand_to_celery`) that work without a request.
@@ -13,13 +14,10 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
-from django.core.exceptions import ValidationError
 from django.db import connections, router, transaction
 from django.db.models import F, Q, QuerySet
 from django.forms import BaseForm
 from django.http import HttpRequest, HttpResponse
-from django.urls import URLPattern, path, reverse
-from django.utils.html import format_html
 from django.utils.text import smart_split, unescape_string_literal
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
@@ -29,24 +27,10 @@ from ..db import operations
 from ..models import Message, Receipt
 from ..publishing import PublishResult, publish_messages
 from . import audit
-from .bodies import (
-    BIG_BODY,
-    BIG_BODY_PREVIEW,
-    body_as_text,
-    body_preview,
-    bounded_preview,
-    preview_prefix_size,
-)
+from .bodies import preview_prefix_size
 from .feedback import PublishFeedback
-from .forms import (
-    BODY_HEAD,
-    BODY_SIZE,
-    MessageForm,
-    pretty_json,
-    stored_body,
-    with_body_head,
-)
-from .views import body_download_view
+from .forms import MessageForm, with_body_head
+from .message_bodies import MessageBodies
 
 #: Statuses the publish action sends; ``published`` rows are skipped.
 PUBLISHABLE = (Message.Status.PENDING, Message.Status.HELD, Message.Status.FAILED)
@@ -169,9 +153,6 @@ def republish_selected(queryset: QuerySet[Message], user: Any = None) -> Publish
     return publish_pks(copy_messages(queryset), user)
 
 
-# --------------------------------------------------------------------------- form
-
-
 # --------------------------------------------------------------------------- inline
 
 
@@ -245,7 +226,7 @@ def action_label(description: Any) -> str:
 
 
 @admin.register(Message)
-class MessageAdmin(PublishFeedback, admin.ModelAdmin):
+class MessageAdmin(MessageBodies, PublishFeedback, admin.ModelAdmin):
     form = MessageForm
     list_display = (
         "message_id",
@@ -266,28 +247,8 @@ class MessageAdmin(PublishFeedback, admin.ModelAdmin):
     inlines = [ReceiptInline]
     actions = ["publish_messages", "retry_failed", "republish"]
 
-    def get_urls(self) -> list[URLPattern]:
-        name = f"{self.opts.app_label}_{self.opts.model_name}_body"
-        view = self.admin_site.admin_view(self.body_download_view)
-        return [path("<path:object_id>/body/", view, name=name), *super().get_urls()]
-
-    def body_download_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        return body_download_view(self, request, object_id)
-
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return MessageChangeList
-
-    def get_object(
-        self, request: HttpRequest, object_id: str, from_field: str | None = None
-    ) -> Message | None:
-        """The row without its body column (see :func:`stored_body`): a big body is
-        shown by its first bytes and kept as it is on save."""
-        queryset = with_body_head(self.get_queryset(request), BIG_BODY_PREVIEW + 3)
-        field = self.opts.pk if from_field is None else self.opts.get_field(from_field)
-        try:
-            return queryset.get(**{field.name: field.to_python(object_id)})
-        except (Message.DoesNotExist, ValidationError, ValueError):
-            return None
 
     def get_fieldsets(self, request: HttpRequest, obj: Message | None = None) -> Any:
         if obj is None:
@@ -330,36 +291,6 @@ class MessageAdmin(PublishFeedback, admin.ModelAdmin):
     @admin.display(description=gettext_lazy("destination"))
     def destination(self, obj: Message) -> str:
         return obj.destination_label
-
-    @admin.display(description=gettext_lazy("body"))
-    def body_preview(self, obj: Message) -> str:
-        head = getattr(obj, BODY_HEAD, None)
-        if head is None:
-            return body_preview(obj.body_bytes)
-        return body_preview(bytes(head), size=getattr(obj, BODY_SIZE))
-
-    @admin.display(description=gettext_lazy("body"))
-    def body_display(self, obj: Message) -> str:
-        head, size = stored_body(obj)
-        if size > BIG_BODY:
-            shown = bounded_preview(head, size)
-        else:
-            text = pretty_json(head, obj.content_type) or body_as_text(head)
-            shown = repr(head) if text is None else text
-        return format_html('<pre style="white-space: pre-wrap; margin: 0">{}</pre>', shown)
-
-    @admin.display(description=gettext_lazy("whole body"))
-    def body_download(self, obj: Message) -> str:
-        size = stored_body(obj)[1]
-        url = reverse(
-            f"admin:{self.opts.app_label}_{self.opts.model_name}_body",
-            args=[obj.pk],
-            current_app=self.admin_site.name,
-        )
-        text = ngettext("Download (%(size)s byte)", "Download (%(size)s bytes)", size) % {
-            "size": f"{size:,}"
-        }
-        return format_html('<a href="{}">{}</a>', url, text)
 
     # ----------------------------------------------------------------- compose
 
