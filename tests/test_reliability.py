@@ -338,30 +338,3 @@ def test_publish_inside_handler_is_part_of_its_transaction(queue_name, request):
     consume(queue_name, forward, max_messages=1)
     assert Message.objects.filter(queue__name=downstream).count() == 1
     assert wait_for(lambda: queue_depth(downstream) == 1)
-
-
-def test_a_batch_stops_at_the_first_delivery_of_a_new_channel():
-    """A reconnect while a batch fills: the new channel's deliveries are kept for the next
-    batch, never dropped (a dropped one would stay unsettled, or be covered by a later
-    multiple-ack without being handled)."""
-
-    def delivery(tag: int, generation: int):
-        from messaging.handlers import Delivery
-
-        return Delivery(
-            queue="q",
-            body=b"",
-            properties=pika.BasicProperties(),
-            delivery_tag=tag,
-            redelivered=False,
-            generation=generation,
-        )
-
-    consumer = Consumer(["q"], {"q": record}, prefetch=30, batch_size=10)
-    for item in (delivery(2, 1), delivery(1, 2), delivery(2, 2)):
-        consumer._inbox.put(item)
-    batch, fatal = consumer._collect(delivery(1, 1))
-    assert [(d.generation, d.delivery_tag) for d in batch] == [(1, 1), (1, 2)]
-    assert fatal is None
-    assert (consumer._carried.generation, consumer._carried.delivery_tag) == (2, 1)
-    assert consumer._inbox.get_nowait().delivery_tag == 2  # still queued, in order

@@ -1,5 +1,5 @@
 """Delivering captured messages in-process through the consumer's per-delivery path
-(:meth:`messaging.consumer.Consumer._process_one`): the handler and its receipt in one
+(:meth:`messaging.consumer.dispatch.Dispatcher.one`): the handler and its receipt in one
 transaction, duplicates recognised by the receipts, ``Reject``, attempts counted and
 dead-lettering after MAX_ATTEMPTS — against the database, without a broker. What the
 real consumer would then tell the broker (ack, requeue, move to ``<queue>.dlq``, nack to
@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import pika
 from django.utils import timezone
 
 from .. import conf
-from ..consumer import Consumer, _DatabaseDown
+from ..consumer import Consumer, DatabaseDown
 from ..handlers import Delivery, Handler, as_handler, load_handler
 from ..models import Queue, Receipt
 
@@ -122,7 +122,8 @@ def _consumer(names: set[str], given: Mapping[str, Any] | None) -> Consumer:
         {name: _handler(name, given) for name in ordered},
         name=CONSUMER_NAME,
     )
-    consumer._retry_delay = 0.0  # a test does not wait between attempts
+    # A test does not wait between attempts.
+    consumer.dispatcher.failures.retry = replace(consumer.dispatcher.failures.retry, retry_delay=0)
     return consumer
 
 
@@ -130,8 +131,8 @@ def _deliver_one(consumer: Consumer, message: CapturedMessage, queue: str, again
     """Deliver until the consumer acks or dead-letters it; returns the last action."""
     for _attempt in range(MAX_DELIVERIES):
         try:
-            action = consumer._process_one(_delivery(message, queue, again), raise_db_errors=True)
-        except _DatabaseDown as down:
+            action = consumer.dispatcher.one(_delivery(message, queue, again))
+        except DatabaseDown as down:
             raise down.error from None
         if action.kind != "requeue":
             return action.kind

@@ -1,0 +1,178 @@
+"""Running handlers: each delivery's handler and its receipt in one ``atomic()``; a
+batch in one transaction with one bulk insert, redone one by one when anything in it
+fails, so one failing handler never undoes the others' work."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping, Sequence
+
+from django.db import DatabaseError, IntegrityError, transaction
+
+from .. import schemas
+from ..exceptions import Reject
+from ..handlers import Delivery, Handler, awaitable_error
+from ..models import Receipt
+from .database import DatabaseDown, DatabaseGuard
+from .failures import Failures
+from .policy import Outcome, Verdict, attempt_number
+from .settlement import Settlement
+from .stats import ConsumerStats
+
+#: Earlier receipts of a redelivered message read to count its attempts.
+HISTORY_LIMIT = 200
+
+
+class _Duplicate(Exception):
+    pass
+
+
+class Dispatcher:
+    """Turns deliveries into committed receipts and the verdicts for the broker.
+
+    Raises :class:`DatabaseDown` when the database (not a handler) failed; the engine
+    then requeues what is pending and backs off."""
+
+    def __init__(
+        self,
+        handlers: Mapping[str, Handler],
+        failures: Failures,
+        database: DatabaseGuard,
+        stats: ConsumerStats,
+    ) -> None:
+        self.handlers = dict(handlers)
+        self.failures = failures
+        self.recorder = failures.recorder
+        self.database = database
+        self.stats = stats
+        #: Queues whose bodies are checked against a JSON Schema before the handler runs.
+        self.schemas = {n: p.schema for n, p in failures.policies.items() if p.schema is not None}
+
+    def dispatch(self, batch: Sequence[Delivery]) -> list[Settlement]:
+        self.database.refresh()
+        if len(batch) == 1:
+            return [self.one(batch[0])]
+        return self.many(batch)
+
+    # ------------------------------------------------------------------ a batch
+
+    def many(self, batch: Sequence[Delivery]) -> list[Settlement]:
+        """All handlers and receipts in one transaction (acked with one multiple-ack).
+        A failing handler, a redelivery or a duplicate redoes the batch one by one."""
+        redo = any(d.redelivered for d in batch) or self._schema_refuses_any(batch)
+        if not redo:
+            try:
+                with transaction.atomic():
+                    self._run_all(batch)
+                    receipts = self.recorder.acked(batch)
+            except IntegrityError:
+                redo = True  # a copy of an already acked message: sort it out one by one
+            except DatabaseError as exc:
+                if not self.database.answers():
+                    raise DatabaseDown(exc, pending=batch) from exc
+                redo = True  # the handler's own database error
+            except Exception:  # noqa: BLE001 - a handler failed: redo one at a time
+                redo = True
+            else:
+                self.stats.handled += len(batch)
+                self.stats.acked += len(batch)
+                self.database.ok()
+                self.recorder.announce(receipts, batch)
+                return [Settlement(d, Verdict.ACK) for d in batch]
+        settled: list[Settlement] = []
+        for index, delivery in enumerate(batch):
+            try:
+                settled.append(self.one(delivery))
+            except DatabaseDown as down:
+                raise DatabaseDown(down.error, batch[index:], settled) from down.error
+        return settled
+
+    def _run_all(self, batch: Sequence[Delivery]) -> None:
+        handlers = self.handlers
+        for delivery in batch:
+            result = handlers[delivery.queue](delivery)
+            if result is not None and inspect.isawaitable(result):
+                raise awaitable_error(result)
+
+    # ------------------------------------------------------------------ one delivery
+
+    def one(self, delivery: Delivery) -> Settlement:
+        """Handle one delivery: duplicate check, attempt count, schema, handler."""
+        try:
+            history: list[str] | None = None
+            if delivery.redelivered and delivery.message_id:
+                history = self._history(delivery)
+                if Outcome.ACKED in history:
+                    return self._counted(self.failures.duplicate(delivery))
+            attempt = self._attempt(delivery, history)
+            problem = self._schema_problem(delivery)
+            if problem is not None:
+                return self._counted(self.failures.rejected(delivery, attempt, problem))
+            return self._counted(self._run(delivery, attempt))
+        except DatabaseError as exc:
+            raise DatabaseDown(exc, pending=[delivery]) from exc
+
+    def _run(self, delivery: Delivery, attempt: int) -> Settlement:
+        handler = self.handlers[delivery.queue]
+        stage = "handler"
+        try:
+            with transaction.atomic():
+                result = handler(delivery)
+                if result is not None and inspect.isawaitable(result):
+                    raise awaitable_error(result)  # it never ran: a handler failure
+                stage = "receipt"
+                try:
+                    receipts = self.recorder.acked([delivery], attempt=attempt)
+                except IntegrityError as exc:
+                    raise _Duplicate from exc
+                stage = "commit"
+        except _Duplicate:
+            return self.failures.duplicate(delivery)
+        except Reject as decision:
+            if decision.requeue:
+                return self.failures.failed(delivery, attempt, decision.reason, "")
+            return self.failures.rejected(delivery, attempt, decision.reason)
+        except Exception as exc:
+            if stage != "handler" and isinstance(exc, DatabaseError):
+                raise
+            if isinstance(exc, DatabaseError) and not self.database.answers():
+                raise
+            return self.failures.handler_failed(delivery, attempt, exc)
+        self.stats.acked += 1
+        self.recorder.announce(receipts, [delivery])
+        return Settlement(delivery, Verdict.ACK)
+
+    def _counted(self, settlement: Settlement) -> Settlement:
+        """A delivery got its receipt (so the database answers)."""
+        self.stats.handled += 1
+        self.database.ok()
+        return settlement
+
+    # ------------------------------------------------------------------ attempts, schemas
+
+    def _history(self, delivery: Delivery) -> list[str]:
+        """Outcomes of earlier receipts of this message on this queue, newest first."""
+        return list(
+            Receipt.objects.filter(queue_name=delivery.queue, message_id=delivery.message_id)
+            .order_by("-id")
+            .values_list("outcome", flat=True)[:HISTORY_LIMIT]
+        )
+
+    def _attempt(self, delivery: Delivery, history: list[str] | None) -> int:
+        anonymous = None
+        if not delivery.message_id:
+            anonymous = self.failures.anonymous.get(delivery.queue, delivery.body)
+        return attempt_number(delivery.properties.headers, delivery.redelivered, history, anonymous)
+
+    def _schema_problem(self, delivery: Delivery) -> str | None:
+        schema = self.schemas.get(delivery.queue) if self.schemas else None
+        if schema is None:
+            return None
+        problem = schemas.body_problem(schema, delivery.body)
+        return None if problem is None else f"body does not match the queue's schema: {problem}"
+
+    def _schema_refuses_any(self, batch: Sequence[Delivery]) -> bool:
+        """A batch with a delivery its schema refuses is redone one by one (rejecting it)."""
+        if not self.schemas:
+            return False
+        return any(self._schema_problem(d) is not None for d in batch)

@@ -1,0 +1,215 @@
+"""The engine: ``Consumer`` wires the parts together and runs the calling thread's loop
+(take a batch from the inbox, dispatch it, hand the verdicts to the I/O thread)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from .. import conf
+from ..broker import QueueSpec
+from ..handlers import Delivery, Handler
+from ..models import dead_letter_queue_name
+from .batches import Inbox, default_batch_size
+from .database import DatabaseDown, DatabaseGuard
+from .dispatch import Dispatcher
+from .failures import Failures
+from .io import ConsumerIO
+from .policy import QueuePolicy, RetryPolicy, Verdict
+from .recorder import ReceiptRecorder
+from .registry import Registry
+from .settlement import Settlement
+from .stats import ConsumerStats
+
+#: How often the loop looks up from an empty inbox (stop, idle timeout).
+POLL_INTERVAL = 0.2
+
+
+class Consumer:
+    """Consume ``queues`` with manual acks, writing a receipt for each delivery.
+
+    ``queues`` are ``Queue`` rows, :class:`~messaging.broker.QueueSpec` or names;
+    ``handlers`` maps queue name to a handler taking one :class:`Delivery`.
+    Call :meth:`run` (blocks until stopped, ``max_messages`` or ``idle_timeout``);
+    :meth:`stop` may be called from a signal handler or another thread.
+    """
+
+    def __init__(
+        self,
+        queues: Iterable[Any],
+        handlers: Mapping[str, Handler],
+        *,
+        prefetch: int = 1,
+        name: str = "",
+        max_messages: int | None = None,
+        idle_timeout: float | None = None,
+        batch_size: int | None = None,
+        reconnect: bool = True,
+        urls: Iterable[str] | None = None,
+        on_event: Callable[[str], None] | None = None,
+        policies: Mapping[str, QueuePolicy] | None = None,
+        register: bool = False,
+    ) -> None:
+        queues = list(queues)
+        self.specs = [QueueSpec.of(q) for q in queues]
+        self.prefetch, self.batch_size = _sizes(self.specs, handlers, prefetch, batch_size)
+        self.host, self.pid = socket.gethostname(), os.getpid()
+        self.name = name or f"{self.host}:{self.pid}"
+        self.max_messages = max_messages
+        self.idle_timeout = idle_timeout
+        self.on_event = on_event or (lambda text: None)
+        self.stats = ConsumerStats()
+        self.policies = {s.name: policy_for(s, q) for s, q in zip(self.specs, queues, strict=True)}
+        self.policies.update(policies or {})
+        self._stop = threading.Event()
+        self.inbox = Inbox(float(conf.get("BATCH_FLUSH_INTERVAL")), self._stop)
+        self.database = DatabaseGuard(self._stop, self.on_event)
+        failures = Failures(
+            ReceiptRecorder(self.name, self.host, self.pid),
+            self.policies,
+            RetryPolicy(
+                max_attempts=int(conf.get("MAX_ATTEMPTS")),
+                retry_delay=float(conf.get("RETRY_DELAY")),
+                retry_max_delay=float(conf.get("RETRY_MAX_DELAY")),
+            ),
+            self.stats,
+            self._stop,
+        )
+        self.dispatcher = Dispatcher(handlers, failures, self.database, self.stats)
+        self.handlers = self.dispatcher.handlers
+        self.io = ConsumerIO(
+            self.specs,
+            prefetch=self.prefetch,
+            inbox=self.inbox,
+            stats=self.stats,
+            policies=self.policies,
+            stop=self._stop,
+            name=self.name,
+            urls=urls,
+            reconnect=reconnect,
+            on_event=self.on_event,
+            describe=lambda: f"(prefetch {self.prefetch}, batch {self.batch_size}, manual ack)",
+        )
+        self.registry = (
+            Registry(
+                name=self.name,
+                host=self.host,
+                pid=self.pid,
+                queues=[s.name for s in self.specs],
+                prefetch=self.prefetch,
+                stats=self.stats,
+                stopping=self._stop.is_set,
+            )
+            if register
+            else None
+        )
+
+    # ------------------------------------------------------------------ control
+
+    def stop(self) -> None:
+        """Finish the deliveries in hand, ack them, and return from :meth:`run`."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def wait_until_consuming(self, timeout: float) -> bool:
+        return self.io.wait_ready(timeout)
+
+    def run(self) -> ConsumerStats:
+        """Consume until stopped; raises :class:`BrokerError` on a fatal broker error."""
+        self.io.start()
+        if self.registry is not None:
+            self.registry.start()
+        error: BaseException | None = None
+        try:
+            self._loop()
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            self.io.shutdown()
+            if self.registry is not None:
+                self.registry.stop(error)
+        return self.stats
+
+    # ------------------------------------------------------------------ the loop
+
+    def _loop(self) -> None:
+        last_activity = time.monotonic()
+        while not self._stop.is_set():
+            if self.max_messages is not None and self.stats.handled >= self.max_messages:
+                break
+            wait = POLL_INTERVAL
+            if self.idle_timeout is not None:
+                remaining = self.idle_timeout - (time.monotonic() - last_activity)
+                if remaining <= 0:
+                    self.on_event(f"idle for {self.idle_timeout:g}s, stopping")
+                    break
+                wait = min(wait, remaining)
+            first = self.inbox.first(wait, self.io.current_generation)
+            if first is None:
+                continue
+            batch, fatal = self.inbox.collect(first, self._batch_limit())
+            self.io.busy(time.monotonic())
+            try:
+                self._handle(batch)
+            finally:
+                self.io.busy(None)
+            if fatal is not None:
+                raise fatal
+            last_activity = time.monotonic()
+
+    def _batch_limit(self) -> int:
+        if self.max_messages is None:
+            return self.batch_size
+        return min(self.batch_size, self.max_messages - self.stats.handled)
+
+    def _handle(self, batch: list[Delivery]) -> None:
+        """Dispatch a batch and hand its verdicts over; requeue it if the database is down."""
+        try:
+            settlements = self.dispatcher.dispatch(batch)
+        except DatabaseDown as down:
+            requeued = [Settlement(d, Verdict.REQUEUE) for d in down.pending]
+            self.stats.failed += len(down.pending)
+            self.io.settle([*down.settled, *requeued])
+            self.database.outage(len(down.pending), down.pending[0].queue, down.error)
+            return
+        self.io.settle(settlements)
+
+
+def policy_for(spec: QueueSpec, queue: Any) -> QueuePolicy:
+    """The failure policy of a ``Queue`` row, or of a bare name or spec (the app keeps
+    ``<name>.dlq`` for those, so nothing is ever dropped)."""
+    if hasattr(queue, "dead_letter_queue") and hasattr(queue, "max_attempts"):  # a row
+        return QueuePolicy(
+            max_attempts=queue.max_attempts,
+            dead_letter_queue=queue.dead_letter_queue,
+            broker_dead_letters=bool(queue.dead_letter_exchange),
+            schema=getattr(queue, "schema", None),
+        )
+    return QueuePolicy(
+        dead_letter_queue=spec.dead_letter_queue or dead_letter_queue_name(spec.name)
+    )
+
+
+def _sizes(
+    specs: list[QueueSpec], handlers: Mapping[str, Handler], prefetch: int, batch: int | None
+) -> tuple[int, int]:
+    """Check the arguments; the prefetch and the batch size (at most the prefetch)."""
+    if not specs:
+        raise ValueError("Consumer needs at least one queue")
+    missing = [s.name for s in specs if s.name not in handlers]
+    if missing:
+        raise ValueError(f"no handler for queue(s): {', '.join(missing)}")
+    if prefetch < 1:
+        raise ValueError("prefetch must be >= 1")
+    batch_size = default_batch_size(prefetch) if batch is None else batch
+    if batch_size < 1:
+        raise ValueError("batch_size must be >= 1")
+    return prefetch, min(batch_size, prefetch)

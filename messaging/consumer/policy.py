@@ -1,0 +1,157 @@
+"""The failure policy, as plain code: which attempt this is, and what a failure leads
+to (requeue after an optional pause, or the dead-letter queue). No threads, no broker,
+no SQL: the dispatcher asks, then carries the answer out."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..backoff import backoff
+from ..models import Receipt
+
+Outcome = Receipt.Outcome
+
+#: Outcomes that count as a failed attempt, and the ones after which counting restarts.
+FAILED_ATTEMPT = (Outcome.REQUEUED,)
+RESTARTS_COUNT = (Outcome.DEAD_LETTERED, Outcome.REJECTED)
+#: Errors of the handler's message that a receipt keeps (the traceback is separate).
+ERROR_MAX_CHARS = 2000
+#: How much of the error the dead-letter header carries.
+DEATH_ERROR_CHARS = 500
+#: Messages without a message_id whose failures one process remembers (by body hash).
+ANONYMOUS_MEMORY = 10_000
+
+
+class Verdict(enum.Enum):
+    """What to tell the broker about a delivery once its receipt is committed."""
+
+    ACK = "ack"
+    REQUEUE = "requeue"
+    #: ``basic_nack(requeue=False)``: the queue's own dead-letter exchange takes it.
+    NACK = "nack"
+    #: Publish a copy to the app's dead-letter queue, then ack the original.
+    DEAD_LETTER = "dead"
+    #: Nothing to tell (already settled, e.g. requeued because the database was down).
+    SKIP = "skip"
+
+
+@dataclass(frozen=True)
+class QueuePolicy:
+    """How failures on one queue end: after ``max_attempts`` (None: the setting), the
+    message goes to ``dead_letter_queue`` (published by us), or is rejected so the
+    broker dead-letters it (``broker_dead_letters``)."""
+
+    max_attempts: int | None = None
+    dead_letter_queue: str | None = None
+    broker_dead_letters: bool = False
+    #: JSON Schema every body must match (``Queue.schema``); a delivery that does not is
+    #: rejected to the dead-letter queue without running the handler.
+    schema: Any = None
+
+    @property
+    def dead_letter_verdict(self) -> Verdict:
+        """How a message given up on leaves: our DLQ copy, or the queue's own DLX."""
+        if self.broker_dead_letters or not self.dead_letter_queue:
+            return Verdict.NACK
+        return Verdict.DEAD_LETTER
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """The settings side of the policy: attempts before giving up, and the pause
+    before a failed message is requeued (``RETRY_DELAY`` doubling, capped)."""
+
+    max_attempts: int = 5
+    retry_delay: float = 0.0
+    retry_max_delay: float = 0.0
+
+    def attempts_for(self, queue: QueuePolicy) -> int:
+        return queue.max_attempts or self.max_attempts
+
+    def decide(self, attempt: int, queue: QueuePolicy) -> FailureDecision:
+        """The outcome of failed attempt number ``attempt`` (1-based)."""
+        if attempt >= self.attempts_for(queue):
+            return FailureDecision(Outcome.DEAD_LETTERED, queue.dead_letter_verdict)
+        pause = backoff(attempt, first=self.retry_delay, cap=self.retry_max_delay)
+        return FailureDecision(Outcome.REQUEUED, Verdict.REQUEUE, pause)
+
+
+@dataclass(frozen=True)
+class FailureDecision:
+    outcome: str
+    verdict: Verdict
+    #: Seconds to wait before requeueing (0: at once).
+    pause: float = 0.0
+
+
+def attempt_number(
+    headers: Mapping[str, Any] | None,
+    redelivered: bool,
+    history: Iterable[str] | None,
+    anonymous_failures: int | None = None,
+) -> int:
+    """1 for a first try. Quorum queues count deliveries (``x-delivery-count``); classic
+    queues count the failed attempts in ``history`` (outcomes of earlier receipts, newest
+    first) since the message was last dead-lettered or replayed. A message without a
+    message_id passes ``anonymous_failures``, the failures this process has seen."""
+    if headers and "x-delivery-count" in headers:
+        try:
+            return int(headers["x-delivery-count"]) + 1
+        except (TypeError, ValueError):
+            pass
+    if not redelivered:
+        return 1
+    if anonymous_failures is not None:
+        return anonymous_failures + 1
+    failures = 0
+    for outcome in history or ():
+        if outcome in RESTARTS_COUNT:
+            break
+        if outcome in FAILED_ATTEMPT:
+            failures += 1
+    return failures + 1
+
+
+def death_record(
+    queue: str, reason: str, attempts: int, error: str, consumer: str
+) -> dict[str, Any]:
+    """The entry a dead-lettered copy gains in its ``x-messaging-death`` header."""
+    return {
+        "queue": queue,
+        "reason": reason,
+        "attempts": attempts,
+        "error": error[:DEATH_ERROR_CHARS],
+        "consumer": consumer,
+        "time": int(time.time()),
+    }
+
+
+class AnonymousFailures:
+    """Failures of messages without a message_id, keyed by queue and body hash, the
+    newest :data:`ANONYMOUS_MEMORY` kept (a restart forgets them)."""
+
+    def __init__(self, limit: int = ANONYMOUS_MEMORY) -> None:
+        self.limit = limit
+        self._counts: OrderedDict[tuple[str, str], int] = OrderedDict()
+
+    @staticmethod
+    def key(queue: str, body: bytes) -> tuple[str, str]:
+        return queue, hashlib.sha1(body, usedforsecurity=False).hexdigest()
+
+    def get(self, queue: str, body: bytes) -> int:
+        return self._counts.get(self.key(queue, body), 0)
+
+    def add(self, queue: str, body: bytes) -> None:
+        key = self.key(queue, body)
+        self._counts[key] = self._counts.pop(key, 0) + 1
+        while len(self._counts) > self.limit:
+            self._counts.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._counts)

@@ -1,0 +1,22 @@
+"""A delivery and the verdict to tell the broker about it once its receipt is committed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..handlers import Delivery
+from .policy import Verdict
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    delivery: Delivery
+    verdict: Verdict
+    #: The ``x-messaging-death`` entry of a copy moved to the dead-letter queue.
+    death: dict[str, Any] | None = None
+
+    @property
+    def kind(self) -> str:
+        """The verdict's name: ``ack``, ``requeue``, ``nack``, ``dead`` or ``skip``."""
+        return self.verdict.value
