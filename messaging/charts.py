@@ -6,6 +6,7 @@ Every text that reaches the SVG (labels, titles) is escaped.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
@@ -36,46 +37,75 @@ def activity_chart(
     published = list(published) if published is not None else None
     labels = list(labels) if labels is not None else [str(i) for i in range(count)]
     peak = max([1, *received, *(published or [])])
-    step = width / max(count, 1)
-    bar = max(step - 1, 1)
-    scale = (height - 2) / peak
-
-    parts: list[str] = []
-    for index, value in enumerate(received):
-        x = index * step
-        tip = f"{labels[index]}: {value} received"
-        if failed[index]:
-            tip += f", {failed[index]} failed"
-        if published is not None:
-            tip += f", {published[index]} published"
-        bar_height = value * scale
-        fail_height = min(failed[index], value) * scale
-        parts.append(
-            f"<g><title>{escape(tip)}</title>"
-            f'<rect x="{_number(x)}" y="0" width="{_number(step)}" height="{height}" '
-            f'fill="transparent"/>'
+    grid = _Grid(step=width / max(count, 1), height=height, scale=(height - 2) / peak)
+    parts = [
+        grid.minute(
+            index,
+            labels[index],
+            value,
+            failed[index],
+            None if published is None else published[index],
         )
-        if bar_height:
-            parts.append(
-                f'<rect x="{_number(x)}" y="{_number(height - bar_height)}" '
-                f'width="{_number(bar)}" height="{_number(bar_height)}" fill="{RECEIVED_COLOR}"/>'
-            )
-        if fail_height:
-            parts.append(
-                f'<rect x="{_number(x)}" y="{_number(height - fail_height)}" '
-                f'width="{_number(bar)}" height="{_number(fail_height)}" fill="{FAILED_COLOR}"/>'
-            )
-        parts.append("</g>")
+        for index, value in enumerate(received)
+    ]
     if published is not None and count:
+        parts.append(grid.line(published))
+    return _svg(width, height, title, "".join(parts))
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """Where an activity chart's minutes go: ``step`` pixels per minute, ``scale``
+    pixels per message, bars one pixel narrower than a step."""
+
+    step: float
+    height: int
+    scale: float
+
+    @property
+    def bar(self) -> float:
+        return max(self.step - 1, 1)
+
+    def minute(
+        self, index: int, label: str, received: int, failed: int, published: int | None
+    ) -> str:
+        """One minute's group: its tooltip, a transparent hit area, and its bars."""
+        x = index * self.step
+        tip = f"{label}: {received} received"
+        if failed:
+            tip += f", {failed} failed"
+        if published is not None:
+            tip += f", {published} published"
+        parts = [
+            f"<g><title>{escape(tip)}</title>"
+            f'<rect x="{_number(x)}" y="0" width="{_number(self.step)}" height="{self.height}" '
+            f'fill="transparent"/>'
+        ]
+        bar_height = received * self.scale
+        fail_height = min(failed, received) * self.scale
+        if bar_height:
+            parts.append(self._bar(x, bar_height, RECEIVED_COLOR))
+        if fail_height:
+            parts.append(self._bar(x, fail_height, FAILED_COLOR))
+        parts.append("</g>")
+        return "".join(parts)
+
+    def _bar(self, x: float, bar_height: float, color: str) -> str:
+        return (
+            f'<rect x="{_number(x)}" y="{_number(self.height - bar_height)}" '
+            f'width="{_number(self.bar)}" height="{_number(bar_height)}" fill="{color}"/>'
+        )
+
+    def line(self, published: Sequence[int]) -> str:
+        """The dashed ``published`` line through the middle of each bar."""
         points = " ".join(
-            f"{_number(i * step + bar / 2)},{_number(height - 1 - v * scale)}"
+            f"{_number(i * self.step + self.bar / 2)},{_number(self.height - 1 - v * self.scale)}"
             for i, v in enumerate(published)
         )
-        parts.append(
+        return (
             f'<polyline points="{points}" fill="none" stroke="{PUBLISHED_COLOR}" '
             f'stroke-width="1.5" stroke-dasharray="3 2"/>'
         )
-    return _svg(width, height, title, "".join(parts))
 
 
 def latency_chart(

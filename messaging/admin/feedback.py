@@ -42,6 +42,26 @@ class PublishFeedback:
                 % {"count": count},
                 messages.SUCCESS,
             )
+        self._report_failed(request, result)
+        if result.busy:
+            count = len(result.busy)
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d message was being published by another process (or already "
+                    "was) and was left alone.",
+                    "%(count)d messages were being published by another process (or already "
+                    "were) and were left alone.",
+                    count,
+                )
+                % {"count": count},
+                messages.WARNING,
+            )
+        if not (result.published or result.failed or result.busy or skipped):
+            self.message_user(request, _("Nothing to publish."), messages.WARNING)
+
+    def _report_failed(self, request: HttpRequest, result: PublishResult) -> None:
+        """Refused rows (failed for good) and rows the broker could not take now."""
         retrying = set(result.retrying)
         refused = {k: v for k, v in result.failed.items() if k not in retrying}
         if refused:
@@ -71,19 +91,3 @@ class PublishFeedback:
                 % {"count": count, "error": error},
                 messages.ERROR,
             )
-        if result.busy:
-            count = len(result.busy)
-            self.message_user(
-                request,
-                ngettext(
-                    "%(count)d message was being published by another process (or already "
-                    "was) and was left alone.",
-                    "%(count)d messages were being published by another process (or already "
-                    "were) and were left alone.",
-                    count,
-                )
-                % {"count": count},
-                messages.WARNING,
-            )
-        if not (result.published or result.failed or result.busy or skipped):
-            self.message_user(request, _("Nothing to publish."), messages.WARNING)

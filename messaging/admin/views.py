@@ -18,44 +18,64 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.http import content_disposition_header
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
 from .. import charts
-from ..overview import LATENCY_SAMPLE, WINDOW_MINUTES, build_overview
+from ..overview import LATENCY_SAMPLE, WINDOW_MINUTES, Overview, QueueStats, build_overview
 
 
 def overview_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpResponse:
+    """The overview page; needs view (or change) permission on queues."""
     if not model_admin.has_view_or_change_permission(request):
         raise PermissionDenied
     overview = build_overview()
     labels = [timezone.localtime(m).strftime("%H:%M") for m in overview.minute_starts]
     latency_max = max((s.latency_p95 or 0 for s in overview.queues), default=0)
-    rows: list[dict[str, Any]] = []
-    for stats in overview.queues:
-        rows.append(
-            {
-                "stats": stats,
-                "activity": charts.activity_chart(
-                    received=stats.received,
-                    failed=stats.failed,
-                    published=stats.published,
-                    labels=labels,
-                    title=_(
-                        "%(name)s: receipts (bars, failures in red) and published (line) per minute"
-                    )
-                    % {"name": stats.name},
-                ),
-                "latency": charts.latency_chart(
-                    stats.latency_median, stats.latency_p95, scale_max=latency_max
-                ),
-                "failure_percent": (
-                    None if stats.failure_rate is None else round(stats.failure_rate * 100, 1)
-                ),
-                "published_per_minute": round(stats.published_total / overview.minutes, 2),
-                "received_per_minute": round(stats.received_total / overview.minutes, 2),
-            }
-        )
-    total = charts.activity_chart(
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": _("Messaging overview"),
+        "opts": model_admin.opts,
+        "app_label": model_admin.opts.app_label,
+        "overview": overview,
+        "rows": [_queue_row(stats, overview, labels, latency_max) for stats in overview.queues],
+        "total_chart": _total_chart(overview, labels),
+        "window_minutes": WINDOW_MINUTES,
+        "latency_sample": LATENCY_SAMPLE,
+        "first_label": labels[0] if labels else "",
+        "last_label": labels[-1] if labels else "",
+    }
+    request.current_app = model_admin.admin_site.name
+    return TemplateResponse(request, "admin/messaging/overview.html", context)
+
+
+def _queue_row(
+    stats: QueueStats, overview: Overview, labels: list[str], latency_max: float
+) -> dict[str, Any]:
+    """One queue's row of the overview table: its charts and per-minute rates."""
+    return {
+        "stats": stats,
+        "activity": charts.activity_chart(
+            received=stats.received,
+            failed=stats.failed,
+            published=stats.published,
+            labels=labels,
+            title=_("%(name)s: receipts (bars, failures in red) and published (line) per minute")
+            % {"name": stats.name},
+        ),
+        "latency": charts.latency_chart(
+            stats.latency_median, stats.latency_p95, scale_max=latency_max
+        ),
+        "failure_percent": (
+            None if stats.failure_rate is None else round(stats.failure_rate * 100, 1)
+        ),
+        "published_per_minute": round(stats.published_total / overview.minutes, 2),
+        "received_per_minute": round(stats.received_total / overview.minutes, 2),
+    }
+
+
+def _total_chart(overview: Overview, labels: list[str]) -> SafeString:
+    return charts.activity_chart(
         received=overview.total("received"),
         failed=overview.total("failed"),
         published=overview.total("published"),
@@ -64,21 +84,6 @@ def overview_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpRe
         height=100,
         title=_("All queues: receipts (bars, failures in red) and published (line) per minute"),
     )
-    context = {
-        **model_admin.admin_site.each_context(request),
-        "title": _("Messaging overview"),
-        "opts": model_admin.opts,
-        "app_label": model_admin.opts.app_label,
-        "overview": overview,
-        "rows": rows,
-        "total_chart": total,
-        "window_minutes": WINDOW_MINUTES,
-        "latency_sample": LATENCY_SAMPLE,
-        "first_label": labels[0] if labels else "",
-        "last_label": labels[-1] if labels else "",
-    }
-    request.current_app = model_admin.admin_site.name
-    return TemplateResponse(request, "admin/messaging/overview.html", context)
 
 
 def body_download_view(
