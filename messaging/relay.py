@@ -30,11 +30,15 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from . import broker, conf
+from .backoff import backoff
 from .exceptions import BrokerError
 from .models import Message
-from .publishing import claiming, lock_options, publish_rows
+from .publishing import PublishResult, claiming, lock_options, publish_rows
 
 logger = logging.getLogger(__name__)
+
+#: The longest pause between passes while the broker cannot be reached (seconds).
+BROKER_DOWN_INTERVAL = 30.0
 
 
 @dataclass
@@ -107,23 +111,10 @@ def relay_once(
         except BrokerError as exc:
             result.error = exc
             return result
-        while True:
-            if stop is not None and stop.is_set():
+        while not _should_stop(result, max_batches, deadline, stop):
+            part = _relay_batch(pub, size)
+            if part is None:
                 break
-            if max_batches is not None and result.batches >= max_batches:
-                break
-            if deadline is not None and time.monotonic() >= deadline:
-                break
-            with claiming():
-                rows = list(
-                    due()
-                    .select_related("queue")
-                    .select_for_update(**lock_options())
-                    .order_by("pk")[:size]
-                )
-                if not rows:
-                    break
-                part = publish_rows(rows, publisher=pub)
             result.batches += 1
             result.published += len(part.published)
             result.retrying += len(part.retrying)
@@ -136,6 +127,30 @@ def relay_once(
         if own:
             pub.close()
     return result
+
+
+def _should_stop(
+    result: RelayResult,
+    max_batches: int | None,
+    deadline: float | None,
+    stop: threading.Event | None,
+) -> bool:
+    if stop is not None and stop.is_set():
+        return True
+    if max_batches is not None and result.batches >= max_batches:
+        return True
+    return deadline is not None and time.monotonic() >= deadline
+
+
+def _relay_batch(pub: broker.PipelinedPublisher, size: int) -> PublishResult | None:
+    """Claim up to ``size`` due rows in id order and publish them (None: none was due)."""
+    with claiming():
+        rows = list(
+            due().select_related("queue").select_for_update(**lock_options()).order_by("pk")[:size]
+        )
+        if not rows:
+            return None
+        return publish_rows(rows, publisher=pub)
 
 
 def run(
@@ -173,7 +188,7 @@ def run(
             every = interval if interval is not None else conf.get("RELAY_INTERVAL")
             if result.error is not None:  # broker down: try less often, up to every 30 s
                 failures += 1
-                every = max(every, min(30.0, every * 2**failures))
+                every = max(every, backoff(failures + 1, first=every, cap=BROKER_DOWN_INTERVAL))
             else:
                 failures = 0
             stop.wait(every)

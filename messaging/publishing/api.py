@@ -1,0 +1,174 @@
+"""Recording and publishing: :func:`publish` (a new row), :func:`publish_messages` and
+:func:`publish_ids` (existing rows, claimed first)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from functools import partial
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from .. import broker, conf
+from ..exceptions import BrokerError
+from ..models import Message, Queue
+from .engine import publish_rows
+from .outbox import PublishResult, claim, claiming, lease_end, renew_lease
+from .rows import NO_JSON, build_message
+
+logger = logging.getLogger("messaging.publishing")
+
+
+def publish(
+    queue: Queue | str | None = None,
+    body: bytes | str = b"",
+    *,
+    exchange: str = "",
+    routing_key: str = "",
+    content_type: str = "",
+    headers: Mapping[str, Any] | None = None,
+    persistent: bool = True,
+    user: Any = None,
+    json: Any = NO_JSON,
+) -> Message:
+    """Record a message and publish it (persistent, confirmed, ``mandatory``).
+
+    ``json=obj`` sends ``obj`` encoded with Django's JSON encoder as the body, with
+    ``content_type="application/json"``. When the queue's row has a ``schema``, a body
+    that does not match it raises :class:`~messaging.exceptions.InvalidMessage` naming the
+    failing path, and nothing is saved.
+
+    Inside ``transaction.atomic()`` the row is written in that transaction and published
+    after it commits (nothing reaches the broker if it rolls back). Outside a transaction
+    it is published at once. Either way, if the broker is down, nacks or does not confirm
+    in time, the row stays ``pending`` with ``last_error`` and the relay sends it later:
+    no exception. Outside a transaction a message the broker refuses for good
+    (unroutable, missing exchange, queue differing from its row) raises that
+    :class:`~messaging.exceptions.BrokerError` (the row is ``failed`` with the reason);
+    after a commit it is logged and ``message_failed`` is sent instead.
+
+    With ``MESSAGING["PUBLISH_MODE"] = "relay"`` only the row is written; the relay
+    (``manage.py relay`` or the ``messaging.tasks.relay_outbox`` Celery task) sends it.
+    """
+    message = build_message(
+        queue,
+        body,
+        exchange=exchange,
+        routing_key=routing_key,
+        content_type=content_type,
+        headers=headers,
+        persistent=persistent,
+        json=json,
+    )
+    if conf.get("PUBLISH_MODE") == "relay":
+        message.save()
+        return message
+    message.next_attempt_at = lease_end(timezone.now())
+    message.save()
+    if transaction.get_connection().in_atomic_block:
+        transaction.on_commit(partial(_publish_after_commit, message, user), robust=True)
+        return message
+    _publish_now(message, user)
+    return message
+
+
+def _publish_now(message: Message, user: Any) -> None:
+    """Publish a row just saved outside a transaction: the broker refusing it for good
+    raises; a transient failure leaves it to the relay."""
+    result = _publish_owned([message], user=user)
+    if message.message_id in result.retrying:
+        logger.warning(
+            "message %s left pending for the relay: %s",
+            message.message_id,
+            result.failed[message.message_id],
+        )
+    elif message.message_id in result.failed:
+        raise result.first_error or BrokerError(result.failed[message.message_id])
+
+
+def _publish_after_commit(message: Message, user: Any) -> None:
+    # Renew the creator's lease: if the relay got to the row first (a long transaction
+    # outlived the lease), this matches nothing and the relay's outcome stands.
+    if not renew_lease(message, timezone.now()):
+        return
+    result = _publish_owned([message], user=user)
+    if message.message_id in result.failed:
+        log = logger.warning if message.message_id in result.retrying else logger.error
+        log("message %s not published: %s", message.message_id, result.failed[message.message_id])
+
+
+def _publish_owned(messages: Sequence[Message], *, user: Any = None) -> PublishResult:
+    """Publish rows this process created and still owns (no claim needed)."""
+    return publish_rows(list(messages), user=user)
+
+
+# --------------------------------------------------------------------------- existing rows
+
+
+def publish_messages(
+    messages: Sequence[Message],
+    *,
+    user: Any = None,
+    publisher: Any = None,
+) -> PublishResult:
+    """Publish saved Message rows (``pending`` or ``failed``) and store each outcome.
+
+    The rows are claimed first (see :mod:`messaging.publishing`): a row another publisher
+    holds, or one already ``published``, is left alone and listed in ``busy``. Never
+    raises a broker error: it is in the result and on the rows. ``publisher`` may be a
+    :class:`broker.PipelinedPublisher` to share one connection over several calls (any
+    other value is ignored).
+    """
+    result = PublishResult()
+    if not messages:
+        return result
+    now = timezone.now()
+    with claiming():
+        claimed = claim({m.pk for m in messages}, now)
+        rows = []
+        for message in messages:
+            if message.pk in claimed:
+                message.attempts = claimed[message.pk]
+                rows.append(message)
+            else:
+                result.busy.append(message.message_id)
+        result.extend(publish_rows(rows, user=user, publisher=publisher))
+    return result
+
+
+def publish_ids(
+    ids: Iterable[int],
+    *,
+    user: Any = None,
+    chunk_size: int | None = None,
+    statuses: Sequence[str] | None = None,
+) -> PublishResult:
+    """:func:`publish_messages` for primary keys, in the order given, ``chunk_size``
+    (RELAY_BATCH_SIZE) rows at a time over one connection. With ``statuses`` only rows
+    still in one of them are loaded (the others are left out of the result); without,
+    a row that is not publishable is reported ``busy``. Never raises a broker error."""
+    ids = list(ids)
+    size = chunk_size or conf.get("RELAY_BATCH_SIZE")
+    result = PublishResult()
+    publisher = broker.PipelinedPublisher()  # connects on first use; a failure is per row
+    try:
+        for start in range(0, len(ids), size):
+            rows = _load(ids[start : start + size], statuses)
+            result.extend(publish_messages(rows, user=user, publisher=publisher))
+    finally:
+        publisher.close()
+    return result
+
+
+def _load(pks: Sequence[int], statuses: Sequence[str] | None) -> list[Message]:
+    """The rows of ``pks`` (with their queues) in the order of ``pks``."""
+    rows = Message.objects.filter(pk__in=pks).select_related("queue")
+    if statuses is not None:
+        rows = rows.filter(status__in=statuses)
+    by_pk = {row.pk: row for row in rows}
+    wanted = dict.fromkeys(pks)
+    if statuses is None and len(by_pk) < len(wanted):
+        logger.info("%d message(s) to publish no longer exist", len(wanted) - len(by_pk))
+    return [by_pk[pk] for pk in wanted if pk in by_pk]

@@ -1,0 +1,166 @@
+"""Publishing rows already held (created or claimed by this process): refuse the ones
+that cannot be sent, check each destination once, publish with pipelined confirms over
+one connection, store every outcome, send the signals after the commit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from .. import broker, signals
+from ..exceptions import BrokerError, MessageRefused
+from ..models import Message
+from ..validators import message_problem
+from .outbox import (
+    PublishResult,
+    apply_outcomes,
+    as_transient,
+    is_transient,
+    store_outcomes,
+)
+
+
+def publish_rows(rows: list[Message], *, user: Any = None, publisher: Any = None) -> PublishResult:
+    """Publish Message objects in order over one connection and store every outcome."""
+    result = PublishResult()
+    if not rows:
+        return result
+    own = not isinstance(publisher, broker.PipelinedPublisher)
+    pub = broker.PipelinedPublisher() if own else publisher
+    try:
+        outcomes = _send(pub, rows)
+    finally:
+        if own:
+            pub.close()
+    user_id = _user_id(user)
+    now = timezone.now()
+    store_outcomes(
+        [(row.message_id, row.attempts) for row in rows],
+        outcomes,
+        user_id=user_id,
+        now=now,
+        result=result,
+    )
+    apply_outcomes(rows, outcomes, user_id=user_id, now=now)
+    _send_signals(rows, outcomes)
+    return result
+
+
+def _send(pub: broker.PipelinedPublisher, rows: Sequence[Message]) -> list[BrokerError | None]:
+    """The outcome of each row: refused as it is, destination refused, or the broker's
+    answer to publishing it."""
+    outcomes = _refuse_invalid(rows)
+    if any(outcome is None for outcome in outcomes):
+        sendable = _check_destinations(pub, rows, outcomes)
+        if sendable:
+            try:
+                answers = pub.publish_many(_outgoing(rows[i]) for i in sendable)
+            except BrokerError as exc:  # the connection died before anything was sent
+                answers = [as_transient(exc)] * len(sendable)
+            for index, answer in zip(sendable, answers, strict=True):
+                outcomes[index] = answer
+    return outcomes
+
+
+def _refuse_invalid(rows: Sequence[Message]) -> list[BrokerError | None]:
+    """Per row: :class:`MessageRefused` with the reason when :func:`message_problem` says
+    it cannot be sent as it is (saved before the rules, or changed behind the ORM's back),
+    else ``None``. Such a row is failed for good and never reaches the broker."""
+    outcomes: list[BrokerError | None] = []
+    for row in rows:
+        problem = message_problem(row)
+        outcomes.append(None if problem is None else MessageRefused(problem))
+    return outcomes
+
+
+def _check_destinations(
+    pub: broker.PipelinedPublisher, rows: Sequence[Message], outcomes: list[BrokerError | None]
+) -> list[int]:
+    """Connect, then declare each row's queue / check each exchange once (rows already
+    refused are skipped). A refusal fails the rows concerned; a declaration the broker
+    does not answer in time leaves them pending (only them); a broker that cannot be
+    reached leaves every row still to check pending. Returns the indexes to publish."""
+    refused: dict[tuple[str, str], BrokerError] = {}
+    checked: set[tuple[str, str]] = {("", "")}
+    sendable = []
+    down: BrokerError | None = None
+    try:
+        pub.open()
+    except BrokerError as exc:  # could not connect: every row waits for a retry
+        down = as_transient(exc)
+    for index, row in enumerate(rows):
+        if outcomes[index] is not None:
+            continue
+        if down is not None:
+            outcomes[index] = down
+            continue
+        if row.exchange:
+            key = ("exchange", row.exchange)
+        elif row.queue_id is not None:
+            key = ("queue", row.queue.name)
+        else:
+            key = ("", "")
+        if key not in checked:
+            checked.add(key)
+            try:
+                if key[0] == "exchange":
+                    pub.check_exchange(row.exchange)
+                else:
+                    pub.ensure_declared(row.queue)
+            except BrokerError as exc:
+                refused[key] = exc
+                if is_transient(exc) and not pub.is_open:
+                    down = outcomes[index] = as_transient(exc)
+                    continue
+        if key in refused:
+            outcomes[index] = refused[key]
+        else:
+            sendable.append(index)
+    return sendable
+
+
+def _outgoing(message: Message) -> broker.Outgoing:
+    exchange, routing_key = message.destination
+    return broker.Outgoing(
+        exchange=exchange,
+        routing_key=routing_key,
+        body=message.body_bytes,
+        message_id=message.message_id,
+        content_type=message.content_type,
+        headers=message.headers or None,
+        persistent=message.persistent,
+    )
+
+
+def _user_id(user: Any) -> int | None:
+    if user is None or isinstance(user, int):
+        return user
+    return getattr(user, "pk", None)
+
+
+def _send_signals(rows: Sequence[Message], outcomes: Sequence[BrokerError | None]) -> None:
+    """``message_published`` / ``message_failed`` once the outcomes are committed."""
+    wanted_published = signals.message_published.has_listeners(Message)
+    wanted_failed = signals.message_failed.has_listeners(Message)
+    if not (wanted_published or wanted_failed):
+        return
+    pairs = [(row, outcome) for row, outcome in zip(rows, outcomes, strict=True)]
+    transaction.on_commit(partial(_dispatch, pairs), robust=True)
+
+
+def _dispatch(pairs: Sequence[tuple[Message, BrokerError | None]]) -> None:
+    for message, outcome in pairs:
+        if outcome is None:
+            signals.send_robust(signals.message_published, Message, message=message)
+        else:
+            signals.send_robust(
+                signals.message_failed,
+                Message,
+                message=message,
+                error=outcome,
+                will_retry=is_transient(outcome),
+            )

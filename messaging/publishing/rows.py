@@ -1,0 +1,94 @@
+"""Building ``Message`` rows: the destination, properties and body checked before
+anything is saved."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.core.exceptions import ValidationError
+
+from .. import schemas
+from ..exceptions import InvalidMessage, InvalidQueueName
+from ..models import Message, Queue
+from ..validators import first_message, validate_message_fields, validate_queue_name
+
+#: ``json=`` not given (``None`` is a JSON value: ``null``).
+NO_JSON: Any = object()
+
+
+def get_queue(name: str, *, create: bool = True) -> Queue:
+    """The ``Queue`` row for ``name``; creates a durable classic one when missing."""
+    try:
+        validate_queue_name(name)
+    except ValidationError as exc:
+        shown = repr(name) if len(name) <= 60 else repr(name[:57]) + "…"
+        raise InvalidQueueName(f"invalid queue name {shown}: {exc.messages[0]}") from None
+    if create:
+        return Queue.objects.get_or_create(name=name)[0]
+    return Queue.objects.get(name=name)
+
+
+def _json_body(value: Any, body: Any, content_type: str) -> tuple[bytes, str]:
+    if body:
+        raise ValueError("give a body or json=, not both")
+    try:
+        encoded = schemas.encode_json(value)
+    except ValueError as exc:
+        raise InvalidMessage(str(exc)) from None
+    return encoded, content_type or schemas.JSON_CONTENT_TYPE
+
+
+def _as_bytes(body: Any) -> bytes:
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    if isinstance(body, bytearray | memoryview):
+        return bytes(body)
+    raise TypeError(f"body must be bytes or str, not {type(body).__name__}")
+
+
+def build_message(
+    queue: Queue | str | None = None,
+    body: bytes | str = b"",
+    *,
+    exchange: str = "",
+    routing_key: str = "",
+    content_type: str = "",
+    headers: Mapping[str, Any] | None = None,
+    persistent: bool = True,
+    json: Any = NO_JSON,
+) -> Message:
+    """An unsaved ``pending`` Message (validated destination, properties and — when the
+    queue has a schema — body). ``json=obj`` encodes ``obj`` as the body."""
+    if json is not NO_JSON:
+        body, content_type = _json_body(json, body, content_type)
+    body = _as_bytes(body)
+    if queue is None and not exchange:
+        raise ValueError("publish needs a queue or an exchange")
+    if routing_key and not exchange:
+        raise ValueError("routing_key needs an exchange (the default exchange routes by queue)")
+    if queue is not None and exchange:
+        raise ValueError("give a queue or an exchange, not both")
+    try:
+        validate_message_fields(
+            exchange=exchange, routing_key=routing_key, content_type=content_type, headers=headers
+        )
+    except ValidationError as exc:
+        raise InvalidMessage(first_message(exc)) from None
+    if isinstance(queue, str):
+        queue = get_queue(queue)
+    if queue is not None and queue.schema is not None:
+        problem = schemas.body_problem(queue.schema, body)
+        if problem is not None:
+            raise InvalidMessage(f"body does not match the schema of queue {queue.name}: {problem}")
+    return Message(
+        queue=queue,
+        exchange=exchange,
+        routing_key=routing_key,
+        body=body,
+        content_type=content_type,
+        headers=dict(headers or {}),
+        persistent=persistent,
+    )
