@@ -23,7 +23,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from ..models import Message
-from ..publishing import PublishResult
+from ..publishing import PublishResult, chunks
 
 #: Message rows loaded (without their bodies) per query while logging.
 LOG_CHUNK = 2000
@@ -34,11 +34,6 @@ _REPR_FIELDS = ("message_id", "exchange", "routing_key", "status", "queue", "que
 
 def _user_id(user: Any) -> int | None:
     return getattr(user, "pk", None)
-
-
-def _chunks(items: Sequence[Any], size: int = LOG_CHUNK) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def log_same(user: Any, objects: Iterable[Model], text: str, flag: int = CHANGE) -> int:
@@ -73,7 +68,7 @@ def log_each(user: Any, entries: Iterable[tuple[Model, str]], flag: int = CHANGE
 
 def messages_by(field: str, values: Sequence[Any]) -> Iterator[Message]:
     """The Message rows whose ``field`` is in ``values``, without their bodies."""
-    for chunk in _chunks(list(values)):
+    for chunk in chunks(list(values), LOG_CHUNK):
         yield from (
             Message.objects.filter(**{f"{field}__in": chunk})
             .select_related("queue")
@@ -84,7 +79,9 @@ def messages_by(field: str, values: Sequence[Any]) -> Iterator[Message]:
 
 def log_messages(user: Any, field: str, values: Sequence[Any], text: str) -> int:
     """One entry with ``text`` per message whose ``field`` is in ``values``."""
-    return sum(log_same(user, messages_by(field, chunk), text) for chunk in _chunks(values))
+    return sum(
+        log_same(user, messages_by(field, chunk), text) for chunk in chunks(values, LOG_CHUNK)
+    )
 
 
 def log_publish_result(user: Any, result: PublishResult, action: str) -> int:
@@ -129,7 +126,7 @@ def log_copies(user: Any, pairs: Sequence[tuple[str, int]], action: str) -> int:
     """An addition entry per copy ``(original message_id, copy pk)``, naming its original."""
     originals = {pk: original for original, pk in pairs}
     logged = 0
-    for chunk in _chunks([pk for _original, pk in pairs]):
+    for chunk in chunks([pk for _original, pk in pairs], LOG_CHUNK):
         copies = messages_by("pk", chunk)
         entries = (
             (

@@ -7,7 +7,7 @@ The actions keep their logic in plain functions (:func:`publish_selected`,
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -22,18 +22,15 @@ from django.utils.text import smart_split, unescape_string_literal
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
-from .. import broker, conf
+from .. import conf
 from ..db import operations
 from ..models import Message, Receipt
-from ..publishing import PublishResult, publish_messages
+from ..publishing import PUBLISHABLE, PublishResult, chunks, publish_ids
 from . import audit
 from .bodies import preview_prefix_size
 from .feedback import PublishFeedback
 from .forms import MessageForm, with_body_head
 from .message_bodies import MessageBodies
-
-#: Statuses the publish action sends; ``published`` rows are skipped.
-PUBLISHABLE = (Message.Status.PENDING, Message.Status.HELD, Message.Status.FAILED)
 
 #: Statuses of rows no broker has confirmed yet (they can still be edited and published).
 UNPUBLISHED = PUBLISHABLE
@@ -44,11 +41,6 @@ PUBLISH_CHUNK = 2000
 
 #: Message ids per Celery task when ``MESSAGING["PUBLISH_VIA_CELERY"]`` is on.
 CELERY_CHUNK = 10_000
-
-
-def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 # --------------------------------------------------------------------------- actions
@@ -66,22 +58,10 @@ def publish_pks(
     ids: Sequence[int], user: Any = None, statuses: Sequence[str] = PUBLISHABLE
 ) -> PublishResult:
     """Publish the messages with primary keys ``ids`` (in that order) whose status is
-    still one of ``statuses``: pipelined confirms, one connection for all of them, rows
-    loaded :data:`PUBLISH_CHUNK` at a time. Never raises a broker error (see the result:
+    still one of ``statuses``: :func:`messaging.publishing.publish_ids`, rows loaded
+    :data:`PUBLISH_CHUNK` at a time. Never raises a broker error (see the result:
     ``retrying`` ids stay ``pending`` because the broker could not take them now)."""
-    result = PublishResult()
-    publisher = broker.PipelinedPublisher()  # opened (and reopened) by publish_messages
-    try:
-        for chunk in _chunks(list(ids), PUBLISH_CHUNK):
-            rows = list(
-                Message.objects.filter(pk__in=chunk, status__in=statuses)
-                .select_related("queue")
-                .order_by("created_at", "pk")
-            )
-            result.extend(publish_messages(rows, user=user, publisher=publisher))
-    finally:
-        publisher.close()
-    return result
+    return publish_ids(ids, user=user, chunk_size=PUBLISH_CHUNK, statuses=statuses)
 
 
 def _publishable_ids(queryset: QuerySet[Message], statuses: Sequence[str]) -> list[int]:
@@ -110,7 +90,7 @@ def hand_to_celery(ids: Sequence[int], user: Any = None) -> int:
 
     user_id = getattr(user, "pk", None)
     handed = 0
-    for chunk in _chunks(list(ids), CELERY_CHUNK):
+    for chunk in chunks(list(ids), CELERY_CHUNK):
         publish_messages_task.delay(list(chunk), user_id)
         handed += len(chunk)
     return handed
