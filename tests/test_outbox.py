@@ -21,10 +21,20 @@ import pytest
 from django.conf import settings
 from django.db import transaction
 from django.test import override_settings
+from django.utils import timezone
 
 from messaging import broker, conf, publish
+from messaging.admin import publish_pks
+from messaging.exceptions import PublishNacked, Unroutable
 from messaging.models import Message, Queue, Receipt
-from messaging.publishing import build_message, publish_messages, send_copies
+from messaging.publishing import (
+    build_message,
+    outcome_fields,
+    publish_ids,
+    publish_messages,
+    retry_delay,
+    send_copies,
+)
 from tests.conftest import queue_depth, wait_for
 
 
@@ -136,6 +146,59 @@ def test_publish_messages_skips_published_rows(transactional_db, queue_name, cha
     assert result.busy == [message.message_id]
     assert result.published == []
     assert drain(channel, queue_name) == [(message.message_id, b"once")]
+
+
+def test_each_outcome_writes_its_fields():
+    now = timezone.now()
+    assert outcome_fields(None, attempts=1, now=now, user_id=7) == {
+        "status": Message.Status.PUBLISHED,
+        "published_at": now,
+        "published_by_id": 7,
+        "last_error": "",
+        "next_attempt_at": None,
+    }
+    assert outcome_fields(PublishNacked("nacked"), attempts=3, now=now, user_id=7) == {
+        "status": Message.Status.PENDING,
+        "last_error": "nacked",
+        "next_attempt_at": now + retry_delay(3),
+    }
+    assert outcome_fields(Unroutable("unroutable"), attempts=3, now=now, user_id=7) == {
+        "status": Message.Status.FAILED,
+        "last_error": "unroutable",
+        "next_attempt_at": None,
+    }
+
+
+STORED = ("status", "attempts", "last_error", "next_attempt_at", "published_at", "published_by")
+
+
+def test_the_objects_hold_what_their_rows_got(transactional_db, queue_name):
+    queue = Queue.objects.create(name=queue_name)
+    sent = Message.objects.create(queue=queue, body=b"sent")
+    lost = Message.objects.create(exchange=f"no-such-{uuid.uuid4().hex[:8]}", body=b"lost")
+    waiting = Message.objects.create(queue=queue, body=b"waiting")
+    publish_messages([sent, lost])
+    with override_settings(
+        MESSAGING={**settings.MESSAGING, "BROKER_URL": "amqp://guest:guest@127.0.0.1:1/%2F"}
+    ):
+        publish_messages([waiting])
+    assert [sent.status, lost.status, waiting.status] == ["published", "failed", "pending"]
+    for row in (sent, lost, waiting):
+        stored = Message.objects.get(pk=row.pk)
+        assert [getattr(row, name) for name in STORED] == [getattr(stored, name) for name in STORED]
+
+
+def test_publish_ids_sends_in_the_order_given(db, captured_messages):
+    queue = Queue.objects.create(name="orders")
+    rows = [Message.objects.create(queue=queue, body=f"m{i}".encode()) for i in range(5)]
+    done = Message.objects.create(queue=queue, body=b"done", status=Message.Status.PUBLISHED)
+    order = [rows[3], rows[0], rows[4], done, rows[1]]
+    result = publish_ids([row.pk for row in order], chunk_size=2)
+    sent = [row.message_id for row in order if row is not done]
+    assert [m.message_id for m in captured_messages] == sent == result.published
+    assert result.busy == [done.message_id]  # not publishable: reported busy
+    result = publish_pks([rows[2].pk, done.pk], statuses=(Message.Status.PENDING,))
+    assert result.published == [rows[2].message_id] and result.busy == []  # left out
 
 
 def test_pipelined_publisher_reports_each_outcome_in_order(queue_name, channel):
