@@ -12,6 +12,11 @@ from django.core.exceptions import ImproperlyConfigured
 class MessagingError(Exception):
     """Base class of every error raised by the messaging app."""
 
+    #: True when the same attempt may succeed later (the broker was unreachable, did not
+    #: answer or did not confirm): never the fault of the message or the configuration.
+    #: Asked through :func:`messaging.broker.is_temporary`; the outbox retries exactly these.
+    temporary: bool = False
+
 
 class MessagingConfigurationError(MessagingError, ImproperlyConfigured):
     """A setting, queue definition or handler path is wrong."""
@@ -33,27 +38,39 @@ class HandlerImportError(MessagingConfigurationError, ImportError):
 class BrokerError(MessagingError):
     """Something went wrong talking to RabbitMQ."""
 
+    temporary = False
+
 
 class BrokerUnavailable(BrokerError, ConnectionError):
     """No broker answered at the configured URL(s) (refused, timeout, DNS, connection lost)."""
+
+    temporary = True
 
 
 class ConsumerTimedOut(BrokerUnavailable):
     """The broker closed the channel because a delivery stayed unacked longer than its
     ``consumer_timeout``; the consumer reconnects and the message is redelivered."""
 
+    temporary = True
+
 
 class AuthenticationFailed(BrokerError):
     """The broker refused the username/password."""
+
+    temporary = False
 
 
 class AccessRefused(BrokerError):
     """The broker refused access (vhost, permissions, reserved name)."""
 
+    temporary = False
+
 
 class QueueMismatch(BrokerError):
     """A queue exists on the broker with other arguments than the ones declared
     (``PRECONDITION_FAILED``)."""
+
+    temporary = False
 
     def __init__(self, message: str, queue: str = "", argument: str = "") -> None:
         super().__init__(message)
@@ -64,22 +81,32 @@ class QueueMismatch(BrokerError):
 class NotFound(BrokerError):
     """The broker has no such exchange or queue (``NOT_FOUND``)."""
 
+    temporary = False
+
 
 class PublishError(BrokerError):
     """A publish was not confirmed by the broker."""
+
+    temporary = False
 
 
 class Unroutable(PublishError):
     """The broker returned a ``mandatory`` message: no queue is bound for it."""
 
+    temporary = False
+
 
 class PublishNacked(PublishError):
     """The broker answered a publish with ``basic.nack``."""
+
+    temporary = True
 
 
 class ConfirmTimeout(PublishError):
     """No publisher confirm arrived within ``MESSAGING["CONFIRM_TIMEOUT"]`` seconds (the
     message may or may not be on the broker; it is retried with the same message_id)."""
+
+    temporary = True
 
 
 class MessageRefused(BrokerError):
@@ -87,10 +114,14 @@ class MessageRefused(BrokerError):
     encode (a short string over 255 bytes, a value of no AMQP type) or a name or property
     the validators refuse. Never retried: the row is ``failed`` with this one line."""
 
+    temporary = False
+
 
 class PublishInterrupted(PublishError):
     """The channel or connection closed before the broker confirmed (or before the message
     was sent); retried with the same message_id."""
+
+    temporary = True
 
 
 class Reject(Exception):  # noqa: N818 - a control-flow signal, not an error
