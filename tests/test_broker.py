@@ -121,10 +121,21 @@ def test_connect_uses_settings():
     assert not conn.is_open  # closed by the context manager
 
 
-def test_closed_port_raises_broker_unavailable_without_password():
+def pipelined(urls: list[str] | None = None) -> broker.PipelinedPublisher:
+    publisher = broker.PipelinedPublisher(urls)
+    publisher.open()
+    return publisher
+
+
+#: Both kinds of connection go through the same try-each-URL loop (connect_first).
+CONNECTORS = [pytest.param(broker.connect, id="blocking"), pytest.param(pipelined, id="pipelined")]
+
+
+@pytest.mark.parametrize("connect", CONNECTORS)
+def test_closed_port_raises_broker_unavailable_without_password(connect):
     url = f"amqp://guest:{PASSWORD}@127.0.0.1:{closed_port()}/%2F"
     with pytest.raises(BrokerUnavailable) as info:
-        broker.connect([url])
+        connect([url])
     message = str(info.value)
     assert "connection refused" in message
     assert PASSWORD not in message
@@ -143,47 +154,50 @@ def test_closed_port_from_settings():
     assert PASSWORD not in str(info.value)
 
 
-def test_wrong_password_raises_authentication_failed():
+@pytest.mark.parametrize("connect", CONNECTORS)
+def test_wrong_password_raises_authentication_failed(connect):
     url = with_auth(live_url(), "guest", PASSWORD)
     with pytest.raises(AuthenticationFailed) as info:
-        broker.connect([url])
+        connect([url])
     message = str(info.value)
     assert "username/password" in message
     assert "***" in message
     assert PASSWORD not in message
 
 
-def test_unknown_vhost_raises_access_refused():
+@pytest.mark.parametrize("connect", CONNECTORS)
+def test_unknown_vhost_raises_access_refused(connect):
     vhost = f"no-such-vhost-{uuid.uuid4().hex[:6]}"
     params = broker.connection_parameters(live_url())
     url = with_auth(live_url(), params.credentials.username, params.credentials.password)
     url = url.rsplit("/", 1)[0] + "/" + vhost
     with pytest.raises(AccessRefused) as info:
-        broker.connect([url])
+        connect([url])
     message = str(info.value)
     assert "virtual host" in message
     assert f"vhost {vhost} not found" in message
     assert ":***@" in message
 
 
-def test_first_dead_url_then_live_url_connects():
+@pytest.mark.parametrize("connect", CONNECTORS)
+def test_first_dead_url_then_live_url_connects(connect):
     dead = f"amqp://guest:guest@127.0.0.1:{closed_port()}/%2F"
-    conn = broker.connect([dead, live_url()])
+    conn = connect([dead, live_url()])
     try:
         assert conn.is_open
-        assert conn.channel().is_open
     finally:
-        broker.close_quietly(conn)
+        conn.close()
 
 
-def test_all_urls_dead_names_each_without_passwords():
+@pytest.mark.parametrize("connect", CONNECTORS)
+def test_all_urls_dead_names_each_without_passwords(connect):
     first, second = closed_port(), closed_port()
     urls = [
         f"amqp://guest:{PASSWORD}@127.0.0.1:{first}/%2F",
         f"amqp://guest:{PASSWORD}@127.0.0.1:{second}/%2F",
     ]
     with pytest.raises(BrokerUnavailable) as info:
-        broker.connect(urls)
+        connect(urls)
     message = str(info.value)
     assert message.startswith("no broker answered: ")
     assert f"127.0.0.1:{first}" in message
@@ -191,11 +205,12 @@ def test_all_urls_dead_names_each_without_passwords():
     assert PASSWORD not in message
 
 
-def test_authentication_failure_is_not_retried_on_the_next_url():
+@pytest.mark.parametrize("connect", CONNECTORS)
+def test_authentication_failure_is_not_retried_on_the_next_url(connect):
     # A wrong password is a configuration error, not a dead node: it is raised at once.
     urls = [with_auth(live_url(), "guest", PASSWORD), live_url()]
     with pytest.raises(AuthenticationFailed):
-        broker.connect(urls)
+        connect(urls)
 
 
 # --------------------------------------------------------------------------- declaring
@@ -295,15 +310,24 @@ def test_inspect_queue(queue_name):
 # --------------------------------------------------------------------------- publishing
 
 
+def publish_one(publisher: broker.PipelinedPublisher, *args, **kwargs) -> object:
+    """The outcome of one message (``None``: confirmed)."""
+    [outcome] = publisher.publish_many([broker.Outgoing(*args, **kwargs)])
+    return outcome
+
+
 def test_publisher_publishes_with_confirms(queue_name, channel):
-    with broker.Publisher() as publisher:
+    with broker.PipelinedPublisher() as publisher:
         publisher.ensure_declared(queue_name)
-        publisher.publish(
-            exchange="",
-            routing_key=queue_name,
-            body=b"\x00\xffbody",
-            props=broker.properties(message_id="m-1", content_type="application/octet-stream"),
+        outcome = publish_one(
+            publisher,
+            "",
+            queue_name,
+            b"\x00\xffbody",
+            message_id="m-1",
+            content_type="application/octet-stream",
         )
+    assert outcome is None
     method, properties, body = channel.basic_get(queue_name, auto_ack=True)
     assert body == b"\x00\xffbody"
     assert properties.message_id == "m-1"
@@ -322,56 +346,64 @@ def test_properties():
     assert transient.content_type is None
 
 
-def test_unroutable_publish_raises_unroutable():
+def test_unroutable_publish_is_unroutable():
     key = f"nobody-{uuid.uuid4().hex[:8]}"
-    with broker.Publisher() as publisher, pytest.raises(Unroutable) as info:
-        publisher.publish(exchange="amq.direct", routing_key=key, body=b"x", props=props())
-    assert str(info.value) == (
-        f"unroutable: no queue bound for exchange amq.direct routing key {key}"
-    )
+    with broker.PipelinedPublisher() as publisher:
+        outcome = publish_one(publisher, "amq.direct", key, b"x", message_id=uuid.uuid4().hex)
+    assert isinstance(outcome, Unroutable)
+    assert str(outcome) == f"unroutable: no queue bound for exchange amq.direct routing key {key}"
 
 
-def test_unroutable_on_the_default_exchange(queue_name):
-    # The default exchange routes by queue name: a queue that does not exist is unroutable.
-    with (
-        broker.Publisher() as publisher,
-        pytest.raises(Unroutable, match=r"exchange \(default\) routing key"),
-    ):
-        publisher.publish(exchange="", routing_key=queue_name, body=b"x", props=props())
+def test_unroutable_on_the_default_exchange_without_message_id(queue_name):
+    # The default exchange routes by queue name: a queue that does not exist is unroutable;
+    # without a message_id the return is matched by its destination.
+    with broker.PipelinedPublisher() as publisher:
+        outcome = publish_one(publisher, "", queue_name, b"x")
+    assert isinstance(outcome, Unroutable)
+    assert "exchange (default) routing key" in str(outcome)
 
 
-def test_missing_exchange_raises_not_found_and_publisher_keeps_working(queue_name, channel):
+def test_missing_exchange_is_not_found_and_publisher_keeps_working(queue_name, channel):
     exchange = f"no-such-exchange-{uuid.uuid4().hex[:8]}"
-    with broker.Publisher() as publisher:
+    with broker.PipelinedPublisher() as publisher:
         publisher.ensure_declared(queue_name)
-        first_channel = publisher.channel
-        with pytest.raises(NotFound) as info:
-            publisher.publish(exchange=exchange, routing_key="rk", body=b"lost", props=props())
-        assert exchange in str(info.value)
-        assert not first_channel.is_open  # the broker closed it
+        outcome = publish_one(publisher, exchange, "rk", b"lost", message_id="lost")
+        assert isinstance(outcome, NotFound)  # the broker closed the channel for it
+        assert exchange in str(outcome)
+        with pytest.raises(NotFound, match=exchange):
+            publisher.check_exchange(exchange)
         # The next publish reopens a channel on the same connection and goes through.
-        publisher.publish(exchange="", routing_key=queue_name, body=b"after", props=props())
-        assert publisher.channel is not first_channel
-        assert publisher.channel.is_open
+        assert publish_one(publisher, "", queue_name, b"after", message_id="after") is None
+        assert publisher.is_open
     method, _, body = channel.basic_get(queue_name, auto_ack=True)
     assert body == b"after"
     assert channel.basic_get(queue_name, auto_ack=True)[0] is None
 
 
 def test_publisher_after_unroutable_keeps_working(queue_name, channel):
-    with broker.Publisher() as publisher:
+    with broker.PipelinedPublisher() as publisher:
         publisher.ensure_declared(queue_name)
-        with pytest.raises(Unroutable):
-            publisher.publish(exchange="amq.direct", routing_key="nobody", body=b"x", props=props())
-        publisher.publish(exchange="", routing_key=queue_name, body=b"ok", props=props())
+        assert isinstance(publish_one(publisher, "amq.direct", "nobody", b"x"), Unroutable)
+        assert publish_one(publisher, "", queue_name, b"ok") is None
     assert channel.basic_get(queue_name, auto_ack=True)[2] == b"ok"
+
+
+def test_queue_is_declared_once_per_connection(queue_name):
+    with broker.connection() as conn, broker.PipelinedPublisher() as publisher:
+        publisher.ensure_declared(queue_name)
+        conn.channel().queue_delete(queue_name)
+        publisher.ensure_declared(queue_name)  # remembered: not declared again
+        assert broker.inspect_queue(conn.channel(), queue_name) is None
+        publisher.close()
+        publisher.ensure_declared(queue_name)  # a new connection declares it again
+        assert broker.inspect_queue(conn.channel(), queue_name) == (0, 0)
 
 
 def test_publisher_to_closed_port_raises_broker_unavailable():
     url = f"amqp://guest:{PASSWORD}@127.0.0.1:{closed_port()}/%2F"
     with (
         pytest.raises(BrokerUnavailable, match="connection refused") as info,
-        broker.Publisher([url]),
+        broker.PipelinedPublisher([url]),
     ):
         pass
     assert PASSWORD not in str(info.value)

@@ -1,0 +1,129 @@
+"""Connecting: pika parameters from a URL and the settings, connection names, and the
+one loop that tries each broker URL in turn (cluster nodes) for every kind of connection.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from functools import partial
+from typing import TypeVar
+from urllib.parse import parse_qs, urlsplit
+
+import pika
+from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
+
+from .. import conf
+from ..exceptions import AccessRefused, AuthenticationFailed, BrokerError, BrokerUnavailable
+from .errors import translate, translating
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def connection_parameters(url: str, *, connection_name: str | None = None) -> pika.URLParameters:
+    """Turn one broker URL into pika parameters.
+
+    Heartbeat, connection and blocked-connection timeouts come from
+    ``settings.MESSAGING`` unless the URL's query string sets them
+    (``?heartbeat=30``). ``amqps://`` enables TLS with certificate and host name
+    verification.
+    """
+    params = pika.URLParameters(url)
+    query = parse_qs(urlsplit(url).query)
+    if "heartbeat" not in query:
+        params.heartbeat = conf.get("HEARTBEAT")
+    timeout = conf.get("CONNECTION_TIMEOUT") or None
+    if "socket_timeout" not in query:
+        params.socket_timeout = timeout
+    if "stack_timeout" not in query:  # TCP connect + TLS + AMQP handshake, all together
+        params.stack_timeout = timeout and timeout + 1
+    if "blocked_connection_timeout" not in query:
+        params.blocked_connection_timeout = conf.get("BLOCKED_CONNECTION_TIMEOUT") or None
+    if params.ssl_options is not None and params.ssl_options.server_hostname is None:
+        params.ssl_options = pika.SSLOptions(
+            params.ssl_options.context, server_hostname=params.host
+        )
+    params.client_properties = {
+        "connection_name": connection_name or default_connection_name(),
+        "product": "django messaging",
+    }
+    return params
+
+
+def default_connection_name() -> str:
+    return f"messaging@{socket.gethostname()}:{os.getpid()}"
+
+
+def connect_first(urls: Iterable[str] | None, attempt: Callable[[str], T]) -> T:
+    """``attempt(url)`` for each URL in turn (``BROKER_URL`` when ``urls`` is ``None``)
+    until one connects. A refused password or vhost is raised at once (a configuration
+    error, not a dead node); else the only error, or a :class:`BrokerUnavailable`
+    naming each URL's."""
+    urls = list(urls) if urls is not None else conf.broker_urls()
+    errors: list[BrokerError] = []
+    for url in urls:
+        try:
+            return attempt(url)
+        except Exception as exc:  # noqa: BLE001 - translated below
+            error = translate(exc, url=url)
+            if isinstance(error, AuthenticationFailed | AccessRefused):
+                if error is exc:
+                    raise
+                raise error from exc
+            errors.append(error)
+    if len(errors) == 1:
+        raise errors[0]
+    raise BrokerUnavailable("no broker answered: " + "; ".join(str(e) for e in errors))
+
+
+def connect(
+    urls: Iterable[str] | None = None, *, connection_name: str | None = None
+) -> BlockingConnection:
+    """Open a blocking connection, trying each URL in turn (cluster nodes).
+
+    Raises :class:`BrokerUnavailable`, :class:`AuthenticationFailed` or
+    :class:`AccessRefused`, never a pika exception.
+    """
+    return connect_first(urls, partial(_blocking_connection, connection_name=connection_name))
+
+
+def _blocking_connection(url: str, *, connection_name: str | None) -> BlockingConnection:
+    return pika.BlockingConnection(connection_parameters(url, connection_name=connection_name))
+
+
+@contextmanager
+def connection(
+    urls: Iterable[str] | None = None, *, connection_name: str | None = None
+) -> Iterator[BlockingConnection]:
+    """:func:`connect`, closed (quietly) when the block ends."""
+    from . import connect as current  # at call time: tests replace messaging.broker.connect
+
+    conn = current(urls, connection_name=connection_name)
+    try:
+        yield conn
+    finally:
+        close_quietly(conn)
+
+
+def close_quietly(conn: BlockingConnection | None) -> None:
+    if conn is None:
+        return
+    try:
+        if conn.is_open:
+            conn.close()
+    except Exception:  # noqa: BLE001 - closing a dead connection must not mask the real error
+        logger.debug("error while closing a broker connection", exc_info=True)
+
+
+def open_channel(conn: BlockingConnection, *, confirm: bool = False) -> BlockingChannel:
+    """A new channel on ``conn``, in confirm mode if ``confirm``; pika's errors translated."""
+    with translating():
+        channel = conn.channel()
+        if confirm:
+            channel.confirm_delivery()
+    return channel

@@ -1,0 +1,103 @@
+"""Dead letters: publishing a copy to ``<queue>.dlq`` from a consumer's connection, and
+moving messages from one queue to another (the admin's requeue of dead letters)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import partial
+
+import pika
+from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
+
+from ..exceptions import NotFound
+from .connecting import connection, open_channel
+from .errors import translating
+from .message_properties import copy_properties
+from .topology import DeclarationCache, declare_dead_letter_queue, inspect_queue
+
+
+class DeadLetterer:
+    """Publishes dead letters from a consumer's connection, on its own confirm-mode
+    channel, declaring ``messaging.dlx`` + ``<queue>.dlq`` + binding once per queue
+    (and again on a reopened channel).
+
+    Used only from the thread that owns the connection (the consumer's I/O thread).
+    """
+
+    def __init__(self, conn: BlockingConnection) -> None:
+        self._conn = conn
+        self._channel: BlockingChannel | None = None
+        self._declared = DeclarationCache()
+
+    def _ready_channel(self) -> BlockingChannel:
+        if self._channel is None or not self._channel.is_open:
+            self._channel = open_channel(self._conn, confirm=True)
+        return self._channel
+
+    def publish(self, queue: str, dlq: str, body: bytes, props: pika.BasicProperties) -> None:
+        """Put a copy in ``dlq`` (confirmed) or raise a :class:`BrokerError`."""
+        from ..models import DEAD_LETTER_EXCHANGE
+
+        with translating(queue=dlq):
+            channel = self._ready_channel()
+            declare = partial(declare_dead_letter_queue, channel, queue, dlq)
+            self._declared.ensure(channel, queue, declare)
+            channel.basic_publish(
+                exchange=DEAD_LETTER_EXCHANGE,
+                routing_key=queue,
+                body=body,
+                properties=props,
+                mandatory=True,
+            )
+
+
+@dataclass
+class MoveResult:
+    moved: int = 0
+    remaining: int = 0
+
+
+def move_messages(
+    source: str, destination: str, *, limit: int | None = None, urls: Iterable[str] | None = None
+) -> MoveResult:
+    """Move up to ``limit`` messages from queue ``source`` to queue ``destination`` (via
+    the default exchange), keeping body and properties; each is acked on ``source`` only
+    after the broker confirmed the copy, so a crash can duplicate but never lose one."""
+    result = MoveResult()
+    with connection(urls) as conn, translating(queue=source):
+        get_channel = open_channel(conn)
+        put_channel = open_channel(conn, confirm=True)
+        if inspect_queue(conn.channel(), destination) is None:
+            raise NotFound(f"queue {destination!r} does not exist on the broker")
+        if inspect_queue(conn.channel(), source) is None:
+            return result
+        while limit is None or result.moved < limit:
+            if not _move_one(get_channel, put_channel, source, destination):
+                break
+            result.moved += 1
+        state = inspect_queue(conn.channel(), source)
+        result.remaining = state[0] if state else 0
+    return result
+
+
+def _move_one(
+    get_channel: BlockingChannel, put_channel: BlockingChannel, source: str, destination: str
+) -> bool:
+    """Move the next message (``False``: ``source`` is empty); nacked back on failure."""
+    method, props, body = get_channel.basic_get(queue=source, auto_ack=False)
+    if method is None:
+        return False
+    try:
+        put_channel.basic_publish(
+            exchange="",
+            routing_key=destination,
+            body=body,
+            properties=copy_properties(props),
+            mandatory=True,
+        )
+    except Exception:
+        get_channel.basic_nack(delivery_tag=method.delivery_tag, requeue=True)
+        raise
+    get_channel.basic_ack(delivery_tag=method.delivery_tag)
+    return True

@@ -1,0 +1,187 @@
+"""pika's (and the socket's) exceptions, translated into :mod:`messaging.exceptions`.
+
+Code that calls pika wraps the call in :func:`translating`; whether an error is worth
+trying again later is the error's own business (:func:`is_temporary`).
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import pika.exceptions as pe
+from django.core.exceptions import ValidationError
+
+from .. import conf
+from ..exceptions import (
+    AccessRefused,
+    AuthenticationFailed,
+    BrokerError,
+    BrokerUnavailable,
+    ConsumerTimedOut,
+    MessageRefused,
+    MessagingError,
+    NotFound,
+    PublishNacked,
+    QueueMismatch,
+    Unroutable,
+)
+from ..validators import first_message, validate_message_fields
+
+if TYPE_CHECKING:
+    from .publisher import Outgoing
+
+#: Errors that mean "the connection is gone" (as opposed to "we did something wrong").
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    pe.AMQPConnectionError,
+    pe.ConnectionWrongStateError,
+    pe.StreamLostError,
+    ConnectionError,
+    OSError,
+)
+
+#: What pika raises while *encoding* one message or method (it marshals every frame
+#: before writing any, so the channel is intact): the message's fault, never retried.
+ENCODE_ERRORS: tuple[type[BaseException], ...] = (
+    pe.ShortStringTooLong,
+    pe.UnsupportedAMQPFieldException,
+    UnicodeError,
+    struct.error,
+    TypeError,
+    ValueError,
+    AttributeError,
+    OverflowError,
+    RecursionError,
+)
+
+_INEQUIVALENT = re.compile(
+    r"inequivalent arg '(?P<arg>[^']+)' for queue '(?P<queue>[^']*)' in vhost '[^']*': "
+    r"received (?P<received>.+?) but current is (?P<current>.+)$"
+)
+
+
+@contextmanager
+def translating(*, url: str | None = None, queue: str = "") -> Iterator[None]:
+    """Re-raise any exception of the block that is not already a :class:`BrokerError`
+    as :func:`translate` says (``from`` the original)."""
+    try:
+        yield
+    except BrokerError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - translated
+        raise translate(exc, url=url, queue=queue) from exc
+
+
+def is_temporary(exc: BaseException) -> bool:
+    """True when trying again later may succeed: the broker was unreachable, did not
+    answer or did not confirm; never the message's fault (``exc.temporary``)."""
+    return isinstance(exc, MessagingError) and exc.temporary
+
+
+def translate(exc: BaseException, *, url: str | None = None, queue: str = "") -> BrokerError:
+    """Map a pika (or socket) exception to our own, with a one-line message."""
+    if isinstance(exc, BrokerError):
+        return exc
+    where = f" at {conf.redact_url(url)}" if url else ""
+    if isinstance(exc, pe.ProbableAuthenticationError | pe.AuthenticationError):
+        return AuthenticationFailed(f"broker refused the username/password{where}")
+    if isinstance(exc, pe.ProbableAccessDeniedError):
+        return AccessRefused(f"broker refused access to the virtual host{where}: {_reply(exc)}")
+    if isinstance(exc, pe.UnroutableError):
+        return _unroutable(exc)
+    if isinstance(exc, pe.NackError):
+        return PublishNacked("the broker nacked the message (basic.nack): not stored")
+    if isinstance(exc, pe.ChannelClosedByBroker | pe.ConnectionClosedByBroker):
+        return _closed_by_broker(exc, where, queue)
+    if isinstance(exc, CONNECTION_ERRORS):
+        return BrokerUnavailable(f"cannot reach the broker{where}: {_describe(exc)}")
+    if isinstance(exc, ENCODE_ERRORS):
+        return refusal(exc)
+    return BrokerError(f"{type(exc).__name__}: {exc}")
+
+
+def _unroutable(exc: pe.UnroutableError) -> Unroutable:
+    returned = exc.messages[0].method if exc.messages else None
+    if returned is None:
+        return Unroutable("unroutable: the broker returned the message")
+    exchange = returned.exchange or "(default)"
+    return Unroutable(
+        f"unroutable: no queue bound for exchange {exchange} routing key {returned.routing_key}"
+    )
+
+
+def _closed_by_broker(
+    exc: pe.ChannelClosedByBroker | pe.ConnectionClosedByBroker, where: str, queue: str
+) -> BrokerError:
+    code, text = exc.reply_code, exc.reply_text
+    if code == 406 and "acknowledgement" in text and "timed out" in text:
+        return ConsumerTimedOut(
+            f"the broker's consumer_timeout expired before a delivery was acked: {text}"
+        )
+    if code == 406:
+        match = _INEQUIVALENT.search(text)
+        if match:
+            return QueueMismatch(
+                f"queue {match['queue']!r} already exists on the broker with other "
+                f"arguments: {match['arg']} is {match['current']} on the broker but "
+                f"{match['received']} was declared (PRECONDITION_FAILED)",
+                queue=match["queue"],
+                argument=match["arg"],
+            )
+        return QueueMismatch(f"broker refused the declaration: {text}", queue=queue)
+    if code == 403:
+        return AccessRefused(f"broker refused access: {text}")
+    if code == 404:
+        return NotFound(f"broker says not found: {text}")
+    if code in (320, 302) or isinstance(exc, pe.ConnectionClosedByBroker):
+        return BrokerUnavailable(f"broker closed the connection{where}: ({code}) {text}")
+    return BrokerError(f"broker closed the channel: ({code}) {text}")
+
+
+def refusal(exc: BaseException, item: Outgoing | None = None) -> MessageRefused:
+    """The one-line :class:`MessageRefused` for an ``item`` (or a method) pika could not
+    encode: what the validators say is wrong with it, else pika's own words."""
+    if item is not None:
+        try:
+            validate_message_fields(
+                exchange=item.exchange,
+                routing_key=item.routing_key,
+                content_type=item.content_type,
+                headers=item.headers,
+            )
+        except ValidationError as error:
+            return MessageRefused(f"cannot be sent: {first_message(error)}")
+    if isinstance(exc, pe.ShortStringTooLong):
+        value = exc.args[0] if exc.args else b""
+        size = len(value) if isinstance(value, bytes | str) else "over 255"
+        text = f"a name or property is {size} bytes; AMQP allows at most 255"
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return MessageRefused(f"cannot be sent: {' '.join(text.split())[:300]}")
+
+
+def _reply(exc: BaseException) -> str:
+    text = str(exc)
+    match = re.search(r"\((\d+)\) '([^']*)'", text)
+    return match.group(2) if match else text
+
+
+def _describe(exc: BaseException) -> str:
+    """The most specific text in pika's nest of wrapped connection errors."""
+    chain: list[BaseException] = [exc]
+    while len(chain) < 6:
+        current = chain[-1]
+        inner = getattr(current, "exception", None)  # pika's connector errors wrap here
+        if not isinstance(inner, BaseException) and current.args:
+            inner = current.args[0]
+        if not isinstance(inner, BaseException):
+            break
+        chain.append(inner)
+    for candidate in reversed(chain):
+        if isinstance(candidate, OSError) and candidate.strerror:
+            return candidate.strerror.lower()
+    last = chain[-1]
+    return f"{type(last).__name__}: {last}" if str(last) else type(last).__name__

@@ -1,0 +1,221 @@
+"""Publishing many messages with publisher confirms in flight.
+
+Bulk publishing (``send --count``, the admin's bulk publish, the outbox relay) keeps many
+confirms in flight on one channel instead of waiting for each. pika's BlockingChannel
+waits per message in confirm mode, so :class:`PipelinedPublisher` uses pika's public
+asynchronous API with its I/O loop run in the calling thread while a call is in progress
+(:mod:`~messaging.broker.loop`): no extra thread, and the caller sees plain blocking
+methods. Its parts: the connection (:class:`~messaging.broker.loop.LoopConnection`), the
+confirm-mode channel (:class:`~messaging.broker.confirms.ConfirmChannel`) and the RPC
+channels for declarations (:class:`~messaging.broker.calls.RpcChannel`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from .. import conf
+from ..exceptions import BrokerError, ConfirmTimeout
+from .calls import RpcChannel, _SyncChannel
+from .confirms import ConfirmChannel
+from .connecting import connect_first
+from .errors import translating
+from .loop import LoopConnection, _monotonic
+from .topology import DeclarationCache, QueueSpec, declare_queue
+
+#: Most unconfirmed messages in flight on the channel at once.
+DEFAULT_WINDOW = 1000
+#: Most channels :meth:`PipelinedPublisher.call_each` opens at once.
+CALLS_AT_ONCE = 100
+
+
+@dataclass(slots=True)
+class Outgoing:
+    """One message for :meth:`PipelinedPublisher.publish_many`."""
+
+    exchange: str
+    routing_key: str
+    body: bytes
+    message_id: str | None = None
+    content_type: str = ""
+    headers: Mapping[str, Any] | None = None
+    persistent: bool = True
+
+
+class PublisherBase:
+    """What every publisher shares (the real one, and :mod:`messaging.testing`'s stand-in):
+    a context manager around ``open()``/``close()``, and the confirm timeout."""
+
+    _confirm_timeout: float | None = None
+
+    def open(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Any:
+        self.open()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def confirm_timeout(self) -> float:
+        """Seconds to wait for a publisher confirm (``MESSAGING["CONFIRM_TIMEOUT"]``)."""
+        if self._confirm_timeout is not None:
+            return self._confirm_timeout
+        return float(conf.get("CONFIRM_TIMEOUT"))
+
+
+class PipelinedPublisher(PublisherBase):
+    """Publishes many messages over one connection with up to ``window`` publisher confirms
+    in flight; every message is persistent (unless asked otherwise) and ``mandatory``.
+
+    :meth:`publish_many` returns one outcome per message, in order: ``None`` (confirmed),
+    or the :class:`BrokerError` saying why not — :class:`Unroutable` (returned),
+    :class:`PublishNacked`, :class:`ConfirmTimeout` (no confirm for CONFIRM_TIMEOUT
+    seconds), :class:`BrokerUnavailable` / :class:`PublishInterrupted` (connection or
+    channel lost first). It raises only when it cannot connect at all. Queues are declared
+    (:meth:`ensure_declared`) and exchanges checked (:meth:`check_exchange`) on a second
+    channel of the same connection. An idle connection is replaced before use once it may
+    have missed heartbeats. Use from one thread; as a context manager it closes itself.
+    """
+
+    def __init__(
+        self,
+        urls: Iterable[str] | None = None,
+        *,
+        connection_name: str | None = None,
+        window: int = DEFAULT_WINDOW,
+        confirm_timeout: float | None = None,
+        rpc_timeout: float | None = None,
+    ) -> None:
+        self._urls = list(urls) if urls is not None else None
+        self._connection_name = connection_name
+        self.window = max(1, window)
+        self._confirm_timeout = confirm_timeout
+        self._rpc_timeout = rpc_timeout
+        self._link = LoopConnection(on_closed=self.on_connection_closed)
+        self._confirms = ConfirmChannel(self._link)
+        self._calls = RpcChannel(self._link)
+        self._declared = DeclarationCache()  # queues, per connection
+        self._exchanges = DeclarationCache()  # exchanges checked, per connection
+
+    @property
+    def rpc_timeout(self) -> float:
+        """Seconds a declaration (or another RPC) may wait for its answer:
+        CONNECTION_TIMEOUT (CONFIRM_TIMEOUT when that is 0)."""
+        if self._rpc_timeout is not None:
+            return self._rpc_timeout
+        return float(conf.get("CONNECTION_TIMEOUT") or self.confirm_timeout)
+
+    @property
+    def is_open(self) -> bool:
+        return self._link.is_open
+
+    # ----------------------------------------------------------------- connection
+
+    def open(self) -> None:
+        """Connect (trying each URL in turn) unless an open, recently used connection is
+        there. Raises :class:`BrokerUnavailable`, :class:`AuthenticationFailed` or
+        :class:`AccessRefused`."""
+        if self._link.fresh():
+            return
+        self.close()
+        connect_first(self._urls, self._connect_or_close)
+
+    def _connect_or_close(self, url: str) -> None:
+        try:
+            self._connect(url)
+        except Exception:
+            self.close()
+            raise
+
+    def _connect(self, url: str) -> None:
+        """Connect to ``url`` and open the confirm-mode channel."""
+        self._link.connect(url, self._connection_name)
+        self._confirms.open(self.confirm_timeout)
+        self._link.mark_used()
+
+    def on_connection_closed(self, reason: BaseException) -> None:
+        self._calls.forget()
+        self._confirms.connection_lost(reason)
+
+    def close(self) -> None:
+        """Close the connection (waiting 2 s at most); never raises."""
+        self._confirms.forget()
+        self._calls.forget()
+        self._link.close()
+
+    # ----------------------------------------------------------------- declarations
+
+    def _rpc(self, name: str, kwargs: dict[str, Any]) -> Any:
+        """Channel method ``name`` on the declarations channel (see :meth:`RpcChannel.call`)."""
+        self.open()
+        return self._calls.call(name, kwargs, self.rpc_timeout, self.confirm_timeout)
+
+    def declare(self, queue: Any) -> int:
+        """Declare ``queue`` exactly as its row (or :class:`QueueSpec`) says."""
+        return declare_queue(_SyncChannel(self), QueueSpec.of(queue))
+
+    def ensure_declared(self, queue: Any) -> None:
+        """Declare once per connection (cheap for repeated publishes to one queue)."""
+        spec = QueueSpec.of(queue)
+        self.open()
+        self._declared.ensure(self._link.conn, spec.name, partial(self.declare, spec))
+
+    def check_exchange(self, exchange: str) -> None:
+        """Raise :class:`NotFound` if ``exchange`` does not exist (checked once per
+        connection), so a missing exchange fails its own messages, not the channel."""
+        self.open()
+        if exchange:
+            check = partial(self._check_exchange, exchange)
+            self._exchanges.ensure(self._link.conn, exchange, check)
+
+    def _check_exchange(self, exchange: str) -> None:
+        with translating():  # NOT_FOUND names the exchange
+            self._rpc("exchange_declare", {"exchange": exchange, "passive": True})
+
+    def call_each(
+        self, method: str, calls: Iterable[dict[str, Any]], timeout: float | None = None
+    ) -> list[Any]:
+        """Call channel method ``method`` once per kwargs in ``calls``, each on a channel of
+        its own and all at once (a refusal or a hang then concerns that call only); wait
+        ``timeout`` seconds (:attr:`rpc_timeout`) at most for all of them. Returns, per
+        call, the ``*-ok`` frame or the exception: pika's ChannelClosedByBroker for a
+        refusal, :class:`BrokerUnavailable` for no answer or a lost connection."""
+        calls = list(calls)
+        timeout = self.rpc_timeout if timeout is None else timeout
+        deadline = _monotonic() + timeout
+        results: list[Any] = []
+        for start in range(0, len(calls), CALLS_AT_ONCE):
+            chunk = calls[start : start + CALLS_AT_ONCE]
+            left = max(deadline - _monotonic(), 0.01)
+            self.open()
+            results.extend(self._calls.each(method, chunk, left))
+        return results
+
+    # ----------------------------------------------------------------- publishing
+
+    def publish_many(self, items: Iterable[Outgoing]) -> list[BrokerError | None]:
+        """Publish ``items`` in order with up to ``window`` confirms in flight; returns one
+        outcome per item (``None`` = confirmed by the broker). Raises only if it cannot
+        connect (then nothing was sent)."""
+        items = list(items)
+        if not items:
+            return []
+        self.open()
+        if not self._confirms.is_open:
+            self._confirms.open(self.confirm_timeout)
+        try:
+            outcomes = self._confirms.publish(items, self.window, self.confirm_timeout)
+        finally:
+            self._link.mark_used()
+        if any(isinstance(outcome, ConfirmTimeout) for outcome in outcomes):
+            self.close()  # late confirms must not be taken for the next batch's
+        return outcomes

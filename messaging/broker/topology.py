@@ -1,0 +1,251 @@
+"""Queues on the broker: what a declaration sends, declaring, inspecting and purging
+(one queue on a channel, or many at once over one connection), and the cache that
+declares a queue once per connection.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pika.exceptions as pe
+from django.core.exceptions import ValidationError
+from pika.adapters.blocking_connection import BlockingChannel
+
+from ..exceptions import BrokerError, BrokerUnavailable, MessageRefused
+from ..validators import first_message, validate_queue_name
+from .connecting import default_connection_name
+from .errors import translate, translating
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    """What a queue declaration sends; built from a ``Queue`` row or a bare name."""
+
+    name: str
+    durable: bool = True
+    arguments: Mapping[str, Any] | None = None
+    #: Only check that the queue exists (for queues the app does not own).
+    passive: bool = False
+    #: ``<name>.dlq`` when the app manages this queue's dead-letter queue (declared first,
+    #: with the ``messaging.dlx`` exchange and its binding).
+    dead_letter_queue: str | None = None
+
+    @classmethod
+    def of(cls, queue: Any) -> QueueSpec:
+        if isinstance(queue, QueueSpec):
+            return queue
+        if isinstance(queue, str):
+            return cls(name=queue)
+        return cls(
+            name=queue.name,
+            durable=queue.durable,
+            arguments=queue.declare_arguments(),
+            dead_letter_queue=queue.dead_letter_queue,
+        )
+
+
+class DeclarationCache:
+    """Names already declared (or checked) on one connection or channel — its *owner* —
+    so repeated publishes do not ask the broker again. A new owner (a reconnect, a
+    reopened channel) starts with none."""
+
+    def __init__(self) -> None:
+        self._owner: object = None
+        self._names: set[str] = set()
+
+    def ensure(self, owner: object, name: str, declare: Callable[[], object]) -> None:
+        """Call ``declare()`` unless ``name`` was declared on ``owner`` already."""
+        if owner is not self._owner:
+            self._owner, self._names = owner, set()
+        if name not in self._names:
+            declare()
+            self._names.add(name)
+
+
+# --------------------------------------------------------------------------- one queue
+
+
+def declare_dead_letter_queue(channel: BlockingChannel, queue: str, dlq: str) -> int:
+    """Declare the ``messaging.dlx`` direct exchange, the durable ``dlq`` and the binding
+    that routes ``queue``'s dead letters (routing key ``queue``) into it."""
+    from ..models import DEAD_LETTER_EXCHANGE
+
+    with translating(queue=dlq):
+        channel.exchange_declare(
+            exchange=DEAD_LETTER_EXCHANGE, exchange_type="direct", durable=True
+        )
+        result = channel.queue_declare(queue=dlq, durable=True)
+        channel.queue_bind(queue=dlq, exchange=DEAD_LETTER_EXCHANGE, routing_key=queue)
+    return result.method.message_count
+
+
+def declare_queue(channel: BlockingChannel, queue: Any) -> int:
+    """Declare ``queue`` exactly as its row says; returns the ready-message count.
+
+    A queue that exists with other arguments raises :class:`QueueMismatch` naming the
+    argument that differs. The channel is closed by the broker in that case.
+    """
+    spec = QueueSpec.of(queue)
+    if spec.dead_letter_queue and not spec.passive:
+        declare_dead_letter_queue(channel, spec.name, spec.dead_letter_queue)
+    with translating(queue=spec.name):
+        if spec.passive:
+            result = channel.queue_declare(queue=spec.name, passive=True)
+        else:
+            result = channel.queue_declare(
+                queue=spec.name, durable=spec.durable, arguments=dict(spec.arguments or {}) or None
+            )
+    return result.method.message_count
+
+
+def inspect_queue(channel: BlockingChannel, name: str) -> tuple[int, int] | None:
+    """(ready messages, consumers) for an existing queue, ``None`` if it does not exist.
+
+    Uses a passive declare, which closes the channel when the queue is missing: pass a
+    channel you can throw away.
+    """
+    with translating(queue=name):
+        try:
+            result = channel.queue_declare(queue=name, passive=True)
+        except pe.ChannelClosedByBroker as exc:
+            if exc.reply_code == 404:
+                return None
+            raise
+    return result.method.message_count, result.method.consumer_count
+
+
+def purge_queue(channel: BlockingChannel, name: str) -> int:
+    """Drop every ready message of queue ``name``; returns how many were dropped.
+
+    Unacked messages (held by consumers) are not touched. A missing queue raises
+    :class:`NotFound` (the broker closes the channel).
+    """
+    with translating(queue=name):
+        result = channel.queue_purge(queue=name)
+    return result.method.message_count
+
+
+def queue_name_problem(name: str) -> str | None:
+    """Why :func:`validate_queue_name` refuses ``name`` (one line), or ``None``."""
+    try:
+        validate_queue_name(name)
+    except ValidationError as exc:
+        return first_message(exc)
+    return None
+
+
+# --------------------------------------------------------------------------- many queues
+
+
+@dataclass
+class DeclareResult:
+    """What :func:`declare_queues` did: queues declared (with their ready counts), queues
+    refused (drift or another broker error), and a connection error that stopped the run
+    with the names it left undeclared."""
+
+    declared: list[str] = field(default_factory=list)
+    ready: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, BrokerError] = field(default_factory=dict)
+    error: BrokerError | None = None
+    not_declared: list[str] = field(default_factory=list)
+
+
+def _publisher(urls: Iterable[str] | None, purpose: str) -> Any:
+    # Looked up at call time: messaging.testing's capture() replaces the package's
+    # PipelinedPublisher (and only there).
+    from . import PipelinedPublisher
+
+    return PipelinedPublisher(urls, connection_name=f"{default_connection_name()} {purpose}")
+
+
+def declare_queues(queues: Iterable[Any], urls: Iterable[str] | None = None) -> DeclareResult:
+    """Declare each queue exactly as its row says, over one connection (a drift's
+    PRECONDITION_FAILED closes only its channel). A name :func:`validate_queue_name`
+    refuses is never sent (failed with the reason); a declaration the broker does not
+    answer within CONNECTION_TIMEOUT fails that queue only. Never raises a broker error."""
+    result = DeclareResult()
+    specs = []
+    for spec in (QueueSpec.of(q) for q in queues):
+        problem = queue_name_problem(spec.name)
+        if problem is None:
+            specs.append(spec)
+        else:
+            result.failed[spec.name] = MessageRefused(
+                f"invalid queue name {spec.name!r}: {problem}"
+            )
+    if not specs:
+        return result
+    publisher = _publisher(urls, "declare")
+    try:
+        publisher.open()
+        _declare_each(publisher, specs, result)
+    except BrokerError as exc:  # could not connect at all
+        result.error = exc
+        result.not_declared = [s.name for s in specs]
+    finally:
+        publisher.close()
+    return result
+
+
+def _declare_each(publisher: Any, specs: list[QueueSpec], result: DeclareResult) -> None:
+    for index, spec in enumerate(specs):
+        try:
+            result.ready[spec.name] = publisher.declare(spec)
+        except BrokerUnavailable as exc:
+            if publisher.is_open:  # only this declaration went unanswered
+                result.failed[spec.name] = exc
+                continue
+            result.error = exc
+            result.not_declared = [s.name for s in specs[index:]]
+            return
+        except BrokerError as exc:
+            result.failed[spec.name] = exc
+        else:
+            result.declared.append(spec.name)
+
+
+def inspect_queues(
+    names: Iterable[str], urls: Iterable[str] | None = None
+) -> list[tuple[int, int] | None | BrokerError]:
+    """Per name: (ready messages, consumers), ``None`` (no such queue) or the
+    :class:`BrokerError` for that name alone; asked all at once over one connection within
+    CONNECTION_TIMEOUT (connecting included, plus 1 s at most). Raises a
+    :class:`BrokerError` only when it cannot connect."""
+    names = list(names)
+    answers = _ask_each("queue_declare", [{"queue": n, "passive": True} for n in names], urls)
+    states: list[tuple[int, int] | None | BrokerError] = []
+    for name, answer in zip(names, answers, strict=True):
+        if isinstance(answer, pe.ChannelClosedByBroker) and answer.reply_code == 404:
+            states.append(None)
+        elif isinstance(answer, BaseException):
+            states.append(translate(answer, queue=name))
+        else:
+            states.append((answer.method.message_count, answer.method.consumer_count))
+    return states
+
+
+def purge_queues(
+    names: Iterable[str], urls: Iterable[str] | None = None
+) -> list[int | BrokerError]:
+    """Per name: how many ready messages were dropped, or the :class:`BrokerError`
+    (:class:`NotFound` for a missing queue), as :func:`inspect_queues` asks."""
+    names = list(names)
+    answers = _ask_each("queue_purge", [{"queue": n} for n in names], urls)
+    return [
+        translate(answer, queue=name)
+        if isinstance(answer, BaseException)
+        else answer.method.message_count
+        for name, answer in zip(names, answers, strict=True)
+    ]
+
+
+def _ask_each(method: str, calls: list[dict[str, Any]], urls: Iterable[str] | None) -> list[Any]:
+    if not calls:
+        return []
+    started = time.monotonic()
+    with _publisher(urls, "admin") as publisher:
+        left = publisher.rpc_timeout - (time.monotonic() - started)
+        return publisher.call_each(method, calls, max(left, 1.0))
