@@ -4,18 +4,16 @@
 connection's vendor (:mod:`.postgresql`, :mod:`.sqlite`; any other vendor, MySQL
 included, gets :mod:`.base`). One object per alias and vendor. What it answers:
 
-=============================== ==================================================
-``sorts_by_code_point``         can ``startswith`` be a range on the plain index (fields)
-``begin_claim``                 SQLite's write lock at the start of a claim (publishing)
-``insert_copies``               INSERT the copies of one message (publishing)
-``insert_rows``                 INSERT receipt rows: COPY / prepared on PostgreSQL (receipts)
-``probe_writes``                can the database take a write right now? (consumer)
-``groups_window_in_one_scan``   overview counts: one GROUP BY, or ranges per minute
-``read_through_index``          SQLite's ``INDEXED BY`` hint (overview)
-``has_percentile_cont``         overview latency percentiles computed in SQL
-``seconds_between``             seconds from one timestamp column to another (overview)
-``bytes_as_text`` / ``bytes_text_term``  searching a binary body as text (admin)
-=============================== ==================================================
+- ``sorts_by_code_point``: can ``startswith`` be a range on the plain index (fields)
+- ``begin_claim``: SQLite's write lock at the start of a claim (publishing)
+- ``insert_copies``: INSERT the copies of one message (publishing)
+- ``insert_rows``: INSERT receipt rows, COPY / prepared on PostgreSQL (receipts)
+- ``probe_writes``: can the database take a write right now? (consumer)
+- ``groups_window_in_one_scan``: overview counts by one GROUP BY, else per-minute ranges
+- ``read_through_index``: SQLite's ``INDEXED BY`` hint (overview)
+- ``has_percentile_cont``: overview latency percentiles computed in SQL
+- ``seconds_between``: seconds from one timestamp column to another (overview latency)
+- ``bytes_as_text`` / ``bytes_text_term``: searching a binary body as text (admin)
 """
 
 from __future__ import annotations
