@@ -1,8 +1,11 @@
 """Side-by-side benchmarks: raw pika vs ``runconsumer`` / ``send`` on one broker.
 
-Run with ``make bench`` (or ``.venv/bin/python -m bench --help`` for the sizes). The
-driver (:mod:`bench.run`) starts the commands as subprocesses against databases of its
-own (a PostgreSQL database ``bench_messaging`` and a SQLite file under /tmp), runs the raw
-pika baselines (:mod:`bench.raw`) in subprocesses too, and prints a markdown table of
-rates and ratios, also written to ``bench/results.md``.
+Run with ``make bench`` (or ``.venv/bin/python -m bench --help`` for the sizes and the
+phases). The driver (:mod:`bench.run`) takes its flags from :mod:`bench.options`, makes
+its own databases and queues (:mod:`bench.provision`: a PostgreSQL database
+``bench_messaging`` and a SQLite file under /tmp), measures one row at a time
+(:mod:`bench.measure`: the app as ``manage.py`` subprocesses, the raw pika baselines as
+``python -m bench.raw`` subprocesses) and prints a markdown table of rates and ratios
+(:mod:`bench.report`), also written to ``bench/results.md``. The bench imports no app
+internals: only the models, to check and time the rows the commands wrote.
 """

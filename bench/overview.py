@@ -14,15 +14,45 @@ import statistics
 import sys
 import time
 from contextlib import nullcontext
+from typing import Any
+
+
+def _logged_in_client() -> Any:
+    """Django's test client logged in as the bench superuser (made on first use)."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    user_model = get_user_model()
+    user = user_model.objects.filter(username="bench-admin").first()
+    if user is None:
+        user = user_model.objects.create_superuser("bench-admin", "bench@example.com", "bench")
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def _summary(times: list[float], status: int, queries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The JSON line: the cold GET, the median and best warm one, the slowest queries."""
+    warm = times[1:] or times[:1]
+    return {
+        "available": True,
+        "status": status,
+        "cold": times[0],
+        "median": statistics.median(warm),
+        "best": min(warm),
+        "queries": len(queries),
+        "slowest": sorted(
+            ({"seconds": float(q["time"]), "sql": q["sql"][:300]} for q in queries),
+            key=lambda q: -q["seconds"],
+        )[:3],
+    }
 
 
 def main(argv: list[str]) -> int:
     import django
 
     django.setup()
-    from django.contrib.auth import get_user_model
     from django.db import connection
-    from django.test import Client
     from django.test.utils import CaptureQueriesContext
     from django.urls import NoReverseMatch, reverse
 
@@ -32,12 +62,7 @@ def main(argv: list[str]) -> int:
     except NoReverseMatch:
         print(json.dumps({"available": False}), flush=True)
         return 0
-    user_model = get_user_model()
-    user = user_model.objects.filter(username="bench-admin").first()
-    if user is None:
-        user = user_model.objects.create_superuser("bench-admin", "bench@example.com", "bench")
-    client = Client()
-    client.force_login(user)
+    client = _logged_in_client()
     times = []
     status = 200
     for i in range(1 + repeat):
@@ -49,24 +74,7 @@ def main(argv: list[str]) -> int:
         status = response.status_code
         if status != 200:
             break
-    queries = queries or []
-    print(
-        json.dumps(
-            {
-                "available": True,
-                "status": status,
-                "cold": times[0],
-                "median": statistics.median(times[1:]) if len(times) > 1 else times[0],
-                "best": min(times[1:]) if len(times) > 1 else times[0],
-                "queries": len(queries),
-                "slowest": sorted(
-                    ({"seconds": float(q["time"]), "sql": q["sql"][:300]} for q in queries),
-                    key=lambda q: -q["seconds"],
-                )[:3],
-            }
-        ),
-        flush=True,
-    )
+    print(json.dumps(_summary(times, status, queries or [])), flush=True)
     return 0 if status == 200 else 1
 
 

@@ -162,12 +162,21 @@ def consume_multi_ack(
 
 
 class _Database:
-    """One INSERT per message, committed on its own: sqlite3 or psycopg, nothing else."""
+    """One INSERT per message, committed on its own: sqlite3 or psycopg, nothing else.
+
+    ``spec["columns"]`` gives each column's value: ``{"var": key}`` from the message,
+    ``{"const": value}``, or ``{"process": "name" | "host" | "pid"}``, this process's
+    (``name`` is ``host:pid``, as ``runconsumer`` names itself).
+    """
 
     def __init__(self, spec: dict[str, Any]) -> None:
         self.kind = spec["kind"]
         self.sql = spec["sql"]
-        self.columns = spec["columns"]
+        host, pid = socket.gethostname(), os.getpid()
+        process = {"name": f"{host}:{pid}", "host": host, "pid": pid}
+        self.columns = [
+            {"const": process[c["process"]]} if "process" in c else c for c in spec["columns"]
+        ]
         if self.kind == "sqlite":
             self.conn = sqlite3.connect(spec["path"], isolation_level=None, timeout=30)
             self.conn.execute("PRAGMA foreign_keys = ON")  # as Django's connection

@@ -1,0 +1,13 @@
+"""The measurements, one function per measured path:
+
+- :mod:`.publish`: raw publish (P0, P1) and ``send --count`` (send-DB);
+- :mod:`.raw_consume`: raw consume (a) without a database, and raw prefetch 1 with one
+  receipt INSERT + commit + ack per message (b-DB);
+- :mod:`.runconsumer`: ``runconsumer`` at high prefetch (pPREFETCH-DB) and at prefetch 1
+  (p1-DB);
+- :mod:`.memory`: ``runconsumer``'s RSS (mem-DB);
+- :mod:`.admin`: the admin overview page (admin-DB).
+
+:mod:`.phases` says which rows each ``--only`` phase measures, in the table's order;
+:mod:`.base` has the :class:`~bench.measure.base.Context` they all get.
+"""

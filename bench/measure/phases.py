@@ -1,0 +1,89 @@
+"""The phases of ``--only``: which rows each one measures, with their labels, in the
+table's order. Each row's measurement is one function of this package."""
+
+from __future__ import annotations
+
+from bench.measure import admin, memory, publish, raw_consume, runconsumer
+from bench.measure.base import Context
+from bench.process import KINDS, log
+
+
+def run_publish(ctx: Context) -> None:
+    """P0, P1, send-DB."""
+    a, r = ctx.args, ctx.results
+    row = r.row("P0", "publish: raw pika, persistent, no confirms", messages=a.publish_n)
+    ctx.measure(row, lambda: publish.raw_publish(ctx, row, "publish_no_confirm", a.publish_n))
+    p1 = r.row("P1", "publish: raw pika, confirm each message", messages=a.confirm_n)
+    ctx.measure(p1, lambda: publish.raw_publish(ctx, p1, "publish_confirm_each", a.confirm_n))
+    for kind in a.dbs:
+        row = r.row(f"send-{kind}", f"publish: `send --count`, {KINDS[kind]}", messages=a.publish_n)
+        ctx.measure(row, lambda row=row, kind=kind: publish.send_count(ctx, row, kind))
+
+
+def run_consume(ctx: Context, high: bool, p1: bool) -> None:
+    """``high``: a, then pPREFETCH-DB; ``p1``: b-DB then p1-DB, back to back."""
+    a, r = ctx.args, ctx.results
+    if high:
+        label = f"consume: raw pika, prefetch {a.prefetch}, multiple-ack every {a.ack_every}"
+        row = r.row("a", f"{label}, no DB", messages=a.n)
+        ctx.measure(row, lambda: raw_consume.multi_ack(ctx, row))
+    for kind in a.dbs:
+        if p1:
+            _prefetch_one(ctx, kind)
+        if high:
+            row = r.row(
+                f"p{a.prefetch}-{kind}",
+                f"consume: `runconsumer` prefetch {a.prefetch} batch {a.batch_size}, {KINDS[kind]}",
+                messages=a.n,
+            )
+            ctx.measure(
+                row,
+                lambda row=row, kind=kind: runconsumer.consume(
+                    ctx, row, kind, a.prefetch, a.batch_size, a.n
+                ),
+            )
+
+
+def _prefetch_one(ctx: Context, kind: str) -> None:
+    """b-DB (raw INSERT + commit + ack) and p1-DB (runconsumer --prefetch 1)."""
+    a, r = ctx.args, ctx.results
+    driver = "sqlite3" if kind == "sqlite" else "psycopg"
+    row = r.row(
+        f"b-{kind}",
+        f"consume: raw pika, prefetch 1, {driver} INSERT + commit + ack, {KINDS[kind]}",
+        messages=a.n_p1,
+    )
+    ctx.measure(row, lambda: raw_consume.insert_commit_ack(ctx, row, kind))
+    p1 = r.row(f"p1-{kind}", f"consume: `runconsumer` prefetch 1, {KINDS[kind]}", messages=a.n_p1)
+    ctx.measure(p1, lambda: runconsumer.consume(ctx, p1, kind, 1, 1, a.n_p1))
+
+
+def run_memory(ctx: Context) -> None:
+    """mem-DB: PostgreSQL if listed, else the first of ``--dbs``."""
+    a = ctx.args
+    kind = "postgres" if "postgres" in a.dbs else a.dbs[0]
+    row = ctx.results.row(
+        f"mem-{kind}",
+        f"memory: `runconsumer` RSS, prefetch {a.prefetch} batch {a.batch_size}, {KINDS[kind]}",
+        messages=a.mem_n,
+    )
+    ctx.measure(row, lambda: memory.memory(ctx, row, kind))
+
+
+def run_overview(ctx: Context) -> None:
+    """admin-DB, or "not available" rows when the page does not exist."""
+    a = ctx.args
+    available = admin.overview_available()
+    for kind in a.dbs:
+        row = ctx.results.row(
+            f"admin-{kind}",
+            f"admin: overview page, {a.overview_rows:,} receipts, {KINDS[kind]}",
+            messages=a.overview_rows,
+            rate_unit=False,
+        )
+        if not available:
+            row.value = "not available"
+            row.note = "no URL named admin:messaging_overview"
+            log(f"{row.key}: not available (no admin:messaging_overview URL)")
+            continue
+        ctx.measure(row, lambda row=row, kind=kind: admin.overview(ctx, row, kind))
