@@ -26,10 +26,10 @@ from __future__ import annotations
 from .batches import MAX_DEFAULT_BATCH, Inbox, default_batch_size
 from .database import DB_BACKOFF_MAX, DatabaseDown
 from .engine import Consumer, policy_for
-from .io import CONSUMER_TIMEOUT_WARN_AT
 from .policy import ERROR_MAX_CHARS, QueuePolicy, RetryPolicy, Verdict
 from .settlement import Settlement
 from .stats import ConsumerStats
+from .watch import CONSUMER_TIMEOUT_WARN_AT
 
 __all__ = [
     "CONSUMER_TIMEOUT_WARN_AT",

@@ -152,7 +152,7 @@ class Consumer:
                     self.on_event(f"idle for {self.idle_timeout:g}s, stopping")
                     break
                 wait = min(wait, remaining)
-            first = self.inbox.first(wait, self.io.current_generation)
+            first = self.io.next_delivery(wait)
             if first is None:
                 continue
             batch, fatal = self.inbox.collect(first, self._batch_limit())

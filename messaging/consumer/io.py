@@ -1,13 +1,18 @@
-"""The I/O thread: it alone touches the pika connection. It connects (trying each
-broker URL), declares the queues, sets QoS, consumes, keeps heartbeats flowing however
-long a handler runs, carries out the verdicts the calling thread hands it (acks, nacks,
-dead-letter moves), and reconnects with backoff when the connection is lost.
+"""The broker side of a consumer. The **I/O thread** connects (trying each broker
+URL), declares the queues, sets QoS, starts consuming and reconnects with backoff when
+the connection is lost. Who then drives the connection depends on the prefetch:
 
-Verdicts arrive through a queue. At prefetch > 1 the calling thread wakes the I/O
-thread for them with ``add_callback_threadsafe`` (pika's pipe); at prefetch 1 nothing
-else can arrive while a delivery is out, so the I/O thread waits on that queue itself
-(servicing heartbeats between short waits) and acks the moment the receipt commits —
-no pipe wake-up, no extra trip through pika's event loop."""
+* **prefetch > 1** — the I/O thread reads deliveries into the inbox while the calling
+  thread commits the previous batch; verdicts come back through a queue and a
+  ``add_callback_threadsafe`` wake-up, and the I/O thread carries them out;
+* **prefetch 1** — nothing can overlap (one delivery is out at a time), so the calling
+  thread drives the connection itself, as a hand-written pika loop would: it reads the
+  next delivery and acks it after the commit, with no thread hand-off per message. The
+  connection is behind a lock; the I/O thread only takes it to service heartbeats when
+  nobody has for :data:`KEEP_AFTER` seconds (a long handler, a database backoff).
+
+Either way, heartbeats flow however long a handler runs, and a delivery is only acked
+on the channel it came from."""
 
 from __future__ import annotations
 
@@ -27,20 +32,21 @@ from ..backoff import backoff
 from ..broker import QueueSpec
 from ..exceptions import BrokerError, BrokerUnavailable, ConsumerTimedOut
 from ..handlers import Delivery
-from ..models import dead_letter_queue_name
 from .batches import Inbox
 from .policy import QueuePolicy, Verdict
+from .settle import Settler
 from .settlement import Settlement
 from .stats import ConsumerStats
+from .watch import TimeoutWatch
 
 logger = logging.getLogger("messaging.consumer")
 
-#: Warn when a handler has held a delivery for this share of the broker's consumer_timeout.
-CONSUMER_TIMEOUT_WARN_AT = 0.8
-#: Longest the I/O thread blocks in one go (heartbeats, cancels and stop are seen in time).
+#: Longest the I/O thread blocks in one read (cancels and stop are seen in time).
 IO_SLICE = 0.25
-#: At prefetch 1: longest wait for a verdict before servicing the connection again.
-LOCKSTEP_SLICE = 0.1
+#: Prefetch 1: the I/O thread services the connection after this long without a read.
+KEEP_AFTER = 0.25
+#: Prefetch 1: how often the I/O thread looks.
+KEEP_SLICE = 0.1
 
 _CLOSE = object()
 
@@ -67,7 +73,6 @@ class ConsumerIO:
         self.prefetch = prefetch
         self.inbox = inbox
         self.stats = stats
-        self.policies = policies
         self.name = name
         self.urls = list(urls) if urls is not None else None
         self.reconnect = reconnect
@@ -76,18 +81,21 @@ class ConsumerIO:
         self._stop = stop
         self._close = threading.Event()
         self._ready = threading.Event()
-        self._verdicts: queue_module.SimpleQueue[Any] = queue_module.SimpleQueue()
-        self._lockstep = prefetch == 1
-        self._outstanding = 0
+        self._settler = Settler(policies)
+        self._watch = TimeoutWatch(float(conf.get("BROKER_CONSUMER_TIMEOUT")))
         self._thread: threading.Thread | None = None
-        self._conn: pika.BlockingConnection | None = None
-        self._channel: Any = None
-        self._dead_letterer: Any = None
         self.generation = 0
-        #: When the calling thread took its current delivery (None: idle).
-        self.busy_since: float | None = None
-        self._timeout_warned = False
-        self._consumer_timeout = float(conf.get("BROKER_CONSUMER_TIMEOUT"))
+        #: prefetch > 1: verdicts for the I/O thread, woken by add_callback_threadsafe.
+        self._verdicts: queue_module.SimpleQueue[Any] = queue_module.SimpleQueue()
+        self._conn: pika.BlockingConnection | None = None
+        #: prefetch 1: the connection the calling thread drives (None: not consuming),
+        #: the lock whoever uses it holds, when it was last serviced, and the error the
+        #: calling thread ran into (the I/O thread reconnects).
+        self.inline = prefetch == 1
+        self._baton = threading.Lock()
+        self._driven: pika.BlockingConnection | None = None
+        self._serviced = 0.0
+        self._failure: BaseException | None = None
 
     # ------------------------------------------------------------------ calling thread
 
@@ -103,19 +111,35 @@ class ConsumerIO:
         return self.generation
 
     def busy(self, since: float | None) -> None:
-        self.busy_since = since
-        if since is None:
-            self._timeout_warned = False
+        """The calling thread took a batch (``since``) or finished it (None)."""
+        self._watch.busy(since)
+
+    def next_delivery(self, wait: float) -> Delivery | None:
+        """The next delivery of the current connection within ``wait`` seconds, or None;
+        a fatal error of the I/O thread is raised here."""
+        if self.inline and self._driven is not None:
+            with self._baton:
+                conn = self._driven
+                if conn is not None:
+                    self._guarded(conn.process_data_events, time_limit=wait)
+            wait = 0.0
+        return self.inbox.first(wait, self.current_generation)
 
     def settle(self, settlements: Sequence[Settlement]) -> None:
-        """Hand verdicts to the I/O thread (thread-safe); carried out in order."""
+        """Carry verdicts out (prefetch 1: now, on this thread; else: hand them to the
+        I/O thread, which carries them out in order)."""
         settlements = [s for s in settlements if s.verdict is not Verdict.SKIP]
+        if not settlements:
+            return
+        if self.inline:
+            with self._baton:
+                if self._driven is not None:
+                    self._guarded(self._settler.settle, settlements)
+            return
         conn = self._conn
-        if conn is None or not settlements:
+        if conn is None:
             return
         self._verdicts.put(settlements)
-        if self._lockstep:
-            return  # the I/O thread is waiting for it
         try:
             conn.add_callback_threadsafe(self._carry_out)
         except Exception:  # noqa: BLE001 - connection already gone: the broker requeues
@@ -124,10 +148,10 @@ class ConsumerIO:
     def shutdown(self) -> None:
         """Carry out the verdicts already handed over, close the connection, join."""
         conn = self._conn
-        self._verdicts.put(_CLOSE)  # after every verdict handed over: FIFO
-        if conn is None:
+        if self.inline or conn is None:
             self._close.set()
         else:
+            self._verdicts.put(_CLOSE)  # after every verdict handed over: FIFO
             try:
                 conn.add_callback_threadsafe(self._carry_out)
             except Exception:  # noqa: BLE001
@@ -139,7 +163,17 @@ class ConsumerIO:
                 self._close.set()
                 self._thread.join(timeout=5)
 
-    # ------------------------------------------------------------------ the thread
+    def _guarded(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Run ``call`` on the driven connection (baton held); a failure is handed to
+        the I/O thread, which reconnects, and the connection is not driven again."""
+        try:
+            call(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - the I/O thread translates it
+            self._failure = self._failure or exc
+            self._driven = None
+        self._serviced = time.monotonic()
+
+    # ------------------------------------------------------------------ the I/O thread
 
     def _main(self) -> None:
         delay = float(conf.get("RECONNECT_DELAY"))
@@ -183,21 +217,26 @@ class ConsumerIO:
             try:
                 cancelled = self._open(conn)
                 while not self._close.is_set():
-                    self._pump(conn)
+                    if self.inline:
+                        self._keep(conn)
+                    else:
+                        self._read(conn)
                     if cancelled:
                         # The broker cancelled us (queue deleted, node down): start over,
                         # which re-declares the queues the app owns.
                         raise BrokerUnavailable("the broker cancelled the consumer")
-                    self._watch_consumer_timeout()
-                conn.process_data_events(time_limit=0)
+                    self._watch.check()
+                with self._baton:
+                    conn.process_data_events(time_limit=0)
             except BrokerError:
                 raise
             except Exception as exc:  # noqa: BLE001 - translated to ours
                 raise broker.translate(exc) from exc
         finally:
-            self._channel = None
-            self._dead_letterer = None
-            broker.close_quietly(conn)
+            with self._baton:
+                self._driven = None
+                self._settler.detach()
+                broker.close_quietly(conn)
 
     def _open(self, conn: pika.BlockingConnection) -> list[str]:
         """Declare, set QoS and start consuming on a new channel; returns the list the
@@ -206,34 +245,43 @@ class ConsumerIO:
         for spec in self.specs:
             broker.declare_queue(channel, spec)
         channel.basic_qos(prefetch_count=self.prefetch)
-        self.generation += 1
-        self._outstanding = 0
-        self._conn, self._channel = conn, channel
-        self._dead_letterer = None
-        for spec in self.specs:
-            channel.basic_consume(
-                queue=spec.name,
-                on_message_callback=partial(self._on_message, self.generation, spec.name),
-                auto_ack=False,
-            )
         cancelled: list[str] = []
-        channel.add_on_cancel_callback(lambda frame: cancelled.append("cancelled"))
+        with self._baton:
+            self.generation += 1
+            self._conn, self._failure = conn, None
+            self._settler.attach(conn, channel, self.generation)
+            for spec in self.specs:
+                channel.basic_consume(
+                    queue=spec.name,
+                    on_message_callback=partial(self._on_message, self.generation, spec.name),
+                    auto_ack=False,
+                )
+            channel.add_on_cancel_callback(lambda frame: cancelled.append("cancelled"))
+            self._serviced = time.monotonic()
+            self._driven = conn if self.inline else None
         self._ready.set()
         self.on_event(f"consuming {', '.join(s.name for s in self.specs)} {self._describe()}")
         return cancelled
 
-    def _pump(self, conn: pika.BlockingConnection) -> None:
-        """One turn of the loop: read from the broker, or (prefetch 1, a delivery out)
-        wait for its verdict and carry it out at once."""
-        if not (self._lockstep and self._outstanding):
-            conn.process_data_events(time_limit=IO_SLICE)
-            return
-        try:
-            item = self._verdicts.get(timeout=LOCKSTEP_SLICE)
-        except queue_module.Empty:
-            conn.process_data_events(time_limit=0)  # heartbeats, cancels, close
-            return
-        self._carry_out(item)
+    def _read(self, conn: pika.BlockingConnection) -> None:
+        """prefetch > 1: read deliveries (and run the verdict callbacks) for a while."""
+        conn.process_data_events(time_limit=IO_SLICE)
+
+    def _keep(self, conn: pika.BlockingConnection) -> None:
+        """prefetch 1: service the connection if the calling thread has not lately (a
+        long handler: heartbeats), and take over an error it ran into."""
+        if self._failure is not None:
+            raise self._failure
+        if time.monotonic() - self._serviced >= KEEP_AFTER and self._baton.acquire(False):
+            try:  # (not taken: the calling thread is using the connection right now)
+                if self._failure is None:
+                    conn.process_data_events(time_limit=0)
+                    self._serviced = time.monotonic()
+            finally:
+                self._baton.release()
+        if self._failure is not None:
+            raise self._failure
+        self._close.wait(KEEP_SLICE)
 
     def _on_message(
         self,
@@ -244,7 +292,6 @@ class ConsumerIO:
         properties: pika.BasicProperties,
         body: bytes,
     ) -> None:
-        self._outstanding += 1
         self.inbox.put(
             Delivery(
                 queue=queue_name,
@@ -261,76 +308,14 @@ class ConsumerIO:
             )
         )
 
-    # ------------------------------------------------------------------ verdicts
-
-    def _carry_out(self, first: Any = None) -> None:
-        """Carry out every verdict handed over so far (``first`` already taken)."""
-        items = [] if first is None else [first]
+    def _carry_out(self) -> None:
+        """prefetch > 1 (on the I/O thread): every verdict handed over so far, in order."""
         while True:
             try:
-                items.append(self._verdicts.get_nowait())
+                item = self._verdicts.get_nowait()
             except queue_module.Empty:
-                break
-        for item in items:
+                return
             if item is _CLOSE:
                 self._close.set()
             else:
-                self._settle(item)
-
-    def _settle(self, settlements: list[Settlement]) -> None:
-        channel = self._channel
-        generation = settlements[0].delivery.generation
-        if generation != self.generation or channel is None or not channel.is_open:
-            logger.info("not settling %d deliveries from a closed channel", len(settlements))
-            return
-        self._outstanding = max(0, self._outstanding - len(settlements))
-        last_ack, acks = 0, 0
-        for settlement in settlements:
-            tag = settlement.delivery.delivery_tag
-            if settlement.verdict is Verdict.ACK:
-                last_ack, acks = max(last_ack, tag), acks + 1
-            elif settlement.verdict is Verdict.DEAD_LETTER:
-                self._move_to_dead_letter_queue(channel, settlement)
-            elif settlement.verdict is Verdict.REQUEUE:
-                channel.basic_nack(delivery_tag=tag, requeue=True)
-            else:  # NACK: the queue's own dead-letter exchange (or policy) takes it
-                channel.basic_nack(delivery_tag=tag, requeue=False)
-        if acks:
-            # A batch is consecutive deliveries of one channel, settled in tag order, so
-            # everything up to last_ack still unsettled is this batch's committed work.
-            channel.basic_ack(delivery_tag=last_ack, multiple=acks > 1)
-
-    def _move_to_dead_letter_queue(self, channel: Any, settlement: Settlement) -> None:
-        delivery = settlement.delivery
-        policy = self.policies.get(delivery.queue, QueuePolicy())
-        dlq = policy.dead_letter_queue or dead_letter_queue_name(delivery.queue)
-        try:
-            if self._dead_letterer is None:
-                self._dead_letterer = broker.DeadLetterer(self._conn)
-            self._dead_letterer.publish(
-                delivery.queue,
-                dlq,
-                delivery.body,
-                broker.copy_properties(delivery.properties, extra_death=settlement.death),
-            )
-        except BrokerError as exc:
-            # Not in the DLQ, so keep it on its queue: requeued, never dropped.
-            logger.error("could not move message to %s (%s); requeued", dlq, exc)
-            channel.basic_nack(delivery_tag=delivery.delivery_tag, requeue=True)
-            return
-        channel.basic_ack(delivery_tag=delivery.delivery_tag)
-
-    def _watch_consumer_timeout(self) -> None:
-        since = self.busy_since
-        if since is None or self._timeout_warned or self._consumer_timeout <= 0:
-            return
-        elapsed = time.monotonic() - since
-        if elapsed >= CONSUMER_TIMEOUT_WARN_AT * self._consumer_timeout:
-            self._timeout_warned = True
-            logger.warning(
-                "a handler has held its delivery for %.0fs, close to the broker's "
-                "consumer_timeout (%.0fs, MESSAGING['BROKER_CONSUMER_TIMEOUT']): the broker "
-                "will close the channel and redeliver the message when it expires",
-                elapsed,
-                self._consumer_timeout,
-            )
+                self._settler.settle(item)

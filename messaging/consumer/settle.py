@@ -1,0 +1,88 @@
+"""Carrying verdicts out on a channel: one (multiple-)ack for a batch's committed work,
+requeue, nack to the queue's own dead-letter exchange, or a confirmed copy to the
+app's dead-letter queue followed by the ack. Runs on whichever thread holds the
+connection (see :mod:`.io`)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .. import broker
+from ..exceptions import BrokerError
+from ..models import dead_letter_queue_name
+from .policy import QueuePolicy, Verdict
+from .settlement import Settlement
+
+logger = logging.getLogger("messaging.consumer")
+
+
+class Settler:
+    """Settles deliveries of the current channel; ``attach`` it to each new one."""
+
+    def __init__(self, policies: Mapping[str, QueuePolicy]) -> None:
+        self.policies = policies
+        self.connection: Any = None
+        self.channel: Any = None
+        self.generation = 0
+        self._dead_letterer: Any = None
+
+    def attach(self, connection: Any, channel: Any, generation: int) -> None:
+        self.connection, self.channel, self.generation = connection, channel, generation
+        self._dead_letterer = None
+
+    def detach(self) -> None:
+        self.channel = None
+        self._dead_letterer = None
+
+    def settle(self, settlements: Sequence[Settlement]) -> int:
+        """Carry ``settlements`` out in order; returns how many deliveries it settled
+        (0 when they belong to a channel that is gone: the broker redelivers them)."""
+        channel = self.channel
+        if not settlements:
+            return 0
+        if settlements[0].delivery.generation != self.generation or not _open(channel):
+            logger.info("not settling %d deliveries from a closed channel", len(settlements))
+            return 0
+        last_ack, acks = 0, 0
+        for settlement in settlements:
+            tag = settlement.delivery.delivery_tag
+            if settlement.verdict is Verdict.ACK:
+                last_ack, acks = max(last_ack, tag), acks + 1
+            elif settlement.verdict is Verdict.DEAD_LETTER:
+                self._move_to_dead_letter_queue(channel, settlement)
+            elif settlement.verdict is Verdict.REQUEUE:
+                channel.basic_nack(delivery_tag=tag, requeue=True)
+            elif settlement.verdict is Verdict.NACK:
+                # The queue's own dead-letter exchange (or policy) takes it.
+                channel.basic_nack(delivery_tag=tag, requeue=False)
+        if acks:
+            # A batch is consecutive deliveries of one channel, settled in tag order, so
+            # everything up to last_ack still unsettled is this batch's committed work.
+            channel.basic_ack(delivery_tag=last_ack, multiple=acks > 1)
+        return len(settlements)
+
+    def _move_to_dead_letter_queue(self, channel: Any, settlement: Settlement) -> None:
+        delivery = settlement.delivery
+        policy = self.policies.get(delivery.queue, QueuePolicy())
+        dlq = policy.dead_letter_queue or dead_letter_queue_name(delivery.queue)
+        try:
+            if self._dead_letterer is None:
+                self._dead_letterer = broker.DeadLetterer(self.connection)
+            self._dead_letterer.publish(
+                delivery.queue,
+                dlq,
+                delivery.body,
+                broker.copy_properties(delivery.properties, extra_death=settlement.death),
+            )
+        except BrokerError as exc:
+            # Not in the DLQ, so keep it on its queue: requeued, never dropped.
+            logger.error("could not move message to %s (%s); requeued", dlq, exc)
+            channel.basic_nack(delivery_tag=delivery.delivery_tag, requeue=True)
+            return
+        channel.basic_ack(delivery_tag=delivery.delivery_tag)
+
+
+def _open(channel: Any) -> bool:
+    return channel is not None and channel.is_open
