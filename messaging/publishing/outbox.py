@@ -15,6 +15,7 @@ from django.db.models import F, Q
 
 from .. import conf
 from ..backoff import backoff
+from ..broker import is_temporary
 from ..db import operations
 from ..exceptions import (
     BrokerError,
@@ -26,7 +27,8 @@ from ..exceptions import (
 from ..models import Message
 
 #: Outcomes that leave the row ``pending`` for a retry (the broker could not take it now);
-#: every other broker error is about the message itself and marks it ``failed``.
+#: every other broker error is about the message itself and marks it ``failed``. The
+#: classes say so themselves (``temporary``); this lists them for importers.
 TRANSIENT_ERRORS: tuple[type[BrokerError], ...] = (
     BrokerUnavailable,
     PublishNacked,
@@ -80,8 +82,8 @@ def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 
 
 def is_transient(error: BaseException) -> bool:
-    """True when ``error`` leaves the row ``pending`` for a retry."""
-    return isinstance(error, TRANSIENT_ERRORS)
+    """True when ``error`` leaves the row ``pending`` for a retry (``error.temporary``)."""
+    return is_temporary(error)
 
 
 def as_transient(error: BrokerError) -> BrokerError:
