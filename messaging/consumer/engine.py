@@ -71,11 +71,7 @@ class Consumer:
         failures = Failures(
             ReceiptRecorder(self.name, self.host, self.pid),
             self.policies,
-            RetryPolicy(
-                max_attempts=int(conf.get("MAX_ATTEMPTS")),
-                retry_delay=float(conf.get("RETRY_DELAY")),
-                retry_max_delay=float(conf.get("RETRY_MAX_DELAY")),
-            ),
+            RetryPolicy.from_settings(),
             self.stats,
             self._stop,
         )
@@ -94,18 +90,17 @@ class Consumer:
             on_event=self.on_event,
             describe=lambda: f"(prefetch {self.prefetch}, batch {self.batch_size}, manual ack)",
         )
-        self.registry = (
-            Registry(
-                name=self.name,
-                host=self.host,
-                pid=self.pid,
-                queues=[s.name for s in self.specs],
-                prefetch=self.prefetch,
-                stats=self.stats,
-                stopping=self._stop.is_set,
-            )
-            if register
-            else None
+        self.registry = self._registry() if register else None
+
+    def _registry(self) -> Registry:
+        return Registry(
+            name=self.name,
+            host=self.host,
+            pid=self.pid,
+            queues=[s.name for s in self.specs],
+            prefetch=self.prefetch,
+            stats=self.stats,
+            stopping=self._stop.is_set,
         )
 
     # ------------------------------------------------------------------ control

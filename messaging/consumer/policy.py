@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .. import conf
 from ..backoff import backoff
 from ..models import Receipt
 
@@ -70,6 +71,15 @@ class RetryPolicy:
     max_attempts: int = 5
     retry_delay: float = 0.0
     retry_max_delay: float = 0.0
+
+    @classmethod
+    def from_settings(cls) -> RetryPolicy:
+        """``MAX_ATTEMPTS``, ``RETRY_DELAY`` and ``RETRY_MAX_DELAY`` of ``MESSAGING``."""
+        return cls(
+            max_attempts=int(conf.get("MAX_ATTEMPTS")),
+            retry_delay=float(conf.get("RETRY_DELAY")),
+            retry_max_delay=float(conf.get("RETRY_MAX_DELAY")),
+        )
 
     def attempts_for(self, queue: QueuePolicy) -> int:
         return queue.max_attempts or self.max_attempts
