@@ -77,7 +77,11 @@ class Consumer:
         )
         self.dispatcher = Dispatcher(handlers, failures, self.database, self.stats)
         self.handlers = self.dispatcher.handlers
-        self.io = ConsumerIO(
+        self.io = self._io(urls, reconnect)
+        self.registry = self._registry() if register else None
+
+    def _io(self, urls: Iterable[str] | None, reconnect: bool) -> ConsumerIO:
+        return ConsumerIO(
             self.specs,
             prefetch=self.prefetch,
             inbox=self.inbox,
@@ -90,7 +94,6 @@ class Consumer:
             on_event=self.on_event,
             describe=lambda: f"(prefetch {self.prefetch}, batch {self.batch_size}, manual ack)",
         )
-        self.registry = self._registry() if register else None
 
     def _registry(self) -> Registry:
         return Registry(
