@@ -39,9 +39,17 @@ def as_instances(rows: Sequence[tuple[Any, ...]]) -> list[Receipt]:
     return [Receipt(**dict(zip(names, row, strict=True))) for row in rows]
 
 
-def _columns(conn: Any) -> str:
-    quote = conn.ops.quote_name
-    return ", ".join(quote(Receipt._meta.get_field(name).column) for name in FIELDS)
+#: Per database alias: the quoted table and column list of the receipt INSERT.
+_STATEMENT_PARTS: dict[str, tuple[str, str]] = {}
+
+
+def _statement_parts(conn: Any) -> tuple[str, str]:
+    parts = _STATEMENT_PARTS.get(conn.alias)
+    if parts is None:
+        quote = conn.ops.quote_name
+        columns = ", ".join(quote(Receipt._meta.get_field(name).column) for name in FIELDS)
+        parts = _STATEMENT_PARTS[conn.alias] = (quote(Receipt._meta.db_table), columns)
+    return parts
 
 
 def insert_receipts(rows: Sequence[tuple[Any, ...]], using: str = "default") -> None:
@@ -51,7 +59,5 @@ def insert_receipts(rows: Sequence[tuple[Any, ...]], using: str = "default") -> 
     if not rows:
         return
     conn = connections[using]
-    table = conn.ops.quote_name(Receipt._meta.db_table)
-    columns = _columns(conn)
-    with conn.cursor() as cursor:
-        operations(conn).insert_rows(conn, cursor, table, columns, rows, _DATETIMES)
+    table, columns = _statement_parts(conn)
+    operations(conn).insert_rows(conn, None, table, columns, rows, _DATETIMES)

@@ -104,6 +104,8 @@ class InlineDrive:
         #: Set when there is a connection to drive, or a fatal error in the inbox.
         self._look = threading.Event()
         self._serviced = 0.0
+        #: When the calling thread, blocked reading, wants to be woken (None: not reading).
+        self._wake_at: float | None = None
         #: The error the calling thread ran into (the I/O thread reconnects).
         self._failure: BaseException | None = None
 
@@ -130,7 +132,11 @@ class InlineDrive:
             with self.lock:
                 conn = self._driven
                 if conn is not None:
-                    self._guarded(conn.process_data_events, time_limit=wait)
+                    # Block until a delivery (or the I/O thread's wake-up at wait's end):
+                    # no ioloop timer per read.
+                    self._wake_at = time.monotonic() + wait
+                    self._guarded(conn.process_data_events, time_limit=None)
+                    self._wake_at = None
             wait = 0.0
         return self.inbox.first(wait, generation)
 
@@ -146,7 +152,11 @@ class InlineDrive:
         """One turn of the I/O thread: service the connection if the calling thread
         has not lately (a long handler), take over an error it ran into, wait."""
         self._raise_failure()
-        if time.monotonic() - self._serviced >= KEEP_AFTER and self.lock.acquire(False):
+        now = time.monotonic()
+        wake_at = self._wake_at
+        if wake_at is not None and now >= wake_at:
+            conn.add_callback_threadsafe(_wake_up)  # the calling thread's read returns
+        if now - self._serviced >= KEEP_AFTER and self.lock.acquire(False):
             try:  # (not taken: the calling thread is using the connection right now)
                 if self._failure is None:
                     conn.process_data_events(time_limit=0)
@@ -170,3 +180,7 @@ class InlineDrive:
             self._driven = None
             self._look.clear()
         self._serviced = time.monotonic()
+
+
+def _wake_up() -> None:
+    """Run on the calling thread: its blocked read returns (see InlineDrive.turn)."""

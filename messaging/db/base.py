@@ -78,7 +78,11 @@ class DatabaseOperations:
         rows: Sequence[tuple[Any, ...]],
         datetimes: Sequence[int],
     ) -> None:
-        """INSERT plain tuples (aware datetimes at the ``datetimes`` positions)."""
+        """INSERT plain tuples (aware datetimes at the ``datetimes`` positions), on
+        ``cursor`` or (None) a cursor of ``connection``."""
+        if cursor is None:
+            with connection.cursor() as cursor:
+                return self.insert_rows(connection, cursor, table, columns, rows, datetimes)
         adapt = connection.ops.adapt_datetimefield_value
         prepared = []
         for row in rows:

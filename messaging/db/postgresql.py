@@ -88,7 +88,14 @@ class PostgreSQLOperations(DatabaseOperations):
         rows: Sequence[tuple[Any, ...]],
         datetimes: Sequence[int],
     ) -> None:
-        """COPY from :data:`COPY_THRESHOLD` rows; one row by a prepared statement."""
+        """COPY from :data:`COPY_THRESHOLD` rows; one row with server-side binding."""
+        if len(rows) == 1:
+            connection.ensure_connection()
+            _insert_prepared(connection, f"INSERT INTO {table} ({columns}) VALUES ", rows[0])
+            return
+        if cursor is None:
+            with connection.cursor() as cursor:
+                return self.insert_rows(connection, cursor, table, columns, rows, datetimes)
         if len(rows) >= COPY_THRESHOLD:
             raw = cursor.cursor  # psycopg's own cursor: COPY is not in the DB-API
             with (
@@ -97,9 +104,6 @@ class PostgreSQLOperations(DatabaseOperations):
             ):
                 for row in rows:
                     copy.write_row(row)
-            return
-        if len(rows) == 1:
-            _insert_prepared(connection, f"INSERT INTO {table} ({columns}) VALUES ", rows[0])
             return
         super().insert_rows(connection, cursor, table, columns, rows, datetimes)
 
@@ -118,9 +122,11 @@ def _collation_sorts_by_code_point(connection: Any) -> bool:
 
 
 def _insert_prepared(connection: Any, prefix: str, row: tuple[Any, ...]) -> None:
-    """One row through a server-side-binding cursor, so the statement is prepared once
-    per connection (Django's default client-side binding would have the server parse
-    and plan it for every message)."""
+    """One row through a server-side-binding cursor: psycopg prepares the statement
+    once per connection — when the connection allows prepared statements. Django turns
+    them off by default (``prepare_threshold=None``, for connection poolers); set
+    ``DATABASES[...]["OPTIONS"]["prepare_threshold"]`` (psycopg's default is 5) to let
+    the server skip parsing and planning it for every message."""
     import psycopg
 
     placeholders = ", ".join(["%s"] * len(row))
