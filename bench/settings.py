@@ -24,6 +24,11 @@ def _database(url: str) -> dict:
     db = dj_database_url.parse(url, conn_max_age=0)
     if db["ENGINE"] == "django.db.backends.sqlite3":
         db["OPTIONS"] = {"timeout": 30}  # as project/settings.py
+    else:
+        # psycopg's own default, which the raw loops run with: the same driver settings
+        # on both sides. (Django turns prepared statements off unless asked, for
+        # connection poolers; the receipt INSERT is then parsed and planned per message.)
+        db["OPTIONS"] = {"prepare_threshold": 5}
     return db
 
 

@@ -152,7 +152,7 @@ class ConsumerIO:
     def _serve(self) -> None:
         conn = broker.connect(self.urls, connection_name=f"runconsumer {self.name}")
         try:
-            try:
+            with broker.translating():
                 cancelled = self._open(conn)
                 while not self._close.is_set():
                     self.drive.turn(conn)
@@ -163,10 +163,6 @@ class ConsumerIO:
                     self._watch.check()
                 with self.drive.lock:
                     conn.process_data_events(time_limit=0)
-            except BrokerError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - translated to ours
-                raise broker.translate(exc) from exc
         finally:
             with self.drive.lock:
                 self.drive.detach()
