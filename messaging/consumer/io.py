@@ -22,7 +22,7 @@ from ..exceptions import BrokerError, BrokerUnavailable, ConsumerTimedOut
 from ..handlers import Delivery
 from .batches import Inbox
 from .drive import InlineDrive, ThreadedDrive
-from .policy import QueuePolicy, Verdict
+from .policy import QueuePolicy
 from .settle import Settler
 from .settlement import Settlement
 from .stats import ConsumerStats
@@ -92,7 +92,6 @@ class ConsumerIO:
 
     def settle(self, settlements: Sequence[Settlement]) -> None:
         """Carry verdicts out, in order (on this thread or the I/O thread: see drive)."""
-        settlements = [s for s in settlements if s.verdict is not Verdict.SKIP]
         if settlements:
             self.drive.settle(settlements)
 

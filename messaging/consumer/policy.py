@@ -38,8 +38,6 @@ class Verdict(enum.Enum):
     NACK = "nack"
     #: Publish a copy to the app's dead-letter queue, then ack the original.
     DEAD_LETTER = "dead"
-    #: Nothing to tell (already settled, e.g. requeued because the database was down).
-    SKIP = "skip"
 
 
 @dataclass(frozen=True)

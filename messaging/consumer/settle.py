@@ -36,15 +36,15 @@ class Settler:
         self.channel = None
         self._dead_letterer = None
 
-    def settle(self, settlements: Sequence[Settlement]) -> int:
-        """Carry ``settlements`` out in order; returns how many deliveries it settled
-        (0 when they belong to a channel that is gone: the broker redelivers them)."""
+    def settle(self, settlements: Sequence[Settlement]) -> None:
+        """Carry ``settlements`` out in order (none when they belong to a channel that is
+        gone: the broker redelivers them)."""
         channel = self.channel
         if not settlements:
-            return 0
+            return
         if settlements[0].delivery.generation != self.generation or not _open(channel):
             logger.info("not settling %d deliveries from a closed channel", len(settlements))
-            return 0
+            return
         last_ack, acks = 0, 0
         for settlement in settlements:
             tag = settlement.delivery.delivery_tag
@@ -61,7 +61,6 @@ class Settler:
             # A batch is consecutive deliveries of one channel, settled in tag order, so
             # everything up to last_ack still unsettled is this batch's committed work.
             channel.basic_ack(delivery_tag=last_ack, multiple=acks > 1)
-        return len(settlements)
 
     def _move_to_dead_letter_queue(self, channel: Any, settlement: Settlement) -> None:
         delivery = settlement.delivery

@@ -18,5 +18,5 @@ class Settlement:
 
     @property
     def kind(self) -> str:
-        """The verdict's name: ``ack``, ``requeue``, ``nack``, ``dead`` or ``skip``."""
+        """The verdict's name: ``ack``, ``requeue``, ``nack`` or ``dead``."""
         return self.verdict.value

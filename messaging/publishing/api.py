@@ -62,16 +62,21 @@ def publish(
         persistent=persistent,
         json=json,
     )
+    _save_and_send(message, user)
+    return message
+
+
+def _save_and_send(message: Message, user: Any) -> None:
+    """Save the row, then publish it now, after the commit, or (relay mode) leave it."""
     if conf.get("PUBLISH_MODE") == "relay":
         message.save()
-        return message
+        return
     message.next_attempt_at = lease_end(timezone.now())
     message.save()
     if transaction.get_connection().in_atomic_block:
         transaction.on_commit(partial(_publish_after_commit, message, user), robust=True)
-        return message
+        return
     _publish_now(message, user)
-    return message
 
 
 def _publish_now(message: Message, user: Any) -> None:
