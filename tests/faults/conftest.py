@@ -372,6 +372,24 @@ def outage_env() -> dict[str, str]:
     return {}
 
 
+def _exclusive_lock(path: str, timeout: float = 30) -> sqlite3.Connection:
+    """A connection holding SQLite's EXCLUSIVE lock on ``path``. A consumer writing all
+    the time leaves the lock free only for a fraction of a millisecond between two
+    transactions, which SQLite's own busy handler (sleeping up to 100 ms between tries)
+    can miss for seconds: try again at once instead, up to ``timeout`` seconds."""
+    lock = sqlite3.connect(path, timeout=0, isolation_level=None)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            lock.execute("BEGIN EXCLUSIVE")
+            return lock
+        except sqlite3.OperationalError:
+            if time.monotonic() > deadline:
+                lock.close()
+                raise
+            time.sleep(0.0001)
+
+
 @contextmanager
 def database_unavailable() -> Iterator[None]:
     """Make the test database unusable for other processes for the body of the block.
@@ -382,9 +400,8 @@ def database_unavailable() -> Iterator[None]:
     connection to database ``postgres``). Restored in ``finally``.
     """
     if database_is_sqlite():
-        lock = sqlite3.connect(connection.settings_dict["NAME"], timeout=30, isolation_level=None)
+        lock = _exclusive_lock(connection.settings_dict["NAME"])
         try:
-            lock.execute("BEGIN EXCLUSIVE")
             yield
         finally:
             try:
