@@ -195,7 +195,11 @@ def consumers_on(queue: str) -> int:
 def stop_and_wait(consumer: ConsumerProcess, timeout: float = 30) -> None:
     """SIGTERM and expect a clean exit 0."""
     consumer.terminate()
-    rc = consumer.wait(timeout=timeout)
+    try:
+        rc = consumer.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        consumer.dump_threads()  # every thread's stack into its stderr, for the message
+        pytest.fail(f"no exit {timeout:g}s after SIGTERM: {consumer.describe()}")
     assert rc == 0, consumer.describe()
 
 
