@@ -125,20 +125,23 @@ class InlineDrive:
         self._look.set()
 
     def next_delivery(self, wait: float, generation: Callable[[], int]) -> Delivery | None:
+        # One the I/O thread read while servicing the connection, or a fatal error.
+        ready = self.inbox.first(0.0, generation)
+        if ready is not None:
+            return ready
+        deadline = time.monotonic() + wait
         if self._driven is None:  # (re)connecting: wait for the connection or an error
             self._look.wait(wait)
-            wait = 0.0
         if self._driven is not None:
             with self.lock:
                 conn = self._driven
                 if conn is not None:
-                    # Block until a delivery (or the I/O thread's wake-up at wait's end):
-                    # no ioloop timer per read.
-                    self._wake_at = time.monotonic() + wait
+                    # Block until a delivery (or the I/O thread's wake-up at the
+                    # deadline): no ioloop timer per read.
+                    self._wake_at = deadline
                     self._guarded(conn.process_data_events, time_limit=None)
                     self._wake_at = None
-            wait = 0.0
-        return self.inbox.first(wait, generation)
+        return self.inbox.first(0.0, generation)
 
     def settle(self, settlements: Sequence[Settlement]) -> None:
         with self.lock:
