@@ -78,6 +78,18 @@ class QueueMismatch(BrokerError):
         self.argument = argument
 
 
+class ExchangeMismatch(QueueMismatch):
+    """An exchange exists on the broker with another type, flags or arguments than the
+    ones declared (``PRECONDITION_FAILED``); a kind of declaration drift, like
+    :class:`QueueMismatch`."""
+
+    temporary = False
+
+    def __init__(self, message: str, exchange: str = "", argument: str = "") -> None:
+        super().__init__(message, argument=argument)
+        self.exchange = exchange
+
+
 class NotFound(BrokerError):
     """The broker has no such exchange or queue (``NOT_FOUND``)."""
 

@@ -13,6 +13,13 @@ from django.utils.translation import gettext_lazy as _
 
 from .fields import LooseForeignKey
 from .schemas import check_schema
+from .topology_rules import (
+    validate_arguments_object,
+    validate_binding_arguments,
+    validate_binding_key,
+    validate_declared_exchange_name,
+    validate_exchange_type,
+)
 from .validators import (
     validate_content_type,
     validate_exchange_name,
@@ -446,3 +453,196 @@ class Consumer(models.Model):
     def status(self) -> str:
         """``running``, ``stopping``, ``stopped`` or ``lost`` — what the admin shows."""
         return "lost" if self.is_lost else self.state
+
+
+# --------------------------------------------------------------------------- topology
+
+
+def _sorted_json(value: Any) -> Any:
+    """``value`` with its object keys sorted (one spelling per table, for uniqueness)."""
+    if isinstance(value, dict):
+        return {key: _sorted_json(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_json(item) for item in value]
+    return value
+
+
+class Exchange(models.Model):
+    """An exchange the app declares (``declarequeues``, publishing to it, ``runconsumer``
+    for its bindings). The broker's built-in ``amq.*`` exchanges and the default
+    exchange are used, never declared, so they have no row."""
+
+    class ExchangeType(models.TextChoices):
+        DIRECT = "direct", _("direct")
+        FANOUT = "fanout", _("fanout")
+        TOPIC = "topic", _("topic")
+        HEADERS = "headers", _("headers")
+
+    name = models.CharField(
+        _("name"),
+        max_length=255,
+        unique=True,
+        validators=[validate_declared_exchange_name],
+        help_text=_("At most 255 bytes of UTF-8; names starting with 'amq.' are reserved."),
+    )
+    exchange_type = models.CharField(
+        _("type"),
+        max_length=16,
+        choices=ExchangeType.choices,
+        default=ExchangeType.DIRECT,
+        validators=[validate_exchange_type],
+    )
+    durable = models.BooleanField(
+        _("durable"), default=True, help_text=_("Survives a broker restart.")
+    )
+    auto_delete = models.BooleanField(
+        _("auto-delete"),
+        default=False,
+        help_text=_("The broker deletes it when its last binding is removed."),
+    )
+    internal = models.BooleanField(
+        _("internal"),
+        default=False,
+        help_text=_("Only other exchanges can publish to it (exchange-to-exchange bindings)."),
+    )
+    arguments = models.JSONField(
+        _("arguments"),
+        default=dict,
+        blank=True,
+        validators=[validate_arguments_object],
+        help_text=_('Declaration arguments, e.g. {"alternate-exchange": "unrouted"}.'),
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("exchange")
+        verbose_name_plural = _("exchanges")
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(exchange_type__in=["direct", "fanout", "topic", "headers"]),
+                name="messaging_exchange_type_known",
+                violation_error_message=_("Unknown exchange type."),
+            ),
+            models.CheckConstraint(
+                condition=~Q(name="") & ~Q(name__startswith="amq."),
+                name="messaging_exchange_not_builtin",
+                violation_error_message=_(
+                    "The default exchange and amq.* exchanges are built in, never declared."
+                ),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.exchange_type})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # Refused when saving, whoever saves it (the admin, a data migration, the ORM).
+        self.arguments = _sorted_json(self.arguments) if self.arguments else {}
+        self.full_clean(validate_unique=False, validate_constraints=False)
+        super().save(*args, **kwargs)
+
+
+class Binding(models.Model):
+    """A binding from ``source`` to a queue or to another exchange (exactly one)."""
+
+    source = models.ForeignKey(
+        Exchange,
+        verbose_name=_("source exchange"),
+        related_name="bindings",
+        on_delete=models.CASCADE,
+    )
+    queue = models.ForeignKey(
+        Queue,
+        verbose_name=_("queue"),
+        related_name="bindings",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+    )
+    destination_exchange = models.ForeignKey(
+        Exchange,
+        verbose_name=_("destination exchange"),
+        related_name="incoming_bindings",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+    )
+    routing_key = models.CharField(
+        _("routing key"),
+        max_length=255,
+        blank=True,
+        help_text=_(
+            "Topic exchanges: dot-separated words, * matches one word and # zero or more. "
+            "Direct: matched literally. Fanout and headers: ignored."
+        ),
+    )
+    arguments = models.JSONField(
+        _("arguments"),
+        default=dict,
+        blank=True,
+        help_text=_('Headers exchanges: {"x-match": "all", "format": "pdf"} (or "any").'),
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("binding")
+        verbose_name_plural = _("bindings")
+        ordering = ["source__name", "routing_key", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(queue__isnull=False) & Q(destination_exchange__isnull=True))
+                | (Q(queue__isnull=True) & Q(destination_exchange__isnull=False)),
+                name="messaging_binding_one_destination",
+                violation_error_message=_(
+                    "A binding goes to a queue or to an exchange — exactly one of the two."
+                ),
+            ),
+            models.UniqueConstraint(
+                fields=["source", "queue", "routing_key", "arguments"],
+                name="messaging_binding_unique_queue",
+                violation_error_message=_("This queue is already bound with this key."),
+            ),
+            models.UniqueConstraint(
+                fields=["source", "destination_exchange", "routing_key", "arguments"],
+                name="messaging_binding_unique_exchange",
+                violation_error_message=_("This exchange is already bound with this key."),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        key = f" [{self.routing_key}]" if self.routing_key else ""
+        return f"{self.source_id and self.source.name} → {self.destination_label}{key}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.arguments = _sorted_json(self.arguments) if self.arguments else {}
+        self.full_clean(validate_unique=False, validate_constraints=False)
+        super().save(*args, **kwargs)
+
+    @property
+    def destination_label(self) -> str:
+        if self.queue_id is not None:
+            return self.queue.name
+        if self.destination_exchange_id is not None:
+            return f"exchange {self.destination_exchange.name}"
+        return "?"
+
+    def clean(self) -> None:
+        super().clean()
+        if (self.queue_id is None) == (self.destination_exchange_id is None):
+            raise ValidationError(
+                _("A binding goes to a queue or to an exchange — exactly one of the two.")
+            )
+        if self.source_id is None:
+            return
+        kind = self.source.exchange_type
+        try:
+            validate_binding_key(kind, self.routing_key or "")
+        except ValidationError as exc:
+            raise ValidationError({"routing_key": exc.messages[0]}) from exc
+        try:
+            validate_binding_arguments(kind, self.arguments)
+        except ValidationError as exc:
+            raise ValidationError({"arguments": exc.messages[0]}) from exc

@@ -8,6 +8,8 @@ consumer and the tests go through it. Every name below is importable from here.
 - :mod:`.message_properties` — AMQP properties of a message and of a dead-letter copy.
 - :mod:`.topology` — :class:`QueueSpec`, declaring, inspecting and purging one queue or
   many, and the :class:`DeclarationCache` (once per connection).
+- :mod:`.exchanges` — :class:`ExchangeSpec` / :class:`BindingSpec`, declaring exchanges
+  and bindings (one, or many over one connection) and checking them without declaring.
 - :mod:`.deadletter` — :class:`DeadLetterer` (from a consumer's connection) and
   :func:`move_messages`.
 - :mod:`.publisher` — :class:`PipelinedPublisher`, many confirms in flight, built from
@@ -48,6 +50,20 @@ from .errors import (
     translate,
     translating,
 )
+from .exchanges import (
+    MATCHES,
+    BindingSpec,
+    ExchangeSpec,
+    bindings_of_queues,
+    check_exchanges,
+    check_queues,
+    declare_binding,
+    declare_binding_rows,
+    declare_bindings,
+    declare_exchange,
+    declare_exchanges,
+    exchange_spec,
+)
 from .message_properties import (
     DEATH_HEADER,
     PERSISTENT,
@@ -78,6 +94,18 @@ from .topology import (
 )
 
 __all__ = [
+    "MATCHES",
+    "BindingSpec",
+    "ExchangeSpec",
+    "bindings_of_queues",
+    "check_exchanges",
+    "check_queues",
+    "declare_binding",
+    "declare_binding_rows",
+    "declare_bindings",
+    "declare_exchange",
+    "declare_exchanges",
+    "exchange_spec",
     "CALLS_AT_ONCE",
     "CONNECTION_ERRORS",
     "DEATH_HEADER",

@@ -22,6 +22,7 @@ from ..exceptions import (
     BrokerError,
     BrokerUnavailable,
     ConsumerTimedOut,
+    ExchangeMismatch,
     MessageRefused,
     MessagingError,
     NotFound,
@@ -59,6 +60,11 @@ ENCODE_ERRORS: tuple[type[BaseException], ...] = (
 
 _INEQUIVALENT = re.compile(
     r"inequivalent arg '(?P<arg>[^']+)' for queue '(?P<queue>[^']*)' in vhost '[^']*': "
+    r"received (?P<received>.+?) but current is (?P<current>.+)$"
+)
+
+_INEQUIVALENT_EXCHANGE = re.compile(
+    r"inequivalent arg '(?P<arg>[^']+)' for exchange '(?P<exchange>[^']*)' in vhost '[^']*': "
     r"received (?P<received>.+?) but current is (?P<current>.+)$"
 )
 
@@ -122,6 +128,15 @@ def _closed_by_broker(
             f"the broker's consumer_timeout expired before a delivery was acked: {text}"
         )
     if code == 406:
+        exchange = _INEQUIVALENT_EXCHANGE.search(text)
+        if exchange:
+            return ExchangeMismatch(
+                f"exchange {exchange['exchange']!r} already exists on the broker with other "
+                f"settings: {exchange['arg']} is {exchange['current']} on the broker but "
+                f"{exchange['received']} was declared (PRECONDITION_FAILED)",
+                exchange=exchange["exchange"],
+                argument=exchange["arg"],
+            )
         match = _INEQUIVALENT.search(text)
         if match:
             return QueueMismatch(

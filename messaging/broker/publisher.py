@@ -22,7 +22,6 @@ from ..exceptions import BrokerError, ConfirmTimeout
 from .calls import RpcChannel, _SyncChannel
 from .confirms import ConfirmChannel
 from .connecting import connect_first
-from .errors import translating
 from .loop import LoopConnection, _monotonic
 from .topology import DeclarationCache, QueueSpec, declare_queue
 
@@ -170,16 +169,12 @@ class PipelinedPublisher(PublisherBase):
         self._declared.ensure(self._link.conn, spec.name, partial(self.declare, spec))
 
     def check_exchange(self, exchange: str) -> None:
-        """Raise :class:`NotFound` if ``exchange`` does not exist (checked once per
-        connection), so a missing exchange fails its own messages, not the channel."""
+        """Declare ``exchange`` from its ``Exchange`` row, or check that it exists when it
+        has none (once per connection), so a missing exchange (:class:`NotFound`) or one
+        that drifted from its row fails its own messages, not the channel."""
         self.open()
         if exchange:
-            check = partial(self._check_exchange, exchange)
-            self._exchanges.ensure(self._link.conn, exchange, check)
-
-    def _check_exchange(self, exchange: str) -> None:
-        with translating():  # NOT_FOUND names the exchange
-            self._rpc("exchange_declare", {"exchange": exchange, "passive": True})
+            self._exchanges.ensure_exchange(self._link.conn, _SyncChannel(self), exchange)
 
     def call_each(
         self, method: str, calls: Iterable[dict[str, Any]], timeout: float | None = None

@@ -54,15 +54,27 @@ class DeclarationCache:
 
     def __init__(self) -> None:
         self._owner: object = None
-        self._names: set[str] = set()
+        self._names: set[str | tuple[str, str]] = set()
 
-    def ensure(self, owner: object, name: str, declare: Callable[[], object]) -> None:
+    def ensure(
+        self, owner: object, name: str | tuple[str, str], declare: Callable[[], object]
+    ) -> None:
         """Call ``declare()`` unless ``name`` was declared on ``owner`` already."""
         if owner is not self._owner:
             self._owner, self._names = owner, set()
         if name not in self._names:
             declare()
             self._names.add(name)
+
+    def ensure_exchange(self, owner: object, channel: Any, name: str) -> None:
+        """Declare exchange ``name`` once per owner: from its ``Exchange`` row when there
+        is one (drift raises :class:`ExchangeMismatch`), else passively — used as it is
+        on the broker; a missing one raises :class:`NotFound`."""
+        from .exchanges import declare_exchange, exchange_spec
+
+        self.ensure(
+            owner, ("exchange", name), lambda: declare_exchange(channel, exchange_spec(name))
+        )
 
 
 # --------------------------------------------------------------------------- one queue

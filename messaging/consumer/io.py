@@ -1,8 +1,8 @@
 """The broker side of a consumer. The **I/O thread** connects (trying each broker
-URL), declares the queues, sets QoS, starts consuming and reconnects with backoff when
-the connection is lost. Who then drives the connection (reads deliveries, carries out
-verdicts) depends on the prefetch: see :mod:`.drive`. Either way, heartbeats flow
-however long a handler runs, and a delivery is only acked on the channel it came from."""
+URL), declares the queues and their bindings, sets QoS, starts consuming and reconnects
+with backoff when the connection is lost. Who then drives the connection (reads
+deliveries, carries out verdicts) depends on the prefetch: see :mod:`.drive`. Either
+way, heartbeats flow however long a handler runs, and a delivery is only acked on the channel it came from."""
 
 from __future__ import annotations
 
@@ -50,6 +50,9 @@ class ConsumerIO:
         describe: Callable[[], str] = lambda: "",
     ) -> None:
         self.specs = list(specs)
+        #: The Binding rows of these queues, read once here (the calling thread) and
+        #: declared on every connection after the queues.
+        self.bindings = broker.bindings_of_queues(s.name for s in self.specs)
         self.prefetch = prefetch
         self.inbox = inbox
         self.stats = stats
@@ -174,6 +177,7 @@ class ConsumerIO:
         channel = conn.channel()
         for spec in self.specs:
             broker.declare_queue(channel, spec)
+        broker.declare_bindings(channel, self.bindings)
         channel.basic_qos(prefetch_count=self.prefetch)
         cancelled: list[str] = []
         with self.drive.lock:

@@ -1,4 +1,5 @@
-"""``manage.py declarequeues`` — declare every Queue row on the broker, report drift."""
+"""``manage.py declarequeues`` — declare every Exchange, Queue and Binding row on the
+broker (in that order), report drift; ``--check`` reports without declaring."""
 
 from __future__ import annotations
 
@@ -8,36 +9,132 @@ from django.core.management.base import BaseCommand, CommandError
 
 from messaging import broker
 from messaging.exceptions import QueueMismatch
-from messaging.models import Queue
+from messaging.models import Binding, Exchange, Queue
 
 
 class Command(BaseCommand):
     help = (
-        "Declare every Queue row on the broker (idempotent). A queue that exists with other "
-        "arguments is reported as drift and the command exits non-zero."
+        "Declare every Exchange row, then every Queue row, then every Binding row on the "
+        "broker (idempotent). An exchange or queue that exists with other settings is "
+        "reported as drift and the command exits non-zero. --check declares nothing."
     )
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("names", nargs="*", metavar="QUEUE", help="Only these queues.")
+        parser.add_argument(
+            "--check",
+            action="store_true",
+            help=(
+                "Report what is missing or differs from its row without declaring anything "
+                "(for CI and deploy checks); exits non-zero if anything does."
+            ),
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        rows = Queue.objects.all()
+        queues = Queue.objects.all()
+        exchanges = Exchange.objects.all()
+        bindings = Binding.objects.select_related("source", "queue", "destination_exchange")
         if options["names"]:
-            rows = rows.filter(name__in=options["names"])
-            missing = set(options["names"]) - {q.name for q in rows}
+            queues = queues.filter(name__in=options["names"])
+            missing = set(options["names"]) - {q.name for q in queues}
             if missing:
                 raise CommandError(f"no Queue row named {', '.join(sorted(missing))}")
-        result = broker.declare_queues(rows)
+            bindings = bindings.filter(queue__in=queues)
+            exchanges = exchanges.filter(bindings__in=bindings).distinct()
+        self.verbose = options["verbosity"] >= 1
+        if options["check"]:
+            self._check(list(exchanges), list(queues), list(bindings))
+            return
+        problems = self._declare(broker.declare_exchanges(exchanges), "exchange")
+        problems += self._declare(broker.declare_queues(queues), "queue")
+        problems += self._declare(broker.declare_binding_rows(bindings), "binding")
+        if problems:
+            raise CommandError(
+                f"{len(problems)} item(s) differ from their row or were refused: "
+                f"{', '.join(problems)}"
+            )
+
+    def _declare(self, result: broker.DeclareResult, kind: str) -> list[str]:
+        """Report one kind's result; returns the names that failed."""
         for name in result.declared:
-            if options["verbosity"] >= 1:
-                self.stdout.write(f"declared {name} ({result.ready[name]} ready)")
+            if self.verbose:
+                ready = f" ({result.ready[name]} ready)" if name in result.ready else ""
+                text = f"declared {name}{ready}" if kind == "queue" else f"declared {kind} {name}"
+                self.stdout.write(text)
         for exc in result.failed.values():
             label = "drift" if isinstance(exc, QueueMismatch) else "refused"
             self.stderr.write(self.style.WARNING(f"{label}: {exc}"))
         if result.error is not None:
             raise CommandError(str(result.error))
-        if result.failed:
+        return list(result.failed)
+
+    # ------------------------------------------------------------------ --check
+
+    def _check(self, exchanges: list[Exchange], queues: list[Queue], bindings: list[Any]) -> None:
+        try:
+            exchange_states = broker.check_exchanges(exchanges)
+            queue_states = broker.check_queues(queues)
+            extra = self._binding_ends(bindings, exchanges, queues)
+            extra_states = broker.check_exchanges([name for name, _ in extra])
+        except broker.BrokerError as exc:
+            raise CommandError(str(exc)) from exc
+        problems: list[str] = []
+        present: dict[str, bool] = {}
+        for row, state in zip(exchanges, exchange_states, strict=True):
+            present[f"exchange {row.name}"] = state == broker.MATCHES
+            self._report(f"exchange {row.name}", state, problems)
+        for row, state in zip(queues, queue_states, strict=True):
+            present[f"queue {row.name}"] = isinstance(state, tuple)
+            self._report(f"queue {row.name}", state, problems)
+        for (_name, key), state in zip(extra, extra_states, strict=True):
+            present[key] = state == broker.MATCHES
+        for binding in bindings:
+            spec = broker.BindingSpec.of(binding)
+            ends = [f"exchange {spec.source.name}", _destination_key(spec)]
+            gone = [end for end in ends if not present.get(end, False)]
+            if gone:
+                self.stderr.write(
+                    self.style.WARNING(f"missing: binding {spec.label} ({', '.join(gone)} absent)")
+                )
+                problems.append(f"binding {spec.label}")
+            elif self.verbose:
+                self.stdout.write(
+                    f"ok: binding {spec.label} (both ends exist; bindings cannot be read over AMQP)"
+                )
+        if problems:
             raise CommandError(
-                f"{len(result.failed)} queue(s) differ from their Queue row or were refused: "
-                f"{', '.join(result.failed)}"
+                f"{len(problems)} item(s) missing or differing from their row: "
+                f"{', '.join(problems)}"
             )
+
+    def _binding_ends(
+        self, bindings: list[Any], exchanges: list[Exchange], queues: list[Queue]
+    ) -> list[tuple[str, str]]:
+        """Exchanges a binding names that the exchange list above does not cover (only with
+        QUEUE names given): checked passively as (name, key)."""
+        known = {e.name for e in exchanges}
+        wanted: dict[str, str] = {}
+        for binding in bindings:
+            spec = broker.BindingSpec.of(binding)
+            for exchange in (spec.source, spec.destination):
+                if exchange is not None and exchange.name not in known:
+                    wanted[exchange.name] = f"exchange {exchange.name}"
+        return list(wanted.items())
+
+    def _report(self, what: str, state: Any, problems: list[str]) -> None:
+        if state is None:
+            self.stderr.write(self.style.WARNING(f"missing: {what} is not on the broker"))
+            problems.append(what)
+        elif isinstance(state, broker.BrokerError):
+            label = "drift" if isinstance(state, QueueMismatch) else "error"
+            self.stderr.write(self.style.WARNING(f"{label}: {state}"))
+            problems.append(what)
+        elif self.verbose:
+            detail = f" ({state[0]} ready)" if isinstance(state, tuple) else ""
+            self.stdout.write(f"ok: {what}{detail}")
+
+
+def _destination_key(spec: broker.BindingSpec) -> str:
+    if spec.queue is not None:
+        return f"queue {spec.queue}"
+    return f"exchange {spec.destination_name}"

@@ -1,0 +1,323 @@
+"""Exchanges and bindings on the broker: what a declaration sends (from an ``Exchange`` /
+``Binding`` row, or an exchange the app only uses), declaring one on a channel, many at
+once over one connection (``declarequeues``), and checking without declaring
+(``declarequeues --check``, the admin's live state).
+
+Checking cannot read an exchange's type or flags over AMQP; it asks in two steps: a
+passive declare says whether it exists, then — only for one that exists — the row's own
+declaration, which the broker answers without changing anything when they match and
+refuses with PRECONDITION_FAILED (drift) when they do not. Bindings cannot be read over
+AMQP at all: checking one means checking that both of its ends exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pika.exceptions as pe
+from django.core.exceptions import ValidationError
+
+from ..exceptions import BrokerError, BrokerUnavailable, MessageRefused
+from ..validators import first_message
+from .errors import translate, translating
+
+#: What :func:`check_exchanges` says of an exchange that exists as its row says.
+MATCHES = "matches"
+
+
+@dataclass(frozen=True)
+class ExchangeSpec:
+    """What an exchange declaration sends; ``passive`` for an exchange without a row
+    (used as it is on the broker: only checked to exist)."""
+
+    name: str
+    exchange_type: str = "direct"
+    durable: bool = True
+    auto_delete: bool = False
+    internal: bool = False
+    arguments: Mapping[str, Any] | None = None
+    passive: bool = False
+
+    @classmethod
+    def of(cls, exchange: Any) -> ExchangeSpec:
+        if isinstance(exchange, ExchangeSpec):
+            return exchange
+        if isinstance(exchange, str):
+            return cls(name=exchange, passive=True)
+        return cls(
+            name=exchange.name,
+            exchange_type=exchange.exchange_type,
+            durable=exchange.durable,
+            auto_delete=exchange.auto_delete,
+            internal=exchange.internal,
+            arguments=dict(exchange.arguments or {}) or None,
+        )
+
+    def declare_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of ``channel.exchange_declare`` for this spec."""
+        if self.passive:
+            return {"exchange": self.name, "passive": True}
+        return {
+            "exchange": self.name,
+            "exchange_type": self.exchange_type,
+            "durable": self.durable,
+            "auto_delete": self.auto_delete,
+            "internal": self.internal,
+            "arguments": dict(self.arguments or {}) or None,
+        }
+
+
+@dataclass(frozen=True)
+class BindingSpec:
+    """What a binding sends: ``source`` → ``queue`` or → ``destination`` (an exchange)."""
+
+    source: ExchangeSpec
+    routing_key: str = ""
+    queue: str | None = None
+    destination: ExchangeSpec | None = None
+    arguments: Mapping[str, Any] | None = None
+
+    @classmethod
+    def of(cls, binding: Any) -> BindingSpec:
+        if isinstance(binding, BindingSpec):
+            return binding
+        return cls(
+            source=ExchangeSpec.of(binding.source),
+            routing_key=binding.routing_key or "",
+            queue=binding.queue.name if binding.queue_id is not None else None,
+            destination=(
+                ExchangeSpec.of(binding.destination_exchange)
+                if binding.destination_exchange_id is not None
+                else None
+            ),
+            arguments=dict(binding.arguments or {}) or None,
+        )
+
+    @property
+    def label(self) -> str:
+        """``orders → q [order.*]`` (``exchange x`` for an exchange destination)."""
+        target = self.queue if self.queue is not None else f"exchange {self.destination_name}"
+        key = f" [{self.routing_key}]" if self.routing_key else ""
+        args = f" {dict(self.arguments)}" if self.arguments else ""
+        return f"{self.source.name} → {target}{key}{args}"
+
+    @property
+    def destination_name(self) -> str:
+        return self.queue if self.queue is not None else self.destination.name  # type: ignore[union-attr]
+
+    def bind_call(self) -> tuple[str, dict[str, Any]]:
+        """(channel method, keyword arguments) that create this binding."""
+        args = dict(self.arguments or {}) or None
+        if self.queue is not None:
+            kwargs = {"queue": self.queue, "exchange": self.source.name}
+            return "queue_bind", {**kwargs, "routing_key": self.routing_key, "arguments": args}
+        assert self.destination is not None
+        return "exchange_bind", {
+            "destination": self.destination.name,
+            "source": self.source.name,
+            "routing_key": self.routing_key,
+            "arguments": args,
+        }
+
+
+# --------------------------------------------------------------------------- rows
+
+
+def exchange_spec(name: str) -> ExchangeSpec:
+    """The spec of exchange ``name``: from its ``Exchange`` row, or passive without one."""
+    from ..models import Exchange
+
+    row = Exchange.objects.filter(name=name).first()
+    return ExchangeSpec.of(row if row is not None else name)
+
+
+def bindings_of_queues(names: Iterable[str]) -> list[BindingSpec]:
+    """The bindings (rows) whose destination is one of the queues ``names``."""
+    from ..models import Binding
+
+    rows = Binding.objects.filter(queue__name__in=list(names)).select_related("source", "queue")
+    return [BindingSpec.of(row) for row in rows.order_by("id")]
+
+
+# --------------------------------------------------------------------------- one channel
+
+
+def declare_exchange(channel: Any, exchange: Any) -> None:
+    """Declare ``exchange`` as its row (or spec) says; passive for a bare name. One that
+    exists with another type or flags raises :class:`ExchangeMismatch`; a missing one
+    (passive) :class:`NotFound`. The broker closes the channel in both cases."""
+    spec = ExchangeSpec.of(exchange)
+    with translating():
+        channel.exchange_declare(**spec.declare_kwargs())
+
+
+def declare_binding(channel: Any, binding: Any) -> None:
+    """Create one binding (idempotent on the broker); both ends must exist."""
+    method, kwargs = BindingSpec.of(binding).bind_call()
+    with translating():
+        getattr(channel, method)(**kwargs)
+
+
+def declare_bindings(channel: Any, bindings: Sequence[BindingSpec]) -> None:
+    """Declare the exchanges of ``bindings`` (each once, from their rows), then bind.
+    ``runconsumer`` calls this on every new connection, after declaring its queues."""
+    seen: set[str] = set()
+    for spec in bindings:
+        for exchange in (spec.source, spec.destination):
+            if exchange is not None and exchange.name not in seen:
+                seen.add(exchange.name)
+                declare_exchange(channel, exchange)
+    for spec in bindings:
+        declare_binding(channel, spec)
+
+
+# --------------------------------------------------------------------------- many
+
+
+def _publisher(urls: Iterable[str] | None, purpose: str) -> Any:
+    from .topology import _publisher as make
+
+    return make(urls, purpose)
+
+
+def declare_many(
+    items: Sequence[Any],
+    declare: Callable[[Any, Any], Any],
+    label: Callable[[Any], str],
+    urls: Iterable[str] | None = None,
+) -> Any:
+    """``declare(channel, item)`` for each item over one connection (a refusal closes
+    only its channel); a :class:`~messaging.broker.DeclareResult` keyed by ``label``."""
+    from .calls import _SyncChannel
+    from .topology import DeclareResult
+
+    result = DeclareResult()
+    if not items:
+        return result
+    publisher = _publisher(urls, "declare")
+    try:
+        publisher.open()
+        channel = _SyncChannel(publisher)
+        for index, item in enumerate(items):
+            try:
+                declare(channel, item)
+            except BrokerUnavailable as exc:
+                if publisher.is_open:  # only this declaration went unanswered
+                    result.failed[label(item)] = exc
+                    continue
+                result.error = exc
+                result.not_declared = [label(i) for i in items[index:]]
+                return result
+            except BrokerError as exc:
+                result.failed[label(item)] = exc
+            else:
+                result.declared.append(label(item))
+    except BrokerError as exc:  # could not connect at all
+        result.error = exc
+        result.not_declared = [label(i) for i in items]
+    finally:
+        publisher.close()
+    return result
+
+
+def declare_exchanges(exchanges: Iterable[Any], urls: Iterable[str] | None = None) -> Any:
+    """Declare each exchange as its row says (a :class:`DeclareResult` keyed by name); a
+    row whose name the validators refuse is failed with the reason, never sent."""
+    from ..topology_rules import validate_declared_exchange_name
+
+    specs, refused = [], {}
+    for spec in (ExchangeSpec.of(e) for e in exchanges):
+        try:
+            validate_declared_exchange_name(spec.name)
+        except ValidationError as exc:
+            refused[spec.name] = MessageRefused(
+                f"invalid exchange {spec.name!r}: {first_message(exc)}"
+            )
+        else:
+            specs.append(spec)
+    result = declare_many(specs, declare_exchange, lambda s: s.name, urls)
+    result.failed.update(refused)
+    return result
+
+
+def declare_binding_rows(bindings: Iterable[Any], urls: Iterable[str] | None = None) -> Any:
+    """Create each binding (a :class:`DeclareResult` keyed by :attr:`BindingSpec.label`)."""
+    specs = [BindingSpec.of(b) for b in bindings]
+    return declare_many(specs, declare_binding, lambda s: s.label, urls)
+
+
+# --------------------------------------------------------------------------- checking
+
+
+def check_exchanges(
+    exchanges: Iterable[Any], urls: Iterable[str] | None = None
+) -> list[str | None | BrokerError]:
+    """Per exchange, without creating any: :data:`MATCHES`, ``None`` (not on the
+    broker) or the :class:`BrokerError` (:class:`ExchangeMismatch` for drift). Raises a
+    :class:`BrokerError` only when it cannot connect."""
+    specs = [ExchangeSpec.of(e) for e in exchanges]
+    if not specs:
+        return []
+    with _publisher(urls, "check") as publisher:
+        passive = [{"exchange": s.name, "passive": True} for s in specs]
+        answers = publisher.call_each("exchange_declare", passive)
+        states: list[str | None | BrokerError] = [_state(a) for a in answers]
+        existing = [i for i, state in enumerate(states) if state == MATCHES]
+        active = [specs[i].declare_kwargs() for i in existing if not specs[i].passive]
+        compare = [i for i in existing if not specs[i].passive]
+        if active:
+            for index, answer in zip(
+                compare, publisher.call_each("exchange_declare", active), strict=True
+            ):
+                states[index] = _state(answer)
+    return states
+
+
+def check_queues(queues: Iterable[Any], urls: Iterable[str] | None = None) -> list[Any]:
+    """Per queue (rows or :class:`QueueSpec`), as :func:`check_exchanges`: ``(ready,
+    consumers)`` when it exists as its row says, ``None`` when missing, else the error
+    (:class:`QueueMismatch` for drift)."""
+    from .topology import QueueSpec
+
+    specs = [QueueSpec.of(q) for q in queues]
+    if not specs:
+        return []
+    with _publisher(urls, "check") as publisher:
+        passive = [{"queue": s.name, "passive": True} for s in specs]
+        answers = publisher.call_each("queue_declare", passive)
+        states: list[Any] = [_queue_state(a, s.name) for a, s in zip(answers, specs, strict=True)]
+        compare = [i for i, st in enumerate(states) if isinstance(st, tuple)]
+        calls = [
+            {
+                "queue": specs[i].name,
+                "durable": specs[i].durable,
+                "arguments": dict(specs[i].arguments or {}) or None,
+            }
+            for i in compare
+        ]
+        if calls:
+            for index, answer in zip(
+                compare, publisher.call_each("queue_declare", calls), strict=True
+            ):
+                state = _queue_state(answer, specs[index].name)
+                if not isinstance(state, tuple):
+                    states[index] = state
+    return states
+
+
+def _state(answer: Any) -> str | None | BrokerError:
+    if isinstance(answer, pe.ChannelClosedByBroker) and answer.reply_code == 404:
+        return None
+    if isinstance(answer, BaseException):
+        return translate(answer)
+    return MATCHES
+
+
+def _queue_state(answer: Any, name: str) -> Any:
+    if isinstance(answer, pe.ChannelClosedByBroker) and answer.reply_code == 404:
+        return None
+    if isinstance(answer, BaseException):
+        return translate(answer, queue=name)
+    return answer.method.message_count, answer.method.consumer_count
