@@ -2,7 +2,8 @@
 URL), declares the queues and their bindings, sets QoS, starts consuming and reconnects
 with backoff when the connection is lost. Who then drives the connection (reads
 deliveries, carries out verdicts) depends on the prefetch: see :mod:`.drive`. Either
-way, heartbeats flow however long a handler runs, and a delivery is only acked on the channel it came from."""
+way, heartbeats flow however long a handler runs, and a delivery is only acked on the
+channel it came from."""
 
 from __future__ import annotations
 
