@@ -631,6 +631,7 @@ class Binding(models.Model):
 
     def clean(self) -> None:
         super().clean()
+        self.arguments = _sorted_json(self.arguments) if self.arguments else {}
         if (self.queue_id is None) == (self.destination_exchange_id is None):
             raise ValidationError(
                 _("A binding goes to a queue or to an exchange — exactly one of the two.")

@@ -134,11 +134,27 @@ def exchange_spec(name: str) -> ExchangeSpec:
 
 
 def bindings_of_queues(names: Iterable[str]) -> list[BindingSpec]:
-    """The bindings (rows) whose destination is one of the queues ``names``."""
+    """The bindings (rows) that bring messages to the queues ``names``: theirs, and the
+    exchange-to-exchange bindings into their sources (followed upstream, each once);
+    upstream first, so each exchange is bound into before it is used."""
     from ..models import Binding
 
-    rows = Binding.objects.filter(queue__name__in=list(names)).select_related("source", "queue")
-    return [BindingSpec.of(row) for row in rows.order_by("id")]
+    related = ("source", "queue", "destination_exchange")
+    rows = list(Binding.objects.filter(queue__name__in=list(names)).select_related(*related))
+    seen = {row.pk for row in rows}
+    sources = {row.source_id for row in rows}
+    while sources:
+        upstream = [
+            row
+            for row in Binding.objects.filter(destination_exchange__in=sources).select_related(
+                *related
+            )
+            if row.pk not in seen
+        ]
+        seen.update(row.pk for row in upstream)
+        sources = {row.source_id for row in upstream}
+        rows = upstream + rows
+    return [BindingSpec.of(row) for row in rows]
 
 
 # --------------------------------------------------------------------------- one channel
