@@ -363,6 +363,7 @@ def test_unroutable_on_the_default_exchange_without_message_id(queue_name):
     assert "exchange (default) routing key" in str(outcome)
 
 
+@pytest.mark.django_db  # check_exchange looks for the exchange's Exchange row
 def test_missing_exchange_is_not_found_and_publisher_keeps_working(queue_name, channel):
     exchange = f"no-such-exchange-{uuid.uuid4().hex[:8]}"
     with broker.PipelinedPublisher() as publisher:

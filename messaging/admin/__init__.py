@@ -7,7 +7,9 @@
   plus a download;
 - admin log entries for every action that touches the broker (:mod:`.audit`);
 - receipts (read-only log) and consumers (the ``runconsumer`` registry, read-only);
-- the overview page, ``admin:messaging_overview``.
+- the overview page, ``admin:messaging_overview``;
+- exchanges and bindings with their live state, and the topology page,
+  ``admin:messaging_topology`` (:mod:`.exchanges`, :mod:`.topology_page`).
 
 Action logic lives in plain functions that work without a request; they are
 re-exported here.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 from .bodies import body_as_text, body_preview
 from .consumers import ConsumerAdmin, filter_status
+from .exchanges import BindingAdmin, ExchangeAdmin
 from .messages import (
     PUBLISHABLE,
     MessageAdmin,
@@ -32,6 +35,8 @@ from .queues import PurgeResult, QueueAdmin, ReplayOutcome, purge_selected, repl
 from .receipts import ReceiptAdmin
 
 __all__ = [
+    "BindingAdmin",
+    "ExchangeAdmin",
     "PUBLISHABLE",
     "ConsumerAdmin",
     "MessageAdmin",

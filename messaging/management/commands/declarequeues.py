@@ -45,14 +45,22 @@ class Command(BaseCommand):
         if options["check"]:
             self._check(list(exchanges), list(queues), list(bindings))
             return
-        problems = self._declare(broker.declare_exchanges(exchanges), "exchange")
-        problems += self._declare(broker.declare_queues(queues), "queue")
-        problems += self._declare(broker.declare_binding_rows(bindings), "binding")
-        if problems:
-            raise CommandError(
-                f"{len(problems)} item(s) differ from their row or were refused: "
-                f"{', '.join(problems)}"
+        problems = [
+            (kind, self._declare(declare(rows), kind))
+            for kind, declare, rows in (
+                ("exchange", broker.declare_exchanges, exchanges),
+                ("queue", broker.declare_queues, queues),
+                ("binding", broker.declare_binding_rows, bindings),
             )
+        ]
+        texts = [
+            f"{len(names)} {kind}(s) differ from their {kind.title()} row or were refused: "
+            f"{', '.join(names)}"
+            for kind, names in problems
+            if names
+        ]
+        if texts:
+            raise CommandError("; ".join(texts))
 
     def _declare(self, result: broker.DeclareResult, kind: str) -> list[str]:
         """Report one kind's result; returns the names that failed."""
