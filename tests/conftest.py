@@ -4,6 +4,7 @@ database."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -174,3 +176,25 @@ def close_broker_connections(name_contains: str) -> int:
             )
             closed += 1
     return closed
+
+
+@pytest.fixture
+def topo_names(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """``topo_names("x")`` gives a name no other test uses; every exchange and queue so named
+    is deleted from the broker afterwards."""
+    made: list[str] = []
+    tag = uuid.uuid4().hex[:8]
+
+    def make(what: str) -> str:
+        name = f"test.topo.{tag}.{what}"
+        made.append(name)
+        return name
+
+    yield make
+    with contextlib.suppress(Exception), broker.connection() as conn:  # cleanup
+        for name in made:
+            for delete in (conn.channel().exchange_delete, conn.channel().queue_delete):
+                with contextlib.suppress(Exception):
+                    delete(name)
+            with contextlib.suppress(Exception):
+                conn.channel().queue_delete(f"{name}.dlq")

@@ -7,8 +7,6 @@ from __future__ import annotations
 import contextlib
 import io
 import threading
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pika
@@ -25,28 +23,6 @@ from messaging.routing import edges_from_rows, route, topic_matches
 from tests.conftest import queue_depth, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def names(request: pytest.FixtureRequest) -> Iterator[Any]:
-    """``names("x")`` gives a name no other test uses; every exchange and queue so named
-    is deleted from the broker afterwards."""
-    made: list[str] = []
-    tag = uuid.uuid4().hex[:8]
-
-    def make(what: str) -> str:
-        name = f"test.topo.{tag}.{what}"
-        made.append(name)
-        return name
-
-    yield make
-    with broker.connection() as conn:
-        for name in made:
-            for delete in (conn.channel().exchange_delete, conn.channel().queue_delete):
-                with contextlib.suppress(Exception):
-                    delete(name)
-            with contextlib.suppress(Exception):
-                conn.channel().queue_delete(f"{name}.dlq")
 
 
 def exchange_on_broker(name: str) -> bool:
@@ -69,9 +45,9 @@ def raw_publish(exchange: str, routing_key: str, body: bytes = b"x", headers=Non
             )
 
 
-def topology(names: Any, kind: str = "topic", key: str = "order.*") -> tuple[Exchange, Queue]:
-    exchange = Exchange.objects.create(name=names("orders"), exchange_type=kind)
-    queue = Queue.objects.create(name=names("created"))
+def topology(topo_names: Any, kind: str = "topic", key: str = "order.*") -> tuple[Exchange, Queue]:
+    exchange = Exchange.objects.create(name=topo_names("orders"), exchange_type=kind)
+    queue = Queue.objects.create(name=topo_names("created"))
     Binding.objects.create(source=exchange, queue=queue, routing_key=key)
     return exchange, queue
 
@@ -79,8 +55,8 @@ def topology(names: Any, kind: str = "topic", key: str = "order.*") -> tuple[Exc
 # --------------------------------------------------------------------------- declarequeues
 
 
-def test_declarequeues_declares_exchanges_queues_bindings_idempotently(names):
-    exchange, queue = topology(names)
+def test_declarequeues_declares_exchanges_queues_bindings_idempotently(topo_names):
+    exchange, queue = topology(topo_names)
     for _ in range(2):
         out, err = run("declarequeues")
         assert f"declared exchange {exchange.name}" in out
@@ -92,8 +68,8 @@ def test_declarequeues_declares_exchanges_queues_bindings_idempotently(names):
     assert wait_for(lambda: queue_depth(queue.name) == 1)
 
 
-def test_declarequeues_reports_exchange_drift_and_exits_non_zero(names, manage):
-    exchange, queue = topology(names)
+def test_declarequeues_reports_exchange_drift_and_exits_non_zero(topo_names, manage):
+    exchange, queue = topology(topo_names)
     with broker.connection() as conn:
         conn.channel().exchange_declare(exchange.name, exchange_type="fanout", durable=True)
     proc = manage("declarequeues")
@@ -106,8 +82,8 @@ def test_declarequeues_reports_exchange_drift_and_exits_non_zero(names, manage):
     assert f"declared {queue.name}" in proc.stdout.decode()  # the queue still is
 
 
-def test_check_declares_nothing_then_passes_then_sees_drift(names, manage):
-    exchange, queue = topology(names)
+def test_check_declares_nothing_then_passes_then_sees_drift(topo_names, manage):
+    exchange, queue = topology(topo_names)
     proc = manage("declarequeues", "--check")
     assert proc.returncode != 0
     err = proc.stderr.decode()
@@ -132,8 +108,8 @@ def test_check_declares_nothing_then_passes_then_sees_drift(names, manage):
     assert "durable is 'true' on the broker but 'false' was declared" in proc.stderr.decode()
 
 
-def test_check_reports_queue_drift_without_changing_the_queue(names, manage, channel):
-    queue = Queue.objects.create(name=names("q"), arguments={"x-max-length": 5})
+def test_check_reports_queue_drift_without_changing_the_queue(topo_names, manage, channel):
+    queue = Queue.objects.create(name=topo_names("q"), arguments={"x-max-length": 5})
     channel.queue_declare(queue.name, durable=True)
     proc = manage("declarequeues", "--check")
     assert proc.returncode != 0
@@ -141,8 +117,8 @@ def test_check_reports_queue_drift_without_changing_the_queue(names, manage, cha
     assert "x-max-length" in proc.stderr.decode()
 
 
-def test_a_binding_whose_queue_row_is_deleted(names):
-    exchange, queue = topology(names)
+def test_a_binding_whose_queue_row_is_deleted(topo_names):
+    exchange, queue = topology(topo_names)
     run("declarequeues")
     queue.delete()
     assert not Binding.objects.exists()  # the binding row goes with its queue row
@@ -159,10 +135,10 @@ def test_a_binding_whose_queue_row_is_deleted(names):
 # --------------------------------------------------------------------------- runconsumer
 
 
-def test_runconsumer_declares_bindings_at_start_and_after_a_reconnect(names, settings):
+def test_runconsumer_declares_bindings_at_start_and_after_a_reconnect(topo_names, settings):
     settings.MESSAGING = {**settings.MESSAGING, "RECONNECT_DELAY": 0.1}
-    exchange, queue = topology(names, kind="direct", key="created")
-    fanout = Exchange.objects.create(name=names("audit"), exchange_type="fanout")
+    exchange, queue = topology(topo_names, kind="direct", key="created")
+    fanout = Exchange.objects.create(name=topo_names("audit"), exchange_type="fanout")
     Binding.objects.create(source=fanout, destination_exchange=exchange, routing_key="")
     Binding.objects.create(source=exchange, queue=queue, routing_key="other")
     seen: list[bytes] = []
@@ -201,8 +177,8 @@ def broker_close_consumer_connections() -> None:
 # --------------------------------------------------------------------------- publishing
 
 
-def test_publish_declares_the_exchange_from_its_row(names, channel):
-    exchange = Exchange.objects.create(name=names("orders"), exchange_type="topic")
+def test_publish_declares_the_exchange_from_its_row(topo_names, channel):
+    exchange = Exchange.objects.create(name=topo_names("orders"), exchange_type="topic")
     with pytest.raises(Unroutable):
         publish(exchange=exchange.name, routing_key="order.created", body=b"x")
     message = Message.objects.get()
@@ -211,7 +187,7 @@ def test_publish_declares_the_exchange_from_its_row(names, channel):
         f"unroutable: no queue bound for exchange {exchange.name} routing key order.created"
     )
     assert broker.check_exchanges([exchange])[0] == broker.MATCHES  # declared as a topic
-    queue = names("q")
+    queue = topo_names("q")
     channel.queue_declare(queue, durable=True)
     channel.queue_bind(queue, exchange.name, routing_key="order.#")
     sent = publish(exchange=exchange.name, routing_key="order.created", body=b"y")
@@ -220,16 +196,16 @@ def test_publish_declares_the_exchange_from_its_row(names, channel):
     assert queue_depth(queue) == 1
 
 
-def test_publish_to_an_exchange_that_drifted_from_its_row_fails(names, channel):
-    exchange = Exchange.objects.create(name=names("orders"), exchange_type="topic")
+def test_publish_to_an_exchange_that_drifted_from_its_row_fails(topo_names, channel):
+    exchange = Exchange.objects.create(name=topo_names("orders"), exchange_type="topic")
     channel.exchange_declare(exchange.name, exchange_type="direct", durable=True)
     with pytest.raises(ExchangeMismatch, match="type is 'direct' on the broker"):
         publish(exchange=exchange.name, routing_key="k", body=b"x")
     assert Message.objects.get().status == Message.Status.FAILED
 
 
-def test_an_exchange_without_a_row_is_used_as_it_is(names, channel):
-    name, queue = names("logs"), names("q")
+def test_an_exchange_without_a_row_is_used_as_it_is(topo_names, channel):
+    name, queue = topo_names("logs"), topo_names("q")
     channel.exchange_declare(name, exchange_type="fanout", durable=False, auto_delete=False)
     channel.queue_declare(queue, durable=True)
     channel.queue_bind(queue, name)
@@ -240,8 +216,8 @@ def test_an_exchange_without_a_row_is_used_as_it_is(names, channel):
     assert not Exchange.objects.exists()  # no row was made for it
 
 
-def test_a_missing_exchange_is_a_clear_error(names):
-    name = names("nowhere")
+def test_a_missing_exchange_is_a_clear_error(topo_names):
+    name = topo_names("nowhere")
     with pytest.raises(NotFound, match=f"no exchange '{name}'"):
         publish(exchange=name, routing_key="k", body=b"x")
     message = Message.objects.get()
@@ -250,8 +226,8 @@ def test_a_missing_exchange_is_a_clear_error(names):
     assert not exchange_on_broker(name)
 
 
-def test_send_exchange_declares_the_exchange_from_its_row(names, manage):
-    exchange, queue = topology(names, kind="direct", key="created")
+def test_send_exchange_declares_the_exchange_from_its_row(topo_names, manage):
+    exchange, queue = topology(topo_names, kind="direct", key="created")
     run("declarequeues")
     with broker.connection() as conn:
         conn.channel().exchange_delete(exchange.name)  # declared again by send
@@ -277,11 +253,11 @@ PATTERNS = ["*", "#", "a.*", "a.#", "*.b", "a.#.b", "#.b", "*.*", "", "a..b", "a
 KEYS = ["", "a", "b", "a.b", "a.x.b", "a..b", "a.", ".", "x.b", "a.b.c", "a.x.y.b"]
 
 
-def test_topic_matching_agrees_with_the_broker(names):
-    exchange = Exchange.objects.create(name=names("topic"), exchange_type="topic")
+def test_topic_matching_agrees_with_the_broker(topo_names):
+    exchange = Exchange.objects.create(name=topo_names("topic"), exchange_type="topic")
     queues = {}
     for index, pattern in enumerate(PATTERNS):
-        queue = Queue.objects.create(name=names(f"p{index}"), dead_lettering=False)
+        queue = Queue.objects.create(name=topo_names(f"p{index}"), dead_lettering=False)
         Binding.objects.create(source=exchange, queue=queue, routing_key=pattern)
         queues[queue.name] = pattern
     run("declarequeues")
@@ -313,28 +289,28 @@ def test_topic_matching_agrees_with_the_broker(names):
     assert landed == computed
 
 
-def test_headers_matching_agrees_with_the_broker(names):
-    exchange = Exchange.objects.create(name=names("hdr"), exchange_type="headers")
+def test_headers_matching_agrees_with_the_broker(topo_names):
+    exchange = Exchange.objects.create(name=topo_names("hdr"), exchange_type="headers")
     cases = {
         "all": {"x-match": "all", "format": "pdf", "type": "report"},
         "any": {"x-match": "any", "format": "pdf", "type": "report"},
     }
     for label, arguments in cases.items():
-        queue = Queue.objects.create(name=names(label), dead_lettering=False)
+        queue = Queue.objects.create(name=topo_names(label), dead_lettering=False)
         Binding.objects.create(source=exchange, queue=queue, arguments=arguments)
     run("declarequeues")
     edges = edges_from_rows(Binding.objects.select_related("source", "queue"))
     messages = [{"format": "pdf", "type": "report"}, {"format": "pdf"}, {"format": "zip"}]
     for headers in messages:
         raw_publish(exchange.name, "", b"m", headers=headers)
-    expected = {names(label): 0 for label in cases}
+    expected = {topo_names(label): 0 for label in cases}
     for headers in messages:
         hit = route(
             exchange.name, "", types={exchange.name: "headers"}, edges=edges, headers=headers
         )
         for name in hit.queues:
             expected[name] += 1
-    assert expected == {names("all"): 1, names("any"): 2}
+    assert expected == {topo_names("all"): 1, topo_names("any"): 2}
     for name, count in expected.items():
         assert wait_for(lambda name=name, count=count: queue_depth(name) == count)
 
@@ -365,9 +341,9 @@ def test_the_database_refuses_builtin_exchanges_behind_the_orm():
     assert not Exchange.objects.exists()
 
 
-def test_a_wildcard_on_a_direct_exchange_is_refused(names):
-    exchange = Exchange.objects.create(name=names("direct"), exchange_type="direct")
-    queue = Queue.objects.create(name=names("q"))
+def test_a_wildcard_on_a_direct_exchange_is_refused(topo_names):
+    exchange = Exchange.objects.create(name=topo_names("direct"), exchange_type="direct")
+    queue = Queue.objects.create(name=topo_names("q"))
     with pytest.raises(ValidationError) as info:
         Binding.objects.create(source=exchange, queue=queue, routing_key="order.#")
     assert info.value.messages == [
@@ -377,10 +353,10 @@ def test_a_wildcard_on_a_direct_exchange_is_refused(names):
     assert not Binding.objects.exists()
 
 
-def test_a_binding_has_exactly_one_destination(names):
-    exchange = Exchange.objects.create(name=names("e"), exchange_type="fanout")
-    other = Exchange.objects.create(name=names("f"), exchange_type="fanout")
-    queue = Queue.objects.create(name=names("q"))
+def test_a_binding_has_exactly_one_destination(topo_names):
+    exchange = Exchange.objects.create(name=topo_names("e"), exchange_type="fanout")
+    other = Exchange.objects.create(name=topo_names("f"), exchange_type="fanout")
+    queue = Queue.objects.create(name=topo_names("q"))
     for fields in ({}, {"queue": queue, "destination_exchange": other}):
         with pytest.raises(ValidationError, match="exactly one of the two"):
             Binding.objects.create(source=exchange, **fields)
@@ -389,9 +365,9 @@ def test_a_binding_has_exactly_one_destination(names):
     assert not Binding.objects.exists()
 
 
-def test_bindings_are_unique_per_source_destination_key_and_arguments(names):
-    exchange = Exchange.objects.create(name=names("h"), exchange_type="headers")
-    queue = Queue.objects.create(name=names("q"))
+def test_bindings_are_unique_per_source_destination_key_and_arguments(topo_names):
+    exchange = Exchange.objects.create(name=topo_names("h"), exchange_type="headers")
+    queue = Queue.objects.create(name=topo_names("q"))
     Binding.objects.create(source=exchange, queue=queue, arguments={"a": "1", "x-match": "any"})
     duplicate = Binding(source=exchange, queue=queue, arguments={"x-match": "any", "a": "1"})
     with pytest.raises(ValidationError, match="already bound"):
@@ -402,8 +378,8 @@ def test_bindings_are_unique_per_source_destination_key_and_arguments(names):
     assert Binding.objects.count() == 2
 
 
-def test_declarequeues_check_on_a_broker_that_is_down(names, settings):
-    topology(names)
+def test_declarequeues_check_on_a_broker_that_is_down(topo_names, settings):
+    topology(topo_names)
     settings.MESSAGING = {**settings.MESSAGING, "BROKER_URL": "amqp://guest:guest@127.0.0.1:1/%2F"}
     with pytest.raises(CommandError, match="cannot reach the broker"):
         run("declarequeues", "--check")
