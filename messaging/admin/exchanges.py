@@ -25,6 +25,8 @@ from . import audit
 from .topology_page import topology_view
 
 UNREACHABLE = "unreachable"
+#: A row the broker was not asked about (not a GET).
+NOT_ASKED = "-"
 
 
 def exchange_states(names_or_rows: Iterable[Any]) -> tuple[list[Any], BrokerError | None]:
@@ -39,6 +41,8 @@ def exchange_states(names_or_rows: Iterable[Any]) -> tuple[list[Any], BrokerErro
 
 def state_html(state: Any) -> Any:
     """One exchange's (or binding end's) live state as the changelist shows it."""
+    if state == NOT_ASKED:
+        return "-"
     if state == broker.MATCHES:
         return format_html('<span class="messaging-ok">{}</span>', _("as its row says"))
     if state == UNREACHABLE:
@@ -146,7 +150,7 @@ class ExchangeAdmin(_LiveAdmin):
 
     @admin.display(description=gettext_lazy("on the broker"))
     def on_broker(self, obj: Exchange) -> Any:
-        return state_html(getattr(obj, "broker_state", "-"))
+        return state_html(getattr(obj, "broker_state", NOT_ASKED))
 
     @admin.display(description=gettext_lazy("on the broker now"))
     def on_broker_now(self, obj: Exchange) -> Any:
@@ -214,7 +218,7 @@ class BindingAdmin(_LiveAdmin):
 
     @admin.display(description=gettext_lazy("both ends on the broker"))
     def ends(self, obj: Binding) -> Any:
-        return state_html(getattr(obj, "broker_state", "-"))
+        return state_html(getattr(obj, "broker_state", NOT_ASKED))
 
     @admin.action(description=gettext_lazy("Declare on broker"), permissions=["change"])
     def declare_on_broker(self, request: HttpRequest, queryset: QuerySet[Binding]) -> None:
