@@ -50,6 +50,35 @@ def _label(edge: Edge) -> str:
     return edge.routing_key or "(no key)"
 
 
+def _edge(edge: Edge, ex_y: Mapping[str, float], q_y: Mapping[str, float], hit: bool) -> str:
+    """One binding: a curve from its exchange to its queue (or back to the left column
+    for an exchange destination), labelled with its key; "" when an end is not drawn."""
+    if edge.source not in ex_y:
+        return ""
+    color, width = (HIT, 2.5) if hit else (LINE, 1.2)
+    x1, y1 = EXCHANGE_X + BOX_W, ex_y[edge.source] + BOX_H / 2
+    if edge.queue is not None and edge.queue in q_y:
+        x2, y2 = QUEUE_X, q_y[edge.queue] + BOX_H / 2
+        path = f"M{x1},{y1} C{x1 + 120},{y1} {x2 - 120},{y2} {x2},{y2}"
+        lx, ly = (x1 + x2) / 2, (y1 + y2) / 2 - 3
+    elif edge.exchange is not None and edge.exchange in ex_y:
+        y2 = ex_y[edge.exchange] + BOX_H / 2
+        path = f"M{x1},{y1} C{x1 + 90},{y1} {x1 + 90},{y2} {x1},{y2}"
+        lx, ly = x1 + 70, (y1 + y2) / 2
+    else:
+        return ""
+    label = escape(_label(edge))
+    return (
+        f'<g class="topology-binding{" topology-hit" if hit else ""}">'
+        f"<title>{escape(edge.source)} → {escape(edge.queue or edge.exchange or '')}: "
+        f"{label}</title>"
+        f'<path d="{path}" fill="none" stroke="{color}" stroke-width="{width}" '
+        'marker-end="url(#topology-arrow)"/>'
+        f'<text x="{lx}" y="{ly}" font-size="11" text-anchor="middle" fill="{color}">'
+        f"{label}</text></g>"
+    )
+
+
 def topology_svg(
     exchanges: Sequence[Node],
     queues: Sequence[Node],
@@ -69,31 +98,7 @@ def topology_svg(
         f'<text x="{EXCHANGE_X}" y="18" font-size="12" fill="#666">exchanges</text>',
         f'<text x="{QUEUE_X}" y="18" font-size="12" fill="#666">queues</text>',
     ]
-    for edge in edges:
-        if edge.source not in ex_y:
-            continue
-        hit = edge in hit_edges
-        color, width = (HIT, 2.5) if hit else (LINE, 1.2)
-        x1, y1 = EXCHANGE_X + BOX_W, ex_y[edge.source] + BOX_H / 2
-        if edge.queue is not None and edge.queue in q_y:
-            x2, y2 = QUEUE_X, q_y[edge.queue] + BOX_H / 2
-            path = f"M{x1},{y1} C{x1 + 120},{y1} {x2 - 120},{y2} {x2},{y2}"
-            lx, ly = (x1 + x2) / 2, (y1 + y2) / 2 - 3
-        elif edge.exchange is not None and edge.exchange in ex_y:
-            y2 = ex_y[edge.exchange] + BOX_H / 2
-            path = f"M{x1},{y1} C{x1 + 90},{y1} {x1 + 90},{y2} {x1},{y2}"
-            lx, ly = x1 + 70, (y1 + y2) / 2
-        else:
-            continue
-        parts.append(
-            f'<g class="topology-binding{" topology-hit" if hit else ""}">'
-            f"<title>{escape(edge.source)} → {escape(edge.queue or edge.exchange or '')}: "
-            f"{escape(_label(edge))}</title>"
-            f'<path d="{path}" fill="none" stroke="{color}" stroke-width="{width}" '
-            'marker-end="url(#topology-arrow)"/>'
-            f'<text x="{lx}" y="{ly}" font-size="11" text-anchor="middle" fill="{color}">'
-            f"{escape(_label(edge))}</text></g>"
-        )
+    parts.extend(_edge(edge, ex_y, q_y, edge in hit_edges) for edge in edges)
     for node in exchanges:
         parts.append(
             _box(EXCHANGE_X, ex_y[node.name], node, "exchange", node.name in hit_exchanges)

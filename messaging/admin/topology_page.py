@@ -36,20 +36,7 @@ def topology_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpRe
     )
     snapshot = broker_snapshot(queue_names)
     query = _query(request)
-    found: Route | None = None
-    if query["exchange"]:
-        found = route(
-            query["exchange"],
-            query["routing_key"],
-            types={e.name: e.exchange_type for e in exchanges},
-            edges=edges,
-            headers=query["headers"],
-            alternates={
-                e.name: str(e.arguments["alternate-exchange"])
-                for e in exchanges
-                if (e.arguments or {}).get("alternate-exchange")
-            },
-        )
+    found = _route(query, exchanges, edges) if query["exchange"] else None
     svg = topology_svg(
         [Node(e.name, _exchange_detail(e)) for e in exchanges],
         [Node(name, _depth(snapshot.state(name))) for name in queue_names],
@@ -72,6 +59,22 @@ def topology_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpRe
     }
     request.current_app = model_admin.admin_site.name
     return TemplateResponse(request, "admin/messaging/topology.html", context)
+
+
+def _route(query: dict[str, Any], exchanges: list[Exchange], edges: list[Any]) -> Route:
+    """Where a message to the chosen exchange and routing key goes, from the rows."""
+    return route(
+        query["exchange"],
+        query["routing_key"],
+        types={e.name: e.exchange_type for e in exchanges},
+        edges=edges,
+        headers=query["headers"],
+        alternates={
+            e.name: str(e.arguments["alternate-exchange"])
+            for e in exchanges
+            if (e.arguments or {}).get("alternate-exchange")
+        },
+    )
 
 
 def _query(request: HttpRequest) -> dict[str, Any]:

@@ -140,3 +140,31 @@ def test_x_match_only_on_headers_exchanges():
         validate_binding_arguments("headers", {"x-match": "some"})
     with pytest.raises(ValidationError, match="headers exchanges only"):
         validate_binding_arguments("topic", {"x-match": "all"})
+
+
+# --------------------------------------------------------------------------- the drawing
+
+
+def test_topology_svg_draws_escapes_and_highlights_the_route():
+    from messaging.topology_chart import Node, topology_svg
+
+    edges = [
+        Edge("orders", "order.*", queue="<b>q</b>"),
+        Edge("orders", "#", exchange="audit"),
+        Edge("audit", "", queue="log"),
+        Edge("gone", "", queue="log"),  # an exchange without a box is not drawn
+    ]
+    found = route("orders", "order.x", types={"orders": "topic", "audit": "fanout"}, edges=edges)
+    svg = topology_svg(
+        [Node("orders", "topic"), Node("audit", "fanout")],
+        [Node("<b>q</b>", "1 ready"), Node("log", "0 ready")],
+        edges,
+        hit_edges=found.edges,
+        hit_queues=found.queues,
+        hit_exchanges=found.exchanges,
+        title="t",
+    )
+    assert svg.startswith("<svg") and "<b>" not in svg and "&lt;b&gt;q&lt;/b&gt;" in svg
+    assert svg.count('class="topology-binding') == 3
+    assert svg.count("topology-hit") == 3  # all three drawn bindings are on the route
+    assert "http" not in svg.replace('xmlns="http://www.w3.org/2000/svg"', "")
