@@ -192,3 +192,14 @@ def test_topology_page_escapes_names_and_needs_permission(admin_client: Client, 
     nobody = Client()
     nobody.force_login(staff())
     assert nobody.get(reverse(TOPOLOGY)).status_code == 403
+
+
+def test_deleting_an_exchange_row_leaves_the_broker_alone(admin_client: Client, topo_names):
+    orders, _audit, _created, _all = build(topo_names)
+    broker.declare_exchanges([orders])
+    response = admin_client.post(url("exchange_delete", orders.pk), {"post": "yes"}, follow=True)
+    assert response.status_code == 200
+    assert any("Only the rows were deleted" in text for _l, text in shown_messages(response))
+    assert not Exchange.objects.filter(pk=orders.pk).exists()
+    assert not Binding.objects.filter(source__name=orders.name).exists()
+    assert broker.check_exchanges([orders.name]) == [broker.MATCHES]  # still on the broker

@@ -175,6 +175,27 @@ class ExchangeAdmin(_LiveAdmin):
         )
         return format_html('<a href="{}?exchange={}">{}</a>', url, obj.name, _("Publish a message"))
 
+    def delete_model(self, request: HttpRequest, obj: Exchange) -> None:
+        super().delete_model(request, obj)
+        self._tell_broker_untouched(request, [obj.name])
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Exchange]) -> None:
+        names = list(queryset.values_list("name", flat=True))
+        super().delete_queryset(request, queryset)
+        self._tell_broker_untouched(request, names)
+
+    def _tell_broker_untouched(self, request: HttpRequest, names: list[str]) -> None:
+        self.message_user(
+            request,
+            _(
+                "Only the rows were deleted (with their bindings): exchange(s) %(names)s stay "
+                "on the broker with their bindings. Delete them there "
+                "(rabbitmqadmin delete exchange) if you mean to."
+            )
+            % {"names": ", ".join(names)},
+            messages.INFO,
+        )
+
     @admin.action(description=gettext_lazy("Declare on broker"), permissions=["change"])
     def declare_on_broker(self, request: HttpRequest, queryset: QuerySet[Exchange]) -> None:
         rows = list(queryset)

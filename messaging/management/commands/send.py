@@ -67,7 +67,8 @@ class Command(BaseCommand):
             "--exchange",
             default="",
             help="Publish to this exchange instead of straight to QUEUE (QUEUE is then "
-            "the default routing key and is not declared).",
+            "the default routing key and is not declared). The exchange is declared from "
+            "its Exchange row if it has one, else it must exist on the broker.",
         )
         parser.add_argument("--routing-key", default="", help="Routing key (with --exchange).")
         parser.add_argument(
