@@ -21,10 +21,12 @@ from .exceptions import (
     MessagingError,
     QueueMismatch,
     Reject,
+    RequestTimeout,
     Unroutable,
 )
 
 if TYPE_CHECKING:
+    from .calls import call
     from .handlers import Delivery
     from .publishing import publish
 
@@ -37,7 +39,9 @@ __all__ = [
     "MessagingError",
     "QueueMismatch",
     "Reject",
+    "RequestTimeout",
     "Unroutable",
+    "call",
     "publish",
 ]
 
@@ -50,6 +54,10 @@ def __getattr__(name: str) -> Any:
         from .publishing import publish
 
         return publish
+    if name == "call":
+        from .calls import call
+
+        return call
     if name == "Delivery":
         from .handlers import Delivery
 

@@ -10,6 +10,7 @@ consumer and the tests go through it. Every name below is importable from here.
   many, and the :class:`DeclarationCache` (once per connection).
 - :mod:`.deadletter` — :class:`DeadLetterer` (from a consumer's connection) and
   :func:`move_messages`.
+- :mod:`.rpc` — request/reply over direct reply-to (:func:`messaging.call`).
 - :mod:`.publisher` — :class:`PipelinedPublisher`, many confirms in flight, built from
   :mod:`.loop` (its connection), :mod:`.confirms` and :mod:`.batch` (publishing) and
   :mod:`.calls` (declarations and other RPCs).
@@ -30,6 +31,7 @@ from ..exceptions import (
     QueueMismatch,
     Unroutable,
 )
+from . import rpc  # noqa: F401 - messaging.call()'s pika side (broker.rpc.request)
 from .connecting import (
     close_quietly,
     connect,
@@ -55,6 +57,7 @@ from .message_properties import (
     check_headers,
     copy_properties,
     properties,
+    reply_properties,
 )
 from .publisher import (
     CALLS_AT_ONCE,
@@ -63,6 +66,7 @@ from .publisher import (
     PipelinedPublisher,
     PublisherBase,
 )
+from .subscriptions import declare_subscription, missing_exchanges
 from .topology import (
     DeclarationCache,
     DeclareResult,
@@ -115,10 +119,12 @@ __all__ = [
     "declare_dead_letter_queue",
     "declare_queue",
     "declare_queues",
+    "declare_subscription",
     "default_connection_name",
     "inspect_queue",
     "inspect_queues",
     "is_temporary",
+    "missing_exchanges",
     "move_messages",
     "open_channel",
     "properties",
@@ -126,6 +132,7 @@ __all__ = [
     "purge_queues",
     "queue_name_problem",
     "refusal",
+    "reply_properties",
     "translate",
     "translating",
 ]

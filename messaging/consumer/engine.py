@@ -53,6 +53,7 @@ class Consumer:
         on_event: Callable[[str], None] | None = None,
         policies: Mapping[str, QueuePolicy] | None = None,
         register: bool = False,
+        consume_arguments: Mapping[str, Any] | None = None,
     ) -> None:
         queues = list(queues)
         self.specs = [QueueSpec.of(q) for q in queues]
@@ -77,6 +78,7 @@ class Consumer:
         )
         self.dispatcher = Dispatcher(handlers, failures, self.database, self.stats)
         self.handlers = self.dispatcher.handlers
+        self.consume_arguments = consume_arguments
         self.io = self._io(urls, reconnect)
         self.registry = self._registry() if register else None
 
@@ -93,7 +95,16 @@ class Consumer:
             reconnect=reconnect,
             on_event=self.on_event,
             describe=lambda: f"(prefetch {self.prefetch}, batch {self.batch_size}, manual ack)",
+            consume_arguments=self.consume_arguments,
+            on_named=self._named,
         )
+
+    def _named(self, spec_name: str, name: str) -> None:
+        """A server-named queue (``runconsumer --bind``) got ``name``: its deliveries
+        (``delivery.queue == name``) go to the spec's handler and policy. Called on the
+        I/O thread before it consumes from ``name``."""
+        self.handlers[name] = self.handlers[spec_name]
+        self.policies[name] = self.policies[spec_name]
 
     def _registry(self) -> Registry:
         return Registry(
