@@ -174,3 +174,7 @@ def close_broker_connections(name_contains: str) -> int:
             )
             closed += 1
     return closed
+
+
+# The interop tests' fixtures (``launch``: subprocesses read line by line).
+from tests.interop import launch, launched  # noqa: E402, F401

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 from messaging import broker, call
 from messaging.models import Queue, Receipt
 from tests.conftest import manage_env, wait_for
+from tests.interop import consumer
 from tests.rpc_handlers import effects
 
 TUTORIAL = Path(__file__).parent / "tutorial"
@@ -22,75 +22,8 @@ TUTORIAL = Path(__file__).parent / "tutorial"
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-class Proc:
-    """A subprocess whose output lines are collected by a thread (never blocks)."""
-
-    def __init__(self, args: list[str]) -> None:
-        self.proc = subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=manage_env()
-        )
-        self.out: list[str] = []
-        self.err: list[str] = []
-        for stream, lines in ((self.proc.stdout, self.out), (self.proc.stderr, self.err)):
-            threading.Thread(target=self._read, args=(stream, lines), daemon=True).start()
-
-    @staticmethod
-    def _read(stream, lines: list[str]) -> None:
-        for line in iter(stream.readline, b""):
-            lines.append(line.decode(errors="replace").rstrip("\n"))
-
-    def wait_line(self, needle: str, *, err: bool = False, timeout: float = 30) -> str:
-        lines = self.err if err else self.out
-
-        def found() -> str | None:
-            return next((line for line in list(lines) if needle in line), None)
-
-        try:
-            return wait_for(found, timeout=timeout)
-        except BaseException:
-            print("stdout:", *self.out, "stderr:", *self.err, sep="\n")
-            raise
-
-    def finish(self, timeout: float = 30) -> int:
-        return self.proc.wait(timeout=timeout)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=10)
-
-
-@pytest.fixture
-def procs() -> Iterator[list[Proc]]:
-    started: list[Proc] = []
-    yield started
-    for proc in started:
-        proc.kill()
-
-
-@pytest.fixture
-def start(procs, transactional_db):
-    def run(*args: str) -> Proc:
-        proc = Proc([sys.executable, *args])
-        procs.append(proc)
-        return proc
-
-    return run
-
-
 def script(name: str) -> str:
     return str(TUTORIAL / name)
-
-
-def manage_py() -> str:
-    return str(Path(__file__).resolve().parent.parent / "manage.py")
-
-
-def consumer(start, *args: str) -> Proc:
-    """``runconsumer ARGS -v 2``, once it consumes (its queue is declared and bound)."""
-    proc = start(manage_py(), "runconsumer", *args, "-v", "2")
-    proc.wait_line("consuming ", err=True)
-    return proc
 
 
 def run_script(name: str, *args: str) -> str:
@@ -118,10 +51,10 @@ def rpc_queue() -> Iterator[str]:
 # --------------------------------------------------------------------------- 3: pub/sub
 
 
-def test_emit_log_reaches_every_runconsumer_bind(start, manage):
+def test_emit_log_reaches_every_runconsumer_bind(launch, manage):
     declare_exchange("logs", "fanout")
-    first = consumer(start, "--bind", "logs", "--max-messages", "1")
-    second = consumer(start, "--bind", "logs", "--max-messages", "1")
+    first = consumer(launch, "--bind", "logs", "--max-messages", "1")
+    second = consumer(launch, "--bind", "logs", "--max-messages", "1")
     run_script("emit_log.py", "info: fanned out")
     for proc in (first, second):
         assert proc.finish() == 0, proc.err
@@ -133,9 +66,9 @@ def test_emit_log_reaches_every_runconsumer_bind(start, manage):
     assert {r.routing_key for r in got} == {""}
 
 
-def test_send_with_message_id_fans_out_to_two_subscriptions_both_acked(start, manage):
+def test_send_with_message_id_fans_out_to_two_subscriptions_both_acked(launch, manage):
     declare_exchange("logs", "fanout")
-    procs = [consumer(start, "--bind", "logs", "--max-messages", "1") for _ in range(2)]
+    procs = [consumer(launch, "--bind", "logs", "--max-messages", "1") for _ in range(2)]
     sent = manage("send", "", "--exchange", "logs", "one id, two queues")
     assert sent.returncode == 0, sent.stderr
     for proc in procs:
@@ -145,9 +78,9 @@ def test_send_with_message_id_fans_out_to_two_subscriptions_both_acked(start, ma
     assert len({r.message_id for r in got}) == 1  # same message, each queue its receipt
 
 
-def test_send_exchange_reaches_receive_logs(start, manage):
+def test_send_exchange_reaches_receive_logs(launch, manage):
     declare_exchange("logs", "fanout")
-    receiver = start(script("receive_logs.py"))
+    receiver = launch(script("receive_logs.py"))
     receiver.wait_line("Waiting for logs")
     sent = manage("send", "", "--exchange", "logs", "info: from send")
     assert sent.returncode == 0, sent.stderr
@@ -170,11 +103,11 @@ def test_bind_and_queue_together_are_refused(manage, queue_name):
     assert b"give QUEUE(s) or --bind EXCHANGE[:ROUTING_KEY], not both" in r.stderr
 
 
-def test_bind_reconnect_declares_a_new_queue_and_rebinds(start, manage):
+def test_bind_reconnect_declares_a_new_queue_and_rebinds(launch, manage):
     from tests.conftest import close_broker_connections
 
     declare_exchange("logs", "fanout")
-    proc = consumer(start, "--bind", "logs", "--max-messages", "2", "--name", "rebind")
+    proc = consumer(launch, "--bind", "logs", "--max-messages", "2", "--name", "rebind")
     run_script("emit_log.py", "before")
     proc.wait_line("Received b'before'")
     assert close_broker_connections("runconsumer rebind") >= 1
@@ -189,10 +122,10 @@ def test_bind_reconnect_declares_a_new_queue_and_rebinds(start, manage):
 # --------------------------------------------------------------------------- 4: routing
 
 
-def test_emit_log_direct_reaches_only_bound_severities(start):
+def test_emit_log_direct_reaches_only_bound_severities(launch):
     declare_exchange("direct_logs", "direct")
     proc = consumer(
-        start,
+        launch,
         "--bind",
         "direct_logs:error",
         "--bind",
@@ -209,9 +142,9 @@ def test_emit_log_direct_reaches_only_bound_severities(start):
     assert [r.routing_key for r in got] == ["error", "warning"]
 
 
-def test_send_routing_key_reaches_receive_logs_direct(start, manage):
+def test_send_routing_key_reaches_receive_logs_direct(launch, manage):
     declare_exchange("direct_logs", "direct")
-    receiver = start(script("receive_logs_direct.py"), "error")
+    receiver = launch(script("receive_logs_direct.py"), "error")
     receiver.wait_line("Waiting for logs")
     for severity, text in (("info", "skip me"), ("error", "disk full")):
         sent = manage("send", severity, "--exchange", "direct_logs", text)
@@ -224,10 +157,10 @@ def test_send_routing_key_reaches_receive_logs_direct(start, manage):
 # --------------------------------------------------------------------------- 5: topics
 
 
-def test_emit_log_topic_matches_star_and_hash(start):
+def test_emit_log_topic_matches_star_and_hash(launch):
     declare_exchange("topic_logs", "topic")
     binds = ("--bind", "topic_logs:*.critical", "--bind", "topic_logs:kern.#")
-    proc = consumer(start, *binds, "--max-messages", "3")
+    proc = consumer(launch, *binds, "--max-messages", "3")
     for key in ("anonymous.info", "kern.critical", "cron.critical", "kern", "cron.info.x"):
         run_script("emit_log_topic.py", key, f"msg {key}")
     assert proc.finish() == 0, proc.err
@@ -235,9 +168,9 @@ def test_emit_log_topic_matches_star_and_hash(start):
     assert [r.routing_key for r in got] == ["kern.critical", "cron.critical", "kern"]
 
 
-def test_send_topic_reaches_receive_logs_topic(start, manage):
+def test_send_topic_reaches_receive_logs_topic(launch, manage):
     declare_exchange("topic_logs", "topic")
-    receiver = start(script("receive_logs_topic.py"), "kern.*")
+    receiver = launch(script("receive_logs_topic.py"), "kern.*")
     receiver.wait_line("Waiting for logs")
     sent = manage("send", "", "--exchange", "topic_logs", "--routing-key", "kern.critical", "oops")
     assert sent.returncode == 0, sent.stderr
@@ -247,9 +180,9 @@ def test_send_topic_reaches_receive_logs_topic(start, manage):
 # --------------------------------------------------------------------------- 6: RPC
 
 
-def test_rpc_client_gets_a_handler_return_value(start, rpc_queue):
+def test_rpc_client_gets_a_handler_return_value(launch, rpc_queue):
     Queue.objects.create(name=rpc_queue, durable=False)  # as the tutorial declares it
-    proc = consumer(start, rpc_queue, "--handler", "tests.rpc_handlers.fib")
+    proc = consumer(launch, rpc_queue, "--handler", "tests.rpc_handlers.fib")
     out = run_script("rpc_client.py", "30")
     assert " [.] Got 832040" in out
     proc.kill()
@@ -259,17 +192,17 @@ def test_rpc_client_gets_a_handler_return_value(start, rpc_queue):
     assert effects("fib-handled") == 1
 
 
-def test_rpc_client_with_the_tutorials_own_callback(start, rpc_queue):
+def test_rpc_client_with_the_tutorials_own_callback(launch, rpc_queue):
     Queue.objects.create(name=rpc_queue, durable=False)
-    proc = consumer(start, rpc_queue, "--handler", "tests.rpc_handlers.fib_pika")
+    proc = consumer(launch, rpc_queue, "--handler", "tests.rpc_handlers.fib_pika")
     assert " [.] Got 55" in run_script("rpc_client.py", "10")
     proc.kill()
     (receipt,) = Receipt.objects.filter(queue_name=rpc_queue)
     assert receipt.outcome == "acked" and bytes(receipt.reply) == b"55"
 
 
-def test_call_reaches_the_tutorials_rpc_server(start, rpc_queue):
-    server = start(script("rpc_server.py"))
+def test_call_reaches_the_tutorials_rpc_server(launch, rpc_queue):
+    server = launch(script("rpc_server.py"))
     server.wait_line("Awaiting RPC requests")
     reply = call(rpc_queue, b"30", timeout=30)
     assert reply.body == b"832040"
@@ -277,9 +210,9 @@ def test_call_reaches_the_tutorials_rpc_server(start, rpc_queue):
     server.wait_line(" [.] fib(30)")
 
 
-def test_call_and_a_json_handler(start, rpc_queue):
+def test_call_and_a_json_handler(launch, rpc_queue):
     Queue.objects.create(name=rpc_queue)
-    consumer(start, rpc_queue, "--handler", "tests.rpc_handlers.fib_json")
+    consumer(launch, rpc_queue, "--handler", "tests.rpc_handlers.fib_json")
     reply = call(rpc_queue, json={"n": 20}, timeout=30)
     assert reply.json() == {"n": 20, "fib": 6765}
     assert reply.content_type == "application/json"
