@@ -61,41 +61,21 @@ def call(
     :class:`~messaging.exceptions.InvalidMessage` (one line) for a bad property.
     Calling again with the same ``message_id`` after a timeout gets the reply the
     server stored on its receipt, without running its handler twice."""
+    from . import broker
+
     exchange, routing_key = _destination(queue, exchange, routing_key)
     if not timeout or timeout <= 0:
         raise ValueError("timeout must be a positive number of seconds")
-    if json is not _NO_JSON:
-        if body:
-            raise ValueError("give a body or json=, not both")
-        body, content_type = schemas.encode_json(json), content_type or schemas.JSON_CONTENT_TYPE
-    data = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+    data, content_type = _body(body, json, content_type)
+    extra = {"priority": priority, "expiration": expiration, "type": type, "app_id": app_id}
     correlation_id = correlation_id or uuid.uuid4().hex
-    try:
-        validate_message_fields(
-            exchange=exchange, routing_key=routing_key, content_type=content_type, headers=headers
-        )
-        props = clean_properties(
-            {
-                "correlation_id": correlation_id,
-                "priority": priority,
-                "expiration": expiration,
-                "type": type,
-                "app_id": app_id,
-            }
-        )
-    except ValidationError as exc:
-        raise InvalidMessage(first_message(exc)) from None
-    except ValueError as exc:
-        raise InvalidMessage(str(exc)) from None
-    from . import broker
-
-    pika_props = broker.properties(
-        message_id=message_id or str(uuid.uuid4()),
-        content_type=content_type,
-        headers=headers,
+    pika_props = _request_properties(
+        (exchange, routing_key),
+        content_type,
+        headers,
+        {"correlation_id": correlation_id, **extra},
+        message_id=message_id,
         persistent=persistent,
-        timestamp=int(timezone.now().timestamp()),
-        extra=pika_kwargs(_Props(props)),
     )
     answer = broker.rpc.request(exchange, routing_key, data, pika_props, float(timeout), urls)
     if answer is None:
@@ -111,6 +91,47 @@ def call(
         exchange=method.exchange,
         routing_key=method.routing_key,
         received_at=timezone.now(),
+    )
+
+
+def _body(body: bytes | str, json: Any, content_type: str) -> tuple[bytes, str]:
+    if json is not _NO_JSON:
+        if body:
+            raise ValueError("give a body or json=, not both")
+        return schemas.encode_json(json), content_type or schemas.JSON_CONTENT_TYPE
+    return (body.encode("utf-8") if isinstance(body, str) else bytes(body)), content_type
+
+
+def _request_properties(
+    destination: tuple[str, str],
+    content_type: str,
+    headers: Mapping[str, Any] | None,
+    values: Mapping[str, Any],
+    *,
+    message_id: str | None,
+    persistent: bool,
+) -> Any:
+    """The request's pika properties, every value checked first (one-line
+    :class:`InvalidMessage`)."""
+    from . import broker
+
+    exchange, routing_key = destination
+    try:
+        validate_message_fields(
+            exchange=exchange, routing_key=routing_key, content_type=content_type, headers=headers
+        )
+        props = clean_properties(values)
+    except ValidationError as exc:
+        raise InvalidMessage(first_message(exc)) from None
+    except ValueError as exc:
+        raise InvalidMessage(str(exc)) from None
+    return broker.properties(
+        message_id=message_id or str(uuid.uuid4()),
+        content_type=content_type,
+        headers=headers,
+        persistent=persistent,
+        timestamp=int(timezone.now().timestamp()),
+        extra=pika_kwargs(_Props(props)),
     )
 
 

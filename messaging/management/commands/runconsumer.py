@@ -51,6 +51,27 @@ def parse_binding(text: str) -> tuple[str, str]:
     return exchange, routing_key
 
 
+def add_subscription_arguments(parser: CommandParser) -> None:
+    """``--bind`` (tutorials 3-5) and ``--offset`` (streams)."""
+    parser.add_argument(
+        "--bind",
+        action="append",
+        default=[],
+        type=parse_binding,
+        metavar="EXCHANGE[:ROUTING_KEY]",
+        help="With no QUEUE: consume a fresh exclusive, server-named queue bound to "
+        "this existing exchange with this routing key (default empty; repeatable).",
+    )
+    parser.add_argument(
+        "--offset",
+        type=parse_offset,
+        default=None,
+        metavar="first|last|next|N|TIMESTAMP",
+        help="Where to start reading a stream (x-stream-offset): first, last, next, an "
+        "offset N, or an ISO 8601 timestamp.",
+    )
+
+
 def describe_bindings(binds: list[tuple[str, str]]) -> str:
     return ", ".join(f"{e} (routing key {k!r})" if k else e for e, k in binds)
 
@@ -63,23 +84,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("queues", nargs="*", metavar="QUEUE")
-        parser.add_argument(
-            "--bind",
-            action="append",
-            default=[],
-            type=parse_binding,
-            metavar="EXCHANGE[:ROUTING_KEY]",
-            help="With no QUEUE: consume a fresh exclusive, server-named queue bound to "
-            "this existing exchange with this routing key (default empty; repeatable).",
-        )
-        parser.add_argument(
-            "--offset",
-            type=parse_offset,
-            default=None,
-            metavar="first|last|next|N|TIMESTAMP",
-            help="Where to start reading a stream (x-stream-offset): first, last, next, an "
-            "offset N, or an ISO 8601 timestamp.",
-        )
+        add_subscription_arguments(parser)
         parser.add_argument(
             "--prefetch",
             type=bounded_int(1, AMQP_SHORT_MAX),
