@@ -101,3 +101,23 @@ def test_bad_offset_is_an_argument_error(manage, stream):
     r = manage("runconsumer", stream, "--offset", "-3")
     assert r.returncode == 2
     assert b"expected first, last, next, an offset" in r.stderr
+
+
+def test_a_failing_handler_on_a_stream_is_dead_lettered_at_once(manage, stream, channel):
+    fill(stream, ["bad"])
+    r = manage(
+        "runconsumer",
+        stream,
+        "--offset",
+        "first",
+        "--handler",
+        "tests.handlers.fail",
+        "--max-messages",
+        "1",
+        "--name",
+        "failing",
+    )
+    assert r.returncode == 0, r.stderr
+    (receipt,) = Receipt.objects.filter(consumer_name="failing")
+    assert (receipt.outcome, receipt.stream_offset) == ("dead_lettered", 0)
+    assert channel.basic_get(f"{stream}.dlq", auto_ack=True)[2] == b"bad"

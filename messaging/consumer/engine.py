@@ -111,7 +111,8 @@ class Consumer:
             name=self.name,
             host=self.host,
             pid=self.pid,
-            queues=[s.name for s in self.specs],
+            # A --bind queue's name is the broker's: show what it is bound to instead.
+            queues=[s.name or " ".join(f"{e}:{k}" for e, k in s.bindings) for s in self.specs],
             prefetch=self.prefetch,
             stats=self.stats,
             stopping=self._stop.is_set,
@@ -201,6 +202,7 @@ def policy_for(spec: QueueSpec, queue: Any) -> QueuePolicy:
             dead_letter_queue=queue.dead_letter_queue,
             broker_dead_letters=bool(queue.dead_letter_exchange),
             schema=getattr(queue, "schema", None),
+            stream=getattr(queue, "queue_type", "") == "stream",
         )
     return QueuePolicy(
         dead_letter_queue=spec.dead_letter_queue or dead_letter_queue_name(spec.name)

@@ -162,3 +162,13 @@ def test_parse_offset_refuses(text):
 def test_consume_arguments():
     assert consume_arguments(None) is None
     assert consume_arguments(7) == {"x-stream-offset": 7}
+
+
+def test_a_stream_failure_dead_letters_at_once():
+    from messaging.consumer import QueuePolicy, RetryPolicy, Verdict
+
+    stream = QueuePolicy(dead_letter_queue="s.dlq", stream=True)
+    decision = RetryPolicy(max_attempts=5).decide(1, stream)
+    assert (decision.outcome, decision.verdict) == ("dead_lettered", Verdict.DEAD_LETTER)
+    assert QueuePolicy(stream=True).dead_letter_verdict is Verdict.ACK  # never a nack
+    assert RetryPolicy(max_attempts=5).decide(1, QueuePolicy()).verdict is Verdict.REQUEUE
