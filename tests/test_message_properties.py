@@ -198,3 +198,17 @@ def test_admin_compose_with_properties(client, queue_name):
     assert {name: getattr(row, name) for name in PROPS} == PROPS
     change = client.get(reverse("admin:messaging_message_change", args=[row.pk]))
     assert "order.created" in change.content.decode()
+
+
+def test_capture_keeps_the_properties_and_deliver_stores_a_reply(queue_name):
+    from messaging.testing import capture
+
+    with capture() as captured:
+        publish(queue_name, b"21", reply_to="amq.rabbitmq.reply-to.x", correlation_id="c9")
+        (message,) = captured
+        assert message.properties.reply_to == "amq.rabbitmq.reply-to.x"
+        assert message.properties.timestamp
+        result = captured.deliver(handlers={queue_name: lambda d: int(d.body) * 2})
+    (receipt,) = result.receipts
+    assert receipt.outcome == "acked"
+    assert (bytes(receipt.reply), receipt.reply_content_type) == (b"42", "application/json")
