@@ -22,10 +22,12 @@ from .exceptions import (
     MessagingError,
     QueueMismatch,
     Reject,
+    RequestTimeout,
     Unroutable,
 )
 
 if TYPE_CHECKING:
+    from .calls import call
     from .handlers import Delivery
     from .publishing import publish
 
@@ -39,7 +41,9 @@ __all__ = [
     "ExchangeMismatch",
     "QueueMismatch",
     "Reject",
+    "RequestTimeout",
     "Unroutable",
+    "call",
     "publish",
 ]
 
@@ -52,6 +56,10 @@ def __getattr__(name: str) -> Any:
         from .publishing import publish
 
         return publish
+    if name == "call":
+        from .calls import call
+
+        return call
     if name == "Delivery":
         from .handlers import Delivery
 

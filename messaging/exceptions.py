@@ -136,6 +136,12 @@ class PublishInterrupted(PublishError):
     temporary = True
 
 
+class RequestTimeout(MessagingError, TimeoutError):
+    """:func:`messaging.call` got no reply within its ``timeout``. The request may still
+    be handled (and its reply then goes nowhere): call again with the same
+    ``message_id`` to get the stored reply instead of running the handler twice."""
+
+
 class Reject(Exception):  # noqa: N818 - a control-flow signal, not an error
     """Raise from a handler to refuse a delivery without it counting as a crash.
 

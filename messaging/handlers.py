@@ -14,6 +14,7 @@ from django.utils.module_loading import import_string
 
 from . import conf
 from .exceptions import HandlerImportError, Reject
+from .replies import CallbackPublishes, Outbound
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,49 @@ class Delivery:
     @property
     def content_type(self) -> str:
         return self.properties.content_type or ""
+
+    @property
+    def correlation_id(self) -> str:
+        return self.properties.correlation_id or ""
+
+    @property
+    def reply_to(self) -> str:
+        """Where the producer wants the reply; a handler's return value goes there."""
+        return self.properties.reply_to or ""
+
+    @property
+    def priority(self) -> int | None:
+        return self.properties.priority
+
+    @property
+    def expiration(self) -> int | None:
+        """The per-message TTL in milliseconds, ``None`` when not set."""
+        value = self.properties.expiration
+        return int(value) if value not in (None, "") else None
+
+    @property
+    def type(self) -> str:
+        return self.properties.type or ""
+
+    @property
+    def app_id(self) -> str:
+        return self.properties.app_id or ""
+
+    @property
+    def timestamp(self) -> datetime | None:
+        """The AMQP timestamp (when the producer sent it, whole seconds, UTC)."""
+        value = self.properties.timestamp
+        if value is None:
+            return None
+        from datetime import UTC
+
+        return datetime.fromtimestamp(value, tz=UTC)
+
+    @property
+    def stream_offset(self) -> int | None:
+        """The ``x-stream-offset`` of a delivery from a stream, else ``None``."""
+        value = (self.properties.headers or {}).get("x-stream-offset")
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
 
     def text(self, encoding: str = "utf-8") -> str:
         return self.body.decode(encoding)
@@ -95,6 +139,24 @@ class ChannelProxy:
     def __init__(self) -> None:
         self.decision: Reject | None = None
         self.acked = False
+        self.published = CallbackPublishes()
+
+    def basic_publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes | str,
+        properties: pika.BasicProperties | None = None,
+        mandatory: bool = False,
+    ) -> None:
+        """Recorded, and published after the receipt commits and before the ack (the
+        RPC tutorial's server replies this way)."""
+        data = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+        content_type = (properties.content_type if properties is not None else None) or ""
+        correlation = properties.correlation_id if properties is not None else None
+        self.published.append(
+            Outbound(exchange, routing_key, data, correlation, content_type, properties)
+        )
 
     def basic_ack(self, delivery_tag: int = 0, multiple: bool = False) -> None:
         self.acked = True
@@ -108,20 +170,22 @@ class ChannelProxy:
     def __getattr__(self, name: str) -> Any:
         raise AttributeError(
             f"runconsumer owns the channel: ch.{name} is not available to a handler "
-            "(basic_ack, basic_nack and basic_reject are); publish with messaging.publish()"
+            "(basic_ack, basic_nack, basic_reject and basic_publish are); publish with "
+            "messaging.publish()"
         )
 
 
 def pika_style(callback: Callable[..., Any]) -> Handler:
     """Adapt a four-argument pika callback to a ``Delivery`` handler."""
 
-    def handler(delivery: Delivery) -> None:
+    def handler(delivery: Delivery) -> CallbackPublishes | None:
         ch = ChannelProxy()
         result = callback(ch, delivery.method, delivery.properties, delivery.body)
         if result is not None and inspect.isawaitable(result):
             raise awaitable_error(result)
         if ch.decision is not None:
             raise ch.decision
+        return ch.published or None
 
     handler.__name__ = getattr(callback, "__name__", "pika_callback")
     handler.__qualname__ = getattr(callback, "__qualname__", handler.__name__)

@@ -11,6 +11,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from .amqp_properties import validate_expiration, validate_priority, validate_property_text
 from .fields import LooseForeignKey
 from .schemas import check_schema
 from .topology_rules import (
@@ -53,6 +54,9 @@ class Queue(models.Model):
     class QueueType(models.TextChoices):
         CLASSIC = "classic", _("classic")
         QUORUM = "quorum", _("quorum")
+        #: RabbitMQ 3.9+ append-only log: consumers read from an offset
+        #: (``runconsumer --offset``); always durable.
+        STREAM = "stream", _("stream")
 
     name = models.CharField(
         _("name"),
@@ -132,6 +136,8 @@ class Queue(models.Model):
         super().clean()
         if self.queue_type == self.QueueType.QUORUM and not self.durable:
             raise ValidationError({"durable": _("Quorum queues are always durable.")})
+        if self.queue_type == self.QueueType.STREAM and not self.durable:
+            raise ValidationError({"durable": _("Streams are always durable.")})
         if self.dead_letter_routing_key and not self.dead_letter_exchange:
             raise ValidationError(
                 {"dead_letter_routing_key": _("Set a dead-letter exchange to use a routing key.")}
@@ -148,8 +154,8 @@ class Queue(models.Model):
     def declare_arguments(self) -> dict[str, Any]:
         """The ``arguments`` table sent with ``queue.declare`` for this row."""
         args: dict[str, Any] = dict(self.arguments or {})
-        if self.queue_type == self.QueueType.QUORUM:
-            args["x-queue-type"] = "quorum"
+        if self.queue_type in (self.QueueType.QUORUM, self.QueueType.STREAM):
+            args["x-queue-type"] = str(self.queue_type)
         if self.dead_letter_exchange:
             args["x-dead-letter-exchange"] = self.dead_letter_exchange
             if self.dead_letter_routing_key:
@@ -224,6 +230,48 @@ class Message(models.Model):
     )
     persistent = models.BooleanField(
         _("persistent"), default=True, help_text=_("delivery_mode=2: survives a broker restart.")
+    )
+    correlation_id = models.CharField(
+        _("correlation id"),
+        max_length=255,
+        blank=True,
+        validators=[validate_property_text],
+        help_text=_("AMQP correlation_id: ties a reply to its request."),
+    )
+    reply_to = models.CharField(
+        _("reply to"),
+        max_length=255,
+        blank=True,
+        validators=[validate_property_text],
+        help_text=_("AMQP reply_to: the queue a reply should be sent to."),
+    )
+    priority = models.PositiveSmallIntegerField(
+        _("priority"),
+        null=True,
+        blank=True,
+        validators=[validate_priority],
+        help_text=_("0-255; only a queue declared with x-max-priority orders by it."),
+    )
+    expiration = models.PositiveBigIntegerField(
+        _("expiration (ms)"),
+        null=True,
+        blank=True,
+        validators=[validate_expiration],
+        help_text=_("Per-message TTL in milliseconds: the broker drops it after that long."),
+    )
+    type = models.CharField(
+        _("type"),
+        max_length=255,
+        blank=True,
+        validators=[validate_property_text],
+        help_text=_("AMQP type property (the message's kind, e.g. order.created)."),
+    )
+    app_id = models.CharField(
+        _("app id"),
+        max_length=255,
+        blank=True,
+        validators=[validate_property_text],
+        help_text=_("AMQP app_id: the application that sent it."),
     )
     status = models.CharField(
         _("status"), max_length=16, choices=Status.choices, default=Status.PENDING
@@ -334,6 +382,29 @@ class Receipt(models.Model):
     traceback = models.TextField(_("traceback"), blank=True)
     received_at = models.DateTimeField(_("received"))
     finished_at = models.DateTimeField(_("finished"))
+    exchange = models.CharField(
+        _("exchange"),
+        max_length=255,
+        blank=True,
+        help_text=_("The exchange the message was published to (empty: the default)."),
+    )
+    routing_key = models.CharField(_("routing key"), max_length=255, blank=True)
+    stream_offset = models.BigIntegerField(
+        _("stream offset"),
+        null=True,
+        blank=True,
+        help_text=_("x-stream-offset of a delivery from a stream."),
+    )
+    reply = models.BinaryField(
+        _("reply"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "The handler's return value sent to reply_to (sent again, handler not rerun, "
+            "to a redelivered request)."
+        ),
+    )
+    reply_content_type = models.CharField(_("reply content type"), max_length=255, blank=True)
 
     objects = ReceiptQuerySet.as_manager()
 

@@ -29,6 +29,11 @@ FIELDS = (
     "traceback",
     "received_at",
     "finished_at",
+    "exchange",
+    "routing_key",
+    "stream_offset",
+    "reply",
+    "reply_content_type",
 )
 _DATETIMES = (FIELDS.index("received_at"), FIELDS.index("finished_at"))
 

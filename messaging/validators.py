@@ -251,4 +251,7 @@ def message_problem(message: Any) -> str | None:
         )
     except ValidationError as exc:
         return f"invalid message: {first_message(exc)}"
-    return None
+    from .amqp_properties import properties_problem
+
+    problem = properties_problem(message)
+    return None if problem is None else f"invalid message: {problem}"

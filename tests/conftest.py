@@ -198,3 +198,7 @@ def topo_names(request: pytest.FixtureRequest) -> Iterator[Any]:
                     delete(name)
             with contextlib.suppress(Exception):
                 conn.channel().queue_delete(f"{name}.dlq")
+
+
+# The interop tests' fixtures (``launch``: subprocesses read line by line).
+from tests.interop import launch, launched  # noqa: E402, F401

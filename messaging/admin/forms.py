@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from .. import broker, schemas
+from ..amqp_properties import NAMES as PROPERTY_NAMES
 from ..models import Message, Queue
 from .bodies import BIG_BODY, BIG_BODY_PREVIEW, body_as_text, bounded_preview, same_text
 
@@ -115,13 +116,22 @@ class MessageForm(forms.ModelForm):
 
     class Meta:
         model = Message
-        fields = ("queue", "exchange", "routing_key", "content_type", "headers", "persistent")
+        fields = (
+            "queue",
+            "exchange",
+            "routing_key",
+            "content_type",
+            "headers",
+            "persistent",
+            *PROPERTY_NAMES,
+        )
         field_classes = {"headers": SafeJSONField}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._body: bytes | None = None
-        for name in ("exchange", "routing_key"):  # refused by the validators, never stripped
+        for name in ("exchange", "routing_key", "correlation_id", "reply_to", "type", "app_id"):
+            # refused by the validators, never stripped
             if name in self.fields:
                 self.fields[name].strip = False
         field = self.fields["body_text"]

@@ -23,6 +23,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from .. import conf
+from ..amqp_properties import NAMES as PROPERTY_NAMES
 from ..db import operations
 from ..models import Message, Receipt
 from ..publishing import PUBLISHABLE, PublishResult, chunks, publish_ids
@@ -118,6 +119,7 @@ def copy_pairs(queryset: QuerySet[Message]) -> list[tuple[str, int]]:
                 content_type=original.content_type,
                 headers=original.headers,
                 persistent=original.persistent,
+                **{name: getattr(original, name) for name in PROPERTY_NAMES},
             )
         )
     created = Message.objects.bulk_create(copies, batch_size=500)
@@ -205,6 +207,19 @@ def action_label(description: Any) -> str:
     return _("admin action “%(name)s”") % {"name": description}
 
 
+#: The AMQP properties (correlation_id, reply_to, priority, expiration, type, app_id).
+PROPERTIES_FIELDSET = (
+    gettext_lazy("Properties"),
+    {
+        "fields": (("correlation_id", "reply_to"), ("priority", "expiration"), ("type", "app_id")),
+        "description": gettext_lazy(
+            "Optional AMQP properties. Priority 0-255 needs a queue declared with "
+            "x-max-priority; expiration is in milliseconds. The timestamp is set on send."
+        ),
+    },
+)
+
+
 @admin.register(Message)
 class MessageAdmin(MessageBodies, PublishFeedback, admin.ModelAdmin):
     form = MessageForm
@@ -233,12 +248,13 @@ class MessageAdmin(MessageBodies, PublishFeedback, admin.ModelAdmin):
     def get_fieldsets(self, request: HttpRequest, obj: Message | None = None) -> Any:
         if obj is None:
             fields = (*MESSAGE_FIELDS, "body_text", "body_format", "headers", "persistent")
-            return [(None, {"fields": fields})]
+            return [(None, {"fields": fields}), PROPERTIES_FIELDSET]
         # View-only (published, or no change permission): every field is read-only.
         editable = self.has_change_permission(request, obj)
         body = ("body_text", "body_format") if editable else ("body_display",)
         return [
             (None, {"fields": (*MESSAGE_FIELDS, *body, "body_download", "headers", "persistent")}),
+            PROPERTIES_FIELDSET,
             (_("Publishing"), {"fields": STATUS_FIELDS}),
         ]
 

@@ -47,6 +47,7 @@ class ReceiptAdmin(admin.ModelAdmin):
     list_display = (
         "received_at",
         "queue_name",
+        "source",
         "message_link",
         "outcome",
         "attempt",
@@ -81,6 +82,11 @@ class ReceiptAdmin(admin.ModelAdmin):
         "consumer_pid",
         "consumer_tag",
         "delivery_tag",
+        "exchange",
+        "routing_key",
+        "stream_offset",
+        "reply_preview",
+        "reply_content_type",
         "error",
         "traceback",
     )
@@ -123,6 +129,22 @@ class ReceiptAdmin(admin.ModelAdmin):
             current_app=self.admin_site.name,
         )
         return format_html('<a href="{}">{}</a>', url, obj.message_id)
+
+    @admin.display(description=gettext_lazy("exchange / routing key"))
+    def source(self, obj: Receipt) -> str:
+        """Where the delivery came from: the exchange and routing key it was published
+        with (what tells the server-named queues of ``runconsumer --bind`` apart)."""
+        if not obj.exchange:
+            return obj.routing_key and f"(default) {obj.routing_key}"
+        return f"{obj.exchange} {obj.routing_key}".rstrip()
+
+    @admin.display(description=gettext_lazy("reply"))
+    def reply_preview(self, obj: Receipt) -> str:
+        if obj.reply is None:
+            return self.get_empty_value_display()
+        from ..handlers import preview
+
+        return preview(bytes(obj.reply))
 
     @admin.display(description=gettext_lazy("error"))
     def short_error(self, obj: Receipt) -> str:

@@ -12,6 +12,7 @@ consumer and the tests go through it. Every name below is importable from here.
   and bindings (one, or many over one connection) and checking them without declaring.
 - :mod:`.deadletter` — :class:`DeadLetterer` (from a consumer's connection) and
   :func:`move_messages`.
+- :mod:`.rpc` — request/reply over direct reply-to (:func:`messaging.call`).
 - :mod:`.publisher` — :class:`PipelinedPublisher`, many confirms in flight, built from
   :mod:`.loop` (its connection), :mod:`.confirms` and :mod:`.batch` (publishing) and
   :mod:`.calls` (declarations and other RPCs).
@@ -33,6 +34,7 @@ from ..exceptions import (
     QueueMismatch,
     Unroutable,
 )
+from . import rpc  # noqa: F401 - messaging.call()'s pika side (broker.rpc.request)
 from .connecting import (
     close_quietly,
     connect,
@@ -72,6 +74,7 @@ from .message_properties import (
     check_headers,
     copy_properties,
     properties,
+    reply_properties,
 )
 from .publisher import (
     CALLS_AT_ONCE,
@@ -80,6 +83,7 @@ from .publisher import (
     PipelinedPublisher,
     PublisherBase,
 )
+from .subscriptions import declare_subscription, missing_exchanges
 from .topology import (
     DeclarationCache,
     DeclareResult,
@@ -145,10 +149,12 @@ __all__ = [
     "declare_dead_letter_queue",
     "declare_queue",
     "declare_queues",
+    "declare_subscription",
     "default_connection_name",
     "inspect_queue",
     "inspect_queues",
     "is_temporary",
+    "missing_exchanges",
     "move_messages",
     "open_channel",
     "properties",
@@ -156,6 +162,7 @@ __all__ = [
     "purge_queues",
     "queue_name_problem",
     "refusal",
+    "reply_properties",
     "translate",
     "translating",
 ]

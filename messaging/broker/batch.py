@@ -50,16 +50,21 @@ class Batch:
     # ----------------------------------------------------------------- sending
 
     def properties(self, item: Outgoing) -> pika.BasicProperties:
-        """One BasicProperties object per distinct (content type, headers, persistence):
-        basic_publish encodes it at once, so only message_id changes between messages.
-        (Keyed by ``id(headers)``: only valid while the batch lives.)"""
-        key = (item.content_type, id(item.headers), item.persistent)
+        """One BasicProperties object per distinct (content type, headers, persistence,
+        other properties): basic_publish encodes it at once, so only message_id and
+        timestamp change between messages. (Keyed by ``id(headers)`` and ``id(extra)``:
+        only valid while the batch lives.)"""
+        key = (item.content_type, id(item.headers), item.persistent, id(item.extra))
         if key != self._props_key or self._props is None:
             self._props = properties(
-                content_type=item.content_type, headers=item.headers, persistent=item.persistent
+                content_type=item.content_type,
+                headers=item.headers,
+                persistent=item.persistent,
+                extra=item.extra,
             )
             self._props_key = key
         self._props.message_id = item.message_id or None
+        self._props.timestamp = item.timestamp
         return self._props
 
     def sent_as(self, index: int, tag: int) -> None:

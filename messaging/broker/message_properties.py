@@ -26,12 +26,34 @@ def properties(
     content_type: str | None = None,
     headers: Mapping[str, Any] | None = None,
     persistent: bool = True,
+    timestamp: int | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> pika.BasicProperties:
+    """The properties of one message. ``timestamp`` is whole seconds since the epoch
+    (AMQP's timestamp); ``extra`` holds the other properties a producer may set
+    (``correlation_id``, ``reply_to``, ``priority``, ``expiration`` as a string of
+    milliseconds, ``type``, ``app_id``), as :func:`messaging.amqp_properties.pika_kwargs`
+    builds them."""
     return pika.BasicProperties(
         message_id=message_id or None,
         content_type=content_type or None,
         headers=dict(headers) if headers else None,
         delivery_mode=PERSISTENT if persistent else TRANSIENT,
+        timestamp=timestamp,
+        **dict(extra or {}),
+    )
+
+
+def reply_properties(correlation_id: str | None, content_type: str = "") -> pika.BasicProperties:
+    """The properties of a reply to a request with ``correlation_id``: that id, the
+    reply's content type, transient (a reply is for a caller waiting now), timestamped."""
+    import time
+
+    return pika.BasicProperties(
+        correlation_id=correlation_id or None,
+        content_type=content_type or None,
+        delivery_mode=TRANSIENT,
+        timestamp=int(time.time()),
     )
 
 

@@ -42,6 +42,10 @@ class Outgoing:
     content_type: str = ""
     headers: Mapping[str, Any] | None = None
     persistent: bool = True
+    #: AMQP timestamp (seconds since the epoch) and the other properties
+    #: (:func:`~messaging.amqp_properties.pika_kwargs`).
+    timestamp: int | None = None
+    extra: Mapping[str, Any] | None = None
 
 
 class PublisherBase:

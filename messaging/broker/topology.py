@@ -32,6 +32,9 @@ class QueueSpec:
     #: ``<name>.dlq`` when the app manages this queue's dead-letter queue (declared first,
     #: with the ``messaging.dlx`` exchange and its binding).
     dead_letter_queue: str | None = None
+    #: ``(exchange, routing_key)`` pairs: a fresh exclusive, server-named queue bound to
+    #: each is consumed instead (``runconsumer --bind``; ``name`` is then ``""``).
+    bindings: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def of(cls, queue: Any) -> QueueSpec:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from django.db import DatabaseError, IntegrityError, transaction
 
@@ -13,6 +14,7 @@ from .. import schemas
 from ..exceptions import Reject
 from ..handlers import Delivery, Handler, awaitable_error
 from ..models import Receipt
+from ..replies import Reply, outcome_of, to_reply_to
 from .database import DatabaseDown, DatabaseGuard
 from .failures import Failures
 from .policy import Outcome, Verdict, attempt_number
@@ -63,8 +65,8 @@ class Dispatcher:
         if not redo:
             try:
                 with transaction.atomic():
-                    self._run_all(batch)
-                    receipts = self.recorder.acked(batch)
+                    outcomes = self._run_all(batch)
+                    receipts = self.recorder.acked(batch, replies=[o[0] for o in outcomes])
             except IntegrityError:
                 redo = True  # a copy of an already acked message: sort it out one by one
             except DatabaseError as exc:
@@ -78,7 +80,10 @@ class Dispatcher:
                 self.stats.acked += len(batch)
                 self.database.ok()
                 self.recorder.announce(receipts, batch)
-                return [Settlement(d, Verdict.ACK) for d in batch]
+                return [
+                    Settlement(d, Verdict.ACK, replies=o[1])
+                    for d, o in zip(batch, outcomes, strict=True)
+                ]
         settled: list[Settlement] = []
         for index, delivery in enumerate(batch):
             try:
@@ -87,12 +92,16 @@ class Dispatcher:
                 raise DatabaseDown(down.error, batch[index:], settled) from down.error
         return settled
 
-    def _run_all(self, batch: Sequence[Delivery]) -> None:
+    def _run_all(self, batch: Sequence[Delivery]) -> list[tuple[Reply | None, tuple]]:
+        """Run every handler; per delivery (reply to store, replies to send)."""
         handlers = self.handlers
+        outcomes = []
         for delivery in batch:
             result = handlers[delivery.queue](delivery)
             if result is not None and inspect.isawaitable(result):
                 raise awaitable_error(result)
+            outcomes.append(outcome_of(result, delivery.reply_to, delivery.correlation_id))
+        return outcomes
 
     # ------------------------------------------------------------------ one delivery
 
@@ -100,10 +109,11 @@ class Dispatcher:
         """Handle one delivery: duplicate check, attempt count, schema, handler."""
         try:
             history: list[str] | None = None
-            if delivery.redelivered and delivery.message_id:
+            # A request (reply_to) may come again as the caller's retry, not redelivered.
+            if delivery.message_id and (delivery.redelivered or delivery.reply_to):
                 history = self._history(delivery)
                 if Outcome.ACKED in history:
-                    return self._counted(self.failures.duplicate(delivery))
+                    return self._counted(self._duplicate(delivery))
             attempt = self._attempt(delivery, history)
             problem = self._schema_problem(delivery)
             if problem is not None:
@@ -120,14 +130,15 @@ class Dispatcher:
                 result = handler(delivery)
                 if result is not None and inspect.isawaitable(result):
                     raise awaitable_error(result)  # it never ran: a handler failure
+                reply, replies = outcome_of(result, delivery.reply_to, delivery.correlation_id)
                 stage = "receipt"
                 try:
-                    receipts = self.recorder.acked([delivery], attempt=attempt)
+                    receipts = self.recorder.acked([delivery], attempt=attempt, replies=[reply])
                 except IntegrityError as exc:
                     raise _Duplicate from exc
                 stage = "commit"
         except _Duplicate:
-            return self.failures.duplicate(delivery)
+            return self._duplicate(delivery)
         except Reject as decision:
             if decision.requeue:
                 return self.failures.failed(delivery, attempt, decision.reason, "")
@@ -140,7 +151,26 @@ class Dispatcher:
             return self.failures.handler_failed(delivery, attempt, exc)
         self.stats.acked += 1
         self.recorder.announce(receipts, [delivery])
-        return Settlement(delivery, Verdict.ACK)
+        return Settlement(delivery, Verdict.ACK, replies=replies)
+
+    def _duplicate(self, delivery: Delivery) -> Settlement:
+        """A copy of a message already acked here; a request among them gets the reply
+        stored on the acked receipt again (its handler is not run twice)."""
+        settlement = self.failures.duplicate(delivery)
+        if not delivery.reply_to:
+            return settlement
+        stored = (
+            Receipt.objects.filter(
+                queue_name=delivery.queue, message_id=delivery.message_id, outcome=Outcome.ACKED
+            )
+            .values_list("reply", "reply_content_type")
+            .first()
+        )
+        if stored is None or stored[0] is None:
+            return settlement
+        reply = Reply(bytes(stored[0]), stored[1])
+        outbound = to_reply_to(reply, delivery.reply_to, delivery.correlation_id)
+        return replace(settlement, replies=(outbound,))
 
     def _counted(self, settlement: Settlement) -> Settlement:
         """A delivery got its receipt (so the database answers)."""

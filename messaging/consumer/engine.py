@@ -53,6 +53,7 @@ class Consumer:
         on_event: Callable[[str], None] | None = None,
         policies: Mapping[str, QueuePolicy] | None = None,
         register: bool = False,
+        consume_arguments: Mapping[str, Any] | None = None,
     ) -> None:
         queues = list(queues)
         self.specs = [QueueSpec.of(q) for q in queues]
@@ -77,6 +78,7 @@ class Consumer:
         )
         self.dispatcher = Dispatcher(handlers, failures, self.database, self.stats)
         self.handlers = self.dispatcher.handlers
+        self.consume_arguments = consume_arguments
         self.io = self._io(urls, reconnect)
         self.registry = self._registry() if register else None
 
@@ -93,14 +95,24 @@ class Consumer:
             reconnect=reconnect,
             on_event=self.on_event,
             describe=lambda: f"(prefetch {self.prefetch}, batch {self.batch_size}, manual ack)",
+            consume_arguments=self.consume_arguments,
+            on_named=self._named,
         )
+
+    def _named(self, spec_name: str, name: str) -> None:
+        """A server-named queue (``runconsumer --bind``) got ``name``: its deliveries
+        (``delivery.queue == name``) go to the spec's handler and policy. Called on the
+        I/O thread before it consumes from ``name``."""
+        self.handlers[name] = self.handlers[spec_name]
+        self.policies[name] = self.policies[spec_name]
 
     def _registry(self) -> Registry:
         return Registry(
             name=self.name,
             host=self.host,
             pid=self.pid,
-            queues=[s.name for s in self.specs],
+            # A --bind queue's name is the broker's: show what it is bound to instead.
+            queues=[s.name or " ".join(f"{e}:{k}" for e, k in s.bindings) for s in self.specs],
             prefetch=self.prefetch,
             stats=self.stats,
             stopping=self._stop.is_set,
@@ -190,6 +202,7 @@ def policy_for(spec: QueueSpec, queue: Any) -> QueuePolicy:
             dead_letter_queue=queue.dead_letter_queue,
             broker_dead_letters=bool(queue.dead_letter_exchange),
             schema=getattr(queue, "schema", None),
+            stream=getattr(queue, "queue_type", "") == "stream",
         )
     return QueuePolicy(
         dead_letter_queue=spec.dead_letter_queue or dead_letter_queue_name(spec.name)

@@ -103,7 +103,7 @@ class Failures:
         self, delivery: Delivery, policy: QueuePolicy, reason: str, attempt: int, error: str
     ) -> Settlement:
         verdict = policy.dead_letter_verdict
-        if verdict is Verdict.NACK:
+        if verdict is not Verdict.DEAD_LETTER:
             return Settlement(delivery, verdict)  # the queue's dead-letter exchange takes it
         death = death_record(delivery.queue, reason, attempt, error, self.recorder.name)
         return Settlement(delivery, verdict, death)

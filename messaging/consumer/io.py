@@ -49,11 +49,17 @@ class ConsumerIO:
         reconnect: bool = True,
         on_event: Callable[[str], None] = lambda text: None,
         describe: Callable[[], str] = lambda: "",
+        consume_arguments: Mapping[str, Any] | None = None,
+        on_named: Callable[[str, str], None] = lambda spec_name, name: None,
     ) -> None:
         self.specs = list(specs)
         #: The Binding rows of these queues, read once here (the calling thread) and
         #: declared on every connection after the queues.
         self.bindings = broker.bindings_of_queues(s.name for s in self.specs)
+        #: basic.consume arguments (``x-stream-offset`` for a stream).
+        self.consume_arguments = dict(consume_arguments) if consume_arguments else None
+        #: Told the broker's name of each server-named queue, on every (re)connect.
+        self.on_named = on_named
         self.prefetch = prefetch
         self.inbox = inbox
         self.stats = stats
@@ -176,25 +182,36 @@ class ConsumerIO:
         """Declare, set QoS and start consuming on a new channel; returns the list the
         broker's cancel notifications are appended to."""
         channel = conn.channel()
-        for spec in self.specs:
-            broker.declare_queue(channel, spec)
+        names = [self._declare(channel, spec) for spec in self.specs]
         broker.declare_bindings(channel, self.bindings)
         channel.basic_qos(prefetch_count=self.prefetch)
         cancelled: list[str] = []
         with self.drive.lock:
             self.generation += 1
             self._settler.attach(conn, channel, self.generation)
-            for spec in self.specs:
+            for name in names:
                 channel.basic_consume(
-                    queue=spec.name,
-                    on_message_callback=partial(self._on_message, self.generation, spec.name),
+                    queue=name,
+                    on_message_callback=partial(self._on_message, self.generation, name),
                     auto_ack=False,
+                    arguments=self.consume_arguments,
                 )
             channel.add_on_cancel_callback(lambda frame: cancelled.append("cancelled"))
             self.drive.attach(conn)
         self._ready.set()
-        self.on_event(f"consuming {', '.join(s.name for s in self.specs)} {self._describe()}")
+        self.on_event(f"consuming {', '.join(names)} {self._describe()}")
         return cancelled
+
+    def _declare(self, channel: Any, spec: QueueSpec) -> str:
+        """Declare a queue as its spec says; returns the name to consume. A subscription
+        (``spec.bindings``) is a new server-named queue on every connection: the one of
+        a lost connection is gone with it."""
+        if not spec.bindings:
+            broker.declare_queue(channel, spec)
+            return spec.name
+        name = broker.declare_subscription(channel, spec.bindings)
+        self.on_named(spec.name, name)
+        return name
 
     def _on_message(
         self,

@@ -52,10 +52,16 @@ class QueuePolicy:
     #: JSON Schema every body must match (``Queue.schema``); a delivery that does not is
     #: rejected to the dead-letter queue without running the handler.
     schema: Any = None
+    #: A stream (RabbitMQ 3.9+): it takes no nack (the broker closes the connection), so
+    #: a failure cannot be requeued — it goes to the dead-letter queue at once.
+    stream: bool = False
 
     @property
     def dead_letter_verdict(self) -> Verdict:
-        """How a message given up on leaves: our DLQ copy, or the queue's own DLX."""
+        """How a message given up on leaves: our DLQ copy, or the queue's own DLX. A
+        stream without our DLQ acks it (it stays in the stream, at its offset)."""
+        if self.stream:
+            return Verdict.DEAD_LETTER if self.dead_letter_queue else Verdict.ACK
         if self.broker_dead_letters or not self.dead_letter_queue:
             return Verdict.NACK
         return Verdict.DEAD_LETTER
@@ -83,8 +89,9 @@ class RetryPolicy:
         return queue.max_attempts or self.max_attempts
 
     def decide(self, attempt: int, queue: QueuePolicy) -> FailureDecision:
-        """The outcome of failed attempt number ``attempt`` (1-based)."""
-        if attempt >= self.attempts_for(queue):
+        """The outcome of failed attempt number ``attempt`` (1-based); on a stream,
+        which cannot requeue, the first failure is the last."""
+        if queue.stream or attempt >= self.attempts_for(queue):
             return FailureDecision(Outcome.DEAD_LETTERED, queue.dead_letter_verdict)
         pause = backoff(attempt, first=self.retry_delay, cap=self.retry_max_delay)
         return FailureDecision(Outcome.REQUEUED, Verdict.REQUEUE, pause)

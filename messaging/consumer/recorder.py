@@ -13,6 +13,7 @@ from .. import signals
 from ..handlers import Delivery
 from ..models import Receipt
 from ..receipts import as_instances, insert_receipts
+from ..replies import Reply
 
 Outcome = Receipt.Outcome
 Row = tuple[Any, ...]
@@ -39,10 +40,12 @@ class ReceiptRecorder:
         error: str = "",
         tb: str = "",
         now: datetime | None = None,
+        reply: Reply | None = None,
     ) -> Row:
         """The receipt of ``delivery`` as a tuple in :data:`messaging.receipts.FIELDS`
         order — the one shape every receipt is built in."""
         finished = now or timezone.now()
+        body, content_type = (reply.body, reply.content_type) if reply is not None else (None, "")
         return (
             delivery.properties.message_id or "",
             delivery.queue,
@@ -58,13 +61,28 @@ class ReceiptRecorder:
             tb,
             delivery.received_at or finished,
             finished,
+            delivery.exchange,
+            delivery.routing_key,
+            delivery.stream_offset,
+            body,
+            content_type,
         )
 
-    def acked(self, deliveries: Sequence[Delivery], attempt: int = 1) -> list[Receipt] | None:
-        """Insert ``acked`` receipts for ``deliveries`` in the current transaction; the
-        saved rows when someone listens for the signal, else None (plain INSERT/COPY)."""
+    def acked(
+        self,
+        deliveries: Sequence[Delivery],
+        attempt: int = 1,
+        replies: Sequence[Reply | None] | None = None,
+    ) -> list[Receipt] | None:
+        """Insert ``acked`` receipts for ``deliveries`` in the current transaction (with
+        the reply each one's handler returned, if any); the saved rows when someone
+        listens for the signal, else None (plain INSERT/COPY)."""
         now = timezone.now()
-        rows = [self.row(d, Outcome.ACKED, attempt=attempt, now=now) for d in deliveries]
+        replies = replies or [None] * len(deliveries)
+        rows = [
+            self.row(d, Outcome.ACKED, attempt=attempt, now=now, reply=r)
+            for d, r in zip(deliveries, replies, strict=True)
+        ]
         if self.listened:  # receivers get saved rows (with pk)
             return Receipt.objects.bulk_create(as_instances(rows))
         insert_receipts(rows)

@@ -49,6 +49,8 @@ class Settler:
         for settlement in settlements:
             tag = settlement.delivery.delivery_tag
             if settlement.verdict is Verdict.ACK:
+                if settlement.replies:
+                    _send_replies(channel, settlement.replies)
                 last_ack, acks = max(last_ack, tag), acks + 1
             elif settlement.verdict is Verdict.DEAD_LETTER:
                 self._move_to_dead_letter_queue(channel, settlement)
@@ -81,6 +83,22 @@ class Settler:
             channel.basic_nack(delivery_tag=delivery.delivery_tag, requeue=True)
             return
         channel.basic_ack(delivery_tag=delivery.delivery_tag)
+
+
+def _send_replies(channel: Any, replies: Sequence[Any]) -> None:
+    """Publish a committed delivery's replies on its channel, before its ack (so a
+    consumer killed in between has committed the reply on the receipt, and the
+    redelivered request gets it again)."""
+    for reply in replies:
+        props = reply.properties
+        if props is None:
+            props = broker.reply_properties(reply.correlation_id, reply.content_type)
+        channel.basic_publish(
+            exchange=reply.exchange,
+            routing_key=reply.routing_key,
+            body=reply.body,
+            properties=props,
+        )
 
 
 def _open(channel: Any) -> bool:

@@ -15,6 +15,9 @@ class Settlement:
     verdict: Verdict
     #: The ``x-messaging-death`` entry of a copy moved to the dead-letter queue.
     death: dict[str, Any] | None = None
+    #: Replies (and a pika callback's own publishes) to send before the ack
+    #: (:class:`messaging.replies.Outbound`).
+    replies: tuple[Any, ...] = ()
 
     @property
     def kind(self) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -32,13 +33,24 @@ def publish(
     persistent: bool = True,
     user: Any = None,
     json: Any = NO_JSON,
+    correlation_id: str = "",
+    reply_to: str = "",
+    priority: int | None = None,
+    expiration: int | timedelta | None = None,
+    type: str = "",  # noqa: A002 - the AMQP property's name
+    app_id: str = "",
 ) -> Message:
     """Record a message and publish it (persistent, confirmed, ``mandatory``).
 
     ``json=obj`` sends ``obj`` encoded with Django's JSON encoder as the body, with
-    ``content_type="application/json"``. When the queue's row has a ``schema``, a body
-    that does not match it raises :class:`~messaging.exceptions.InvalidMessage` naming the
-    failing path, and nothing is saved.
+    ``content_type="application/json"``. ``correlation_id``, ``reply_to``, ``priority``
+    (0-255; the queue needs ``x-max-priority``), ``expiration`` (milliseconds or a
+    ``timedelta``), ``type`` and ``app_id`` are sent as those AMQP properties and stored on
+    the row; ``timestamp`` is always set (the row's ``created_at``). A bad one raises
+    :class:`~messaging.exceptions.InvalidMessage` and nothing is saved. When the queue's
+    row has a ``schema``, a body that does not match it raises
+    :class:`~messaging.exceptions.InvalidMessage` naming the failing path, and nothing is
+    saved.
 
     Inside ``transaction.atomic()`` the row is written in that transaction and published
     after it commits (nothing reaches the broker if it rolls back). Outside a transaction
@@ -61,6 +73,12 @@ def publish(
         headers=headers,
         persistent=persistent,
         json=json,
+        correlation_id=correlation_id,
+        reply_to=reply_to,
+        priority=priority,
+        expiration=expiration,
+        type=type,
+        app_id=app_id,
     )
     _save_and_send(message, user)
     return message

@@ -15,11 +15,12 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from .. import broker, signals
+from ..amqp_properties import pika_kwargs
 from ..db import operations
 from ..exceptions import BrokerError, MessageRefused
 from ..models import Message
 from ..validators import message_problem
-from .engine import _dispatch, _user_id
+from .engine import _dispatch, _user_id, amqp_timestamp
 from .outbox import PublishResult, as_transient, lease_end, store_outcomes
 
 #: Rows inserted and published per round by :func:`send_copies`.
@@ -102,6 +103,7 @@ class _CopiesRun:
         self.exchange, self.routing_key = template.destination
         self.body = template.body_bytes
         self.headers = template.headers or None
+        self.extra = pika_kwargs(template) or None
         self.destination_error = _copies_problem(pub, template)
 
     def start(self, pool: ThreadPoolExecutor, n: int) -> tuple[list[str], Future[_Outcomes]]:
@@ -125,6 +127,8 @@ class _CopiesRun:
                     template.content_type,
                     self.headers,
                     template.persistent,
+                    amqp_timestamp(template),
+                    self.extra,
                 )
                 for message_id in ids
             )

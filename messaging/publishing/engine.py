@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .. import broker, signals
+from ..amqp_properties import pika_kwargs
 from ..exceptions import BrokerError, MessageRefused
 from ..models import Message
 from ..validators import message_problem
@@ -133,7 +134,15 @@ def _outgoing(message: Message) -> broker.Outgoing:
         content_type=message.content_type,
         headers=message.headers or None,
         persistent=message.persistent,
+        timestamp=amqp_timestamp(message),
+        extra=pika_kwargs(message) or None,
     )
+
+
+def amqp_timestamp(message: Message) -> int:
+    """The AMQP ``timestamp`` of a row: when it was created, in whole seconds."""
+    created = message.created_at or timezone.now()
+    return int(created.timestamp())
 
 
 def _user_id(user: Any) -> int | None:

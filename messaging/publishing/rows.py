@@ -9,6 +9,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 
 from .. import schemas
+from ..amqp_properties import clean_properties
 from ..exceptions import InvalidMessage, InvalidQueueName
 from ..models import Message, Queue
 from ..validators import first_message, validate_message_fields, validate_queue_name
@@ -59,9 +60,16 @@ def build_message(
     headers: Mapping[str, Any] | None = None,
     persistent: bool = True,
     json: Any = NO_JSON,
+    **properties: Any,
 ) -> Message:
     """An unsaved ``pending`` Message (validated destination, properties and — when the
-    queue has a schema — body). ``json=obj`` encodes ``obj`` as the body."""
+    queue has a schema — body). ``json=obj`` encodes ``obj`` as the body. ``properties``
+    are the AMQP properties of :data:`messaging.amqp_properties.NAMES` (``expiration``
+    in milliseconds or a ``timedelta``)."""
+    try:
+        props = clean_properties(properties)
+    except ValueError as exc:
+        raise InvalidMessage(str(exc)) from None
     if json is not NO_JSON:
         body, content_type = _json_body(json, body, content_type)
     body = _as_bytes(body)
@@ -91,4 +99,5 @@ def build_message(
         content_type=content_type,
         headers=dict(headers or {}),
         persistent=persistent,
+        **props,
     )

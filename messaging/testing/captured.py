@@ -70,6 +70,8 @@ class CapturedMessages:
                 headers=dict(item.headers or {}),
                 persistent=item.persistent,
                 index=len(self._messages),
+                timestamp=item.timestamp,
+                extra=dict(item.extra or {}),
             )
         )
 

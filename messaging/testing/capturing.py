@@ -43,6 +43,9 @@ class CapturedMessage:
     persistent: bool = True
     #: Position in the capture (0, 1, …).
     index: int = 0
+    timestamp: int | None = None
+    #: correlation_id, reply_to, priority, expiration (ms string), type, app_id — as set.
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def queue(self) -> str | None:
@@ -60,7 +63,11 @@ class CapturedMessage:
     def properties(self) -> pika.BasicProperties:
         """The AMQP properties it would have been published with (a new object each time)."""
         props = broker.properties(
-            content_type=self.content_type, headers=self.headers, persistent=self.persistent
+            content_type=self.content_type,
+            headers=self.headers,
+            persistent=self.persistent,
+            timestamp=self.timestamp,
+            extra=self.extra,
         )
         props.message_id = self.message_id or None
         return props

@@ -3,9 +3,11 @@ writing a receipt for every delivery before acking it."""
 
 from __future__ import annotations
 
+import argparse
 import logging
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from messaging import broker, conf
@@ -23,8 +25,55 @@ from messaging.management.commandline import (
 )
 from messaging.models import Queue
 from messaging.publishing import get_queue
+from messaging.streams import consume_arguments, parse_offset
+from messaging.validators import first_message, validate_exchange_name, validate_routing_key
 
 logger = logging.getLogger("messaging")
+
+#: Where messages that fail MAX_ATTEMPTS times on a ``--bind`` queue go (its own name is
+#: the broker's, gone with the connection, and ``amq.`` names cannot be declared).
+SUBSCRIPTION_DEAD_LETTER_QUEUE = "messaging.subscriptions.dlq"
+
+
+def parse_binding(text: str) -> tuple[str, str]:
+    """argparse type: ``EXCHANGE[:ROUTING_KEY]`` (split at the first colon)."""
+    exchange, _sep, routing_key = text.partition(":")
+    if not exchange:
+        raise argparse.ArgumentTypeError(
+            f"expected EXCHANGE[:ROUTING_KEY] with an exchange name, got {text!r} (the "
+            "default exchange takes no bindings)"
+        )
+    for value, check in ((exchange, validate_exchange_name), (routing_key, validate_routing_key)):
+        try:
+            check(value)
+        except ValidationError as exc:
+            raise argparse.ArgumentTypeError(first_message(exc)) from None
+    return exchange, routing_key
+
+
+def add_subscription_arguments(parser: CommandParser) -> None:
+    """``--bind`` (tutorials 3-5) and ``--offset`` (streams)."""
+    parser.add_argument(
+        "--bind",
+        action="append",
+        default=[],
+        type=parse_binding,
+        metavar="EXCHANGE[:ROUTING_KEY]",
+        help="With no QUEUE: consume a fresh exclusive, server-named queue bound to "
+        "this existing exchange with this routing key (default empty; repeatable).",
+    )
+    parser.add_argument(
+        "--offset",
+        type=parse_offset,
+        default=None,
+        metavar="first|last|next|N|TIMESTAMP",
+        help="Where to start reading a stream (x-stream-offset): first, last, next, an "
+        "offset N, or an ISO 8601 timestamp.",
+    )
+
+
+def describe_bindings(binds: list[tuple[str, str]]) -> str:
+    return ", ".join(f"{e} (routing key {k!r})" if k else e for e, k in binds)
 
 
 class Command(BaseCommand):
@@ -34,7 +83,8 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("queues", nargs="+", metavar="QUEUE")
+        parser.add_argument("queues", nargs="*", metavar="QUEUE")
+        add_subscription_arguments(parser)
         parser.add_argument(
             "--prefetch",
             type=bounded_int(1, AMQP_SHORT_MAX),
@@ -75,10 +125,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         verbosity: int = options["verbosity"]
         configure_logging(verbosity)
-        names = list(dict.fromkeys(options["queues"]))
-        # Handlers first: a handler that cannot run is refused before anything connects.
-        handlers = self._load_handlers(names, options["handler"], verbosity)
-        queues = [self._resolve_queue(name) for name in names]
+        names, handlers, queues = self._targets(options, verbosity)
         prefetch = options["prefetch"] or conf.get("PREFETCH")
         consumer = Consumer(
             queues,
@@ -89,6 +136,7 @@ class Command(BaseCommand):
             idle_timeout=options["idle_timeout"],
             batch_size=options["batch_size"],
             register=True,
+            consume_arguments=consume_arguments(options["offset"]),
             on_event=(lambda text: self.stderr.write(text)) if verbosity >= 2 else None,
         )
         if verbosity >= 1:
@@ -111,6 +159,27 @@ class Command(BaseCommand):
                 f"({stats.rejected} rejected, {stats.dead_lettered} dead-lettered)"
             )
 
+    def _targets(
+        self, options: dict[str, Any], verbosity: int
+    ) -> tuple[list[str], dict[str, Any], list[Any]]:
+        """What to consume: (names to show, handlers, queues or specs)."""
+        names = list(dict.fromkeys(options["queues"]))
+        binds: list[tuple[str, str]] = list(dict.fromkeys(options["bind"]))
+        if bool(names) == bool(binds):
+            raise CommandError("give QUEUE(s) or --bind EXCHANGE[:ROUTING_KEY], not both")
+        # Handlers first: a handler that cannot run is refused before anything connects.
+        if binds:
+            first = binds[0][0]  # MESSAGING["CONSUMERS"] may name a handler per exchange
+            handlers = {"": self._load_handlers([first], options["handler"], verbosity)[first]}
+            queues: list[Any] = [self._subscription(binds)]
+            names = [f"a server-named queue bound to {describe_bindings(binds)}"]
+        else:
+            handlers = self._load_handlers(names, options["handler"], verbosity)
+            queues = [self._resolve_queue(name) for name in names]
+        if options["offset"] is not None:
+            self._check_streams(queues)
+        return names, handlers, queues
+
     def _load_handlers(
         self, names: list[str], override: str | None, verbosity: int
     ) -> dict[str, Any]:
@@ -126,6 +195,30 @@ class Command(BaseCommand):
             except MessagingError as exc:
                 raise CommandError(str(exc)) from exc
         return handlers
+
+    def _subscription(self, binds: list[tuple[str, str]]) -> broker.QueueSpec:
+        """The spec of ``--bind``'s queue; its exchanges must exist (used passively)."""
+        try:
+            missing = broker.missing_exchanges(exchange for exchange, _key in binds)
+        except BrokerError as exc:
+            raise CommandError(str(exc)) from exc
+        if missing:
+            raise CommandError(
+                f"unknown exchange {missing[0]!r}: it does not exist on the broker "
+                "(--bind uses an exchange as it is; declare it first)"
+            )
+        return broker.QueueSpec(
+            name="", bindings=tuple(binds), dead_letter_queue=SUBSCRIPTION_DEAD_LETTER_QUEUE
+        )
+
+    def _check_streams(self, queues: list[Any]) -> None:
+        for queue in queues:
+            if isinstance(queue, Queue) and queue.queue_type != Queue.QueueType.STREAM:
+                raise CommandError(
+                    f"--offset is for streams: queue {queue.name!r} is a {queue.queue_type} queue"
+                )
+            if isinstance(queue, broker.QueueSpec) and queue.bindings:
+                raise CommandError("--offset is for streams, not --bind")
 
     def _resolve_queue(self, name: str) -> Queue | broker.QueueSpec:
         """The Queue row (declared as it says); a queue without a row must exist on the

@@ -10,8 +10,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
+from messaging.amqp_properties import MAX_EXPIRATION_MS, MAX_PRIORITY
 from messaging.exceptions import MessagingError
-from messaging.management.commandline import positive_int
+from messaging.management.commandline import bounded_int, positive_int
 from messaging.publishing import (
     NO_JSON,
     PublishResult,
@@ -71,6 +72,22 @@ class Command(BaseCommand):
             "its Exchange row if it has one, else it must exist on the broker.",
         )
         parser.add_argument("--routing-key", default="", help="Routing key (with --exchange).")
+        parser.add_argument("--correlation-id", default="", help="AMQP correlation_id property.")
+        parser.add_argument("--reply-to", default="", help="AMQP reply_to property.")
+        parser.add_argument(
+            "--priority",
+            type=bounded_int(0, MAX_PRIORITY),
+            default=None,
+            help="AMQP priority, 0..255 (the queue needs x-max-priority to order by it).",
+        )
+        parser.add_argument(
+            "--expiration",
+            type=bounded_int(0, MAX_EXPIRATION_MS),
+            default=None,
+            metavar="MS",
+            help="Per-message TTL in milliseconds (AMQP expiration).",
+        )
+        parser.add_argument("--type", default="", help="AMQP type property.")
         parser.add_argument(
             "--transient",
             action="store_true",
@@ -103,6 +120,11 @@ class Command(BaseCommand):
                 headers=headers,
                 persistent=not options["transient"],
                 json=payload,
+                correlation_id=options["correlation_id"],
+                reply_to=options["reply_to"],
+                priority=options["priority"],
+                expiration=options["expiration"],
+                type=options["type"],
             )
         except (MessagingError, ValueError) as exc:
             raise CommandError(str(exc)) from exc

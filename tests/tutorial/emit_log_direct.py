@@ -1,0 +1,16 @@
+# RabbitMQ tutorial 4 (routing), emit_log_direct.py, unchanged but for the broker URL.
+import os
+import sys
+
+import pika
+
+connection = pika.BlockingConnection(pika.URLParameters(os.environ["MESSAGING_BROKER_URL"]))
+channel = connection.channel()
+
+channel.exchange_declare(exchange="direct_logs", exchange_type="direct")
+
+severity = sys.argv[1] if len(sys.argv) > 1 else "info"
+message = " ".join(sys.argv[2:]) or "Hello World!"
+channel.basic_publish(exchange="direct_logs", routing_key=severity, body=message)
+print(f" [x] Sent {severity}:{message}")
+connection.close()

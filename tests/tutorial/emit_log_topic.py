@@ -1,0 +1,16 @@
+# RabbitMQ tutorial 5 (topics), emit_log_topic.py, unchanged but for the broker URL.
+import os
+import sys
+
+import pika
+
+connection = pika.BlockingConnection(pika.URLParameters(os.environ["MESSAGING_BROKER_URL"]))
+channel = connection.channel()
+
+channel.exchange_declare(exchange="topic_logs", exchange_type="topic")
+
+routing_key = sys.argv[1] if len(sys.argv) > 2 else "anonymous.info"
+message = " ".join(sys.argv[2:]) or "Hello World!"
+channel.basic_publish(exchange="topic_logs", routing_key=routing_key, body=message)
+print(f" [x] Sent {routing_key}:{message}")
+connection.close()

@@ -1,0 +1,41 @@
+# RabbitMQ tutorial 6 (RPC), rpc_server.py, unchanged but for the broker URL and flushes.
+import os
+
+import pika
+
+connection = pika.BlockingConnection(pika.URLParameters(os.environ["MESSAGING_BROKER_URL"]))
+
+channel = connection.channel()
+
+channel.queue_declare(queue="rpc_queue")
+
+
+def fib(n):
+    if n == 0:
+        return 0
+    elif n == 1:
+        return 1
+    else:
+        return fib(n - 1) + fib(n - 2)
+
+
+def on_request(ch, method, props, body):
+    n = int(body)
+
+    print(f" [.] fib({n})", flush=True)
+    response = fib(n)
+
+    ch.basic_publish(
+        exchange="",
+        routing_key=props.reply_to,
+        properties=pika.BasicProperties(correlation_id=props.correlation_id),
+        body=str(response),
+    )
+    ch.basic_ack(delivery_tag=method.delivery_tag)
+
+
+channel.basic_qos(prefetch_count=1)
+channel.basic_consume(queue="rpc_queue", on_message_callback=on_request)
+
+print(" [x] Awaiting RPC requests", flush=True)
+channel.start_consuming()
