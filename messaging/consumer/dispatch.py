@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 
 from django.db import DatabaseError, IntegrityError, transaction
 
-from .. import schemas
+from .. import observability, schemas
 from ..exceptions import Reject
 from ..handlers import Delivery, Handler, awaitable_error
 from ..models import Receipt
@@ -40,7 +40,7 @@ class Dispatcher:
         database: DatabaseGuard,
         stats: ConsumerStats,
     ) -> None:
-        self.handlers = dict(handlers)
+        self.handlers = observability.instrument_handlers(handlers, failures.recorder.name)
         self.failures = failures
         self.recorder = failures.recorder
         self.database = database
@@ -78,6 +78,7 @@ class Dispatcher:
                 self.stats.acked += len(batch)
                 self.database.ok()
                 self.recorder.announce(receipts, batch)
+                observability.receipts(batch, Outcome.ACKED)
                 return [Settlement(d, Verdict.ACK) for d in batch]
         settled: list[Settlement] = []
         for index, delivery in enumerate(batch):
@@ -140,6 +141,7 @@ class Dispatcher:
             return self.failures.handler_failed(delivery, attempt, exc)
         self.stats.acked += 1
         self.recorder.announce(receipts, [delivery])
+        observability.receipts([delivery], Outcome.ACKED)
         return Settlement(delivery, Verdict.ACK)
 
     def _counted(self, settlement: Settlement) -> Settlement:
