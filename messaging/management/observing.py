@@ -26,7 +26,7 @@ def add_observing_arguments(parser: CommandParser, *, health_file: bool = False)
             "--health-file",
             default=None,
             metavar="PATH",
-            help="Touch PATH every 5 s while the consumer's loop and I/O thread are alive "
+            help="Touch PATH every 2 s while the consumer's loop and I/O thread are alive "
             "(for an exec liveness probe: the file's age says whether it is stuck).",
         )
 

@@ -248,7 +248,7 @@ class HealthFile:
         self,
         path: str | os.PathLike[str],
         *,
-        interval: float = 5.0,
+        interval: float = 2.0,
         liveness: Liveness = LIVENESS,
         limits: dict[str, float] | None = None,
     ) -> None:
