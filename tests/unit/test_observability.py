@@ -211,3 +211,26 @@ def test_tracing_is_off_without_a_provider():
     assert tracing.enabled() is False
     with tracing.processing(_delivery()):
         pass
+
+
+def test_the_alert_rules_use_only_metrics_the_app_exports():
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "deploy" / "prometheus" / "alerts.yml").read_text()
+    rules = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    used = set(re.findall(r"\bmessaging_[a-z_]+", rules))
+    exported = {
+        "messaging_deliveries_total",
+        "messaging_broker_reconnects_total",
+        "messaging_outbox_oldest_pending_seconds",
+        "messaging_queue_messages",
+        "messaging_queue_consumers",
+        "messaging_dead_letter_messages",
+        "messaging_consumers",
+        "messaging_gauge_errors",
+    }
+    assert used and used <= exported
+    assert {f.name for f in families(Snapshot())} >= {
+        n for n in exported if not n.endswith("_total")
+    }
