@@ -14,7 +14,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from .. import broker, signals
+from .. import broker, observability, signals
 from ..db import operations
 from ..exceptions import BrokerError, MessageRefused
 from ..models import Message
@@ -115,6 +115,7 @@ class _CopiesRun:
 
     def publish(self, ids: list[str]) -> _Outcomes:
         template = self.template
+        headers = observability.outgoing_headers(template)  # one dict for the chunk
         try:
             return self.pub.publish_many(
                 broker.Outgoing(
@@ -123,7 +124,7 @@ class _CopiesRun:
                     self.body,
                     message_id,
                     template.content_type,
-                    self.headers,
+                    headers,
                     template.persistent,
                 )
                 for message_id in ids
@@ -142,6 +143,7 @@ class _CopiesRun:
             result=part,
         )
         _signal_copies(ids, outcomes)
+        observability.published([self.template] * len(ids), outcomes)
         return part
 
 
