@@ -57,7 +57,7 @@ DEFAULTS: dict[str, Any] = {
     "RELAY_INTERVAL": 1.0,
     "PUBLISH_RETRY_DELAY": 1.0,
     "PUBLISH_RETRY_MAX_DELAY": 300.0,
-    # Observability: put the send time in an x-messaging-sent-at header, from which
+    # Observability: put the send time (epoch ms) in an x-messaging-sent-at header, from which
     # consumers measure messaging_end_to_end_seconds.
     "SENT_AT_HEADER": False,
 }

@@ -41,8 +41,9 @@ from .tracing import creating, processing, sending
 from .tracing import enabled as tracing_enabled
 from .tracing import outgoing_headers as _trace_headers
 
-#: Header with the send time (epoch seconds) when ``MESSAGING["SENT_AT_HEADER"]`` is on:
-#: the consumer's ``messaging_end_to_end_seconds`` is measured from it.
+#: Header with the send time (epoch milliseconds: AMQP tables carry no floats) when
+#: ``MESSAGING["SENT_AT_HEADER"]`` is on; consumers measure
+#: ``messaging_end_to_end_seconds`` from it.
 SENT_AT_HEADER = "x-messaging-sent-at"
 
 __all__ = [
@@ -87,9 +88,9 @@ def _end_to_end(deliveries: Sequence[Any]) -> None:
     for delivery in deliveries:
         headers = delivery.properties.headers
         sent = headers.get(SENT_AT_HEADER) if headers else None
-        if isinstance(sent, int | float):
+        if isinstance(sent, int) and not isinstance(sent, bool):
             now = now or time.time()
-            END_TO_END_SECONDS.child(delivery.queue).observe(max(0.0, now - sent))
+            END_TO_END_SECONDS.child(delivery.queue).observe(max(0.0, now - sent / 1000))
 
 
 def batch(deliveries: Sequence[Any]) -> None:
@@ -179,7 +180,7 @@ def outgoing_headers(message: Any) -> Mapping[str, Any] | None:
     if tracing_enabled() or getattr(message, "traceparent", ""):
         headers = _trace_headers(message, headers)
     if _sent_at_wanted():
-        headers = {**(headers or {}), SENT_AT_HEADER: time.time()}
+        headers = {**(headers or {}), SENT_AT_HEADER: int(time.time() * 1000)}
     return headers
 
 

@@ -12,7 +12,7 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -181,12 +181,22 @@ def run_checks(
     checks.extend(check_broker(queues))
     broker_ok = checks[1].ok
     if consumers is not None and db_ok:
-        checks.extend(check_consumers(consumers or list(conf.get("CONSUMERS"))))
+        names = consumers or list(conf.get("CONSUMERS"))
+        checks.extend(_guarded("consumers", lambda: check_consumers(names)))
     if max_pending_age is not None and db_ok:
-        checks.append(check_pending_age(max_pending_age))
+        checks.extend(_guarded("pending", lambda: [check_pending_age(max_pending_age)]))
     if max_dead_letters is not None and db_ok and broker_ok:
-        checks.extend(check_dead_letters(queues or [], max_dead_letters))
+        dead = _guarded("dead letters", lambda: check_dead_letters(queues or [], max_dead_letters))
+        checks.extend(dead)
     return Report(checks)
+
+
+def _guarded(name: str, run: Callable[[], list[Check]]) -> list[Check]:
+    """``run()``'s checks, or one failed check when the part it reads broke meanwhile."""
+    try:
+        return run()
+    except Exception as exc:  # noqa: BLE001 - a health check reports, never crashes
+        return [Check(name, False, f"could not check: {_first_line(exc)}")]
 
 
 def readiness() -> Report:

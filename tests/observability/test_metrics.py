@@ -127,3 +127,42 @@ def test_metrics_port_refuses_a_port_in_use(manage, queue_name):
     assert r.returncode == 1
     assert f"--metrics-port {port}:" in r.stderr.decode()
     assert os.environ.get("PROMETHEUS_MULTIPROC_DIR") is None
+
+
+def test_relay_metrics_and_end_to_end_latency(spawn, start_consumer, queue_name):
+    """The relay's /metrics counts what it published and the outbox wait; with
+    SENT_AT_HEADER the consumer measures each message's end-to-end latency."""
+    from messaging.models import Message
+
+    queue = get_queue(queue_name)
+    Message.objects.bulk_create([Message(queue=queue, body=b"r%d" % i) for i in range(12)])
+    relay_port, consumer_port = free_port(), free_port()
+    env = settings_env(SENT_AT_HEADER=True)
+    relay = spawn(
+        "relay", "--metrics-port", str(relay_port), "--interval", "0.2", "-v", "2", env=env
+    )
+    wait_for(lambda: Message.objects.filter(status="published").count() == 12, timeout=60)
+    text = wait_for(lambda: _scrape_or_none(relay_port))
+    published = samples(text, "messaging_published_total")
+    assert published[(("destination", queue_name), ("outcome", "published"))] == 12
+    waits = samples(text, "messaging_outbox_wait_seconds_count")
+    assert waits[(("queue", queue_name),)] == 12
+    assert samples(text, "messaging_confirm_seconds_count")[()] >= 1
+    relay.terminate()
+    _out, err = relay.communicate(timeout=30)
+    assert relay.returncode == 0, err
+    assert b"connected to broker 127.0.0.1:" in err and b"(relay)" in err
+    assert b"guest:guest" not in err
+
+    consumer = start_consumer(queue_name, "--metrics-port", str(consumer_port))
+    wait_running(consumer, lambda: receipt_counts(queue_name)["acked"] == 12)
+    text = scrape(consumer_port)
+    assert samples(text, "messaging_end_to_end_seconds_count")[(("queue", queue_name),)] == 12
+    stop_and_wait(consumer)
+
+
+def _scrape_or_none(port: int) -> str | None:
+    try:
+        return scrape(port, timeout=2)
+    except OSError:
+        return None

@@ -154,7 +154,9 @@ def test_end_to_end_is_measured_from_the_sent_at_header():
 
     name = "messaging_end_to_end_seconds_count"
     before = _value(name, queue="unit-e2e")
-    stamped = _delivery("unit-e2e", headers={observability.SENT_AT_HEADER: time.time() - 2})
+    stamped = _delivery(
+        "unit-e2e", headers={observability.SENT_AT_HEADER: int(time.time() * 1000) - 2000}
+    )
     observability.receipts([stamped, _delivery("unit-e2e")], "acked")
     assert _value(name, queue="unit-e2e") - before == 1  # only the stamped one
     assert _value("messaging_end_to_end_seconds_sum", queue="unit-e2e") >= 2
