@@ -166,3 +166,25 @@ def _scrape_or_none(port: int) -> str | None:
         return scrape(port, timeout=2)
     except OSError:
         return None
+
+
+@pytest.mark.broker_control
+def test_reconnects_are_counted_and_shown(start_consumer, queue_name):
+    from tests.conftest import close_broker_connections
+
+    get_queue(queue_name)
+    port = free_port()
+    consumer = start_consumer(queue_name, "--metrics-port", str(port), "-v", "2")
+    wait_running(consumer, lambda: "connected to broker" in consumer.stderr)
+    wait_running(consumer, lambda: close_broker_connections(consumer.name) == 1)
+    wait_running(consumer, lambda: _connections_shown(consumer.stderr) == 2)
+    reconnects = samples(scrape(port), "messaging_broker_reconnects_total")
+    assert reconnects[(("role", "consumer"),)] == 1
+    assert "broker connection lost" in consumer.stderr
+    assert ":guest@" not in consumer.stderr
+    stop_and_wait(consumer)
+
+
+def _connections_shown(stderr: str) -> int:
+    """runconsumer's own event lines (the log records repeat them with a prefix)."""
+    return sum(line.startswith("connected to broker 127.0.0.1:") for line in stderr.splitlines())
