@@ -35,14 +35,20 @@ _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 def log_fields(
     delivery: Any = None,
     *,
+    message: Any = None,
     message_id: str | None = None,
     queue: str | None = None,
     consumer: str | None = None,
     outcome: str | None = None,
     attempt: int | None = None,
 ) -> dict[str, Any]:
-    """The ``extra`` dict for a record about ``delivery`` (or the fields given)."""
+    """The ``extra`` dict for a record about ``delivery`` or a ``Message`` row (and/or
+    the fields given)."""
     fields: dict[str, Any] = {}
+    if message is not None:
+        exchange, routing_key = message.destination
+        fields["message_id"] = message.message_id
+        fields["queue"] = exchange or routing_key
     if delivery is not None:
         fields["message_id"] = delivery.message_id or ""
         fields["queue"] = delivery.queue

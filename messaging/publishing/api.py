@@ -89,7 +89,7 @@ def _publish_now(message: Message, user: Any) -> None:
             "message %s left pending for the relay: %s",
             message.message_id,
             result.failed[message.message_id],
-            extra=observability.log_fields(message_id=message.message_id, outcome="pending"),
+            extra=observability.log_fields(message=message, outcome="pending"),
         )
     elif message.message_id in result.failed:
         raise result.first_error or BrokerError(result.failed[message.message_id])
@@ -107,7 +107,7 @@ def _publish_after_commit(message: Message, user: Any) -> None:
             "message %s not published: %s",
             message.message_id,
             result.failed[message.message_id],
-            extra=observability.log_fields(message_id=message.message_id),
+            extra=observability.log_fields(message=message),
         )
 
 

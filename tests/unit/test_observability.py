@@ -236,3 +236,12 @@ def test_the_alert_rules_use_only_metrics_the_app_exports():
     assert {f.name for f in families(Snapshot())} >= {
         n for n in exported if not n.endswith("_total")
     }
+
+
+def test_log_fields_of_a_message_row():
+    row = SimpleNamespace(message_id="m-9", destination=("", "orders"))
+    assert logs.log_fields(message=row, outcome="pending") == {
+        "message_id": "m-9",
+        "queue": "orders",
+        "outcome": "pending",
+    }
