@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from .health import LIVENESS
-from .logs import log_fields
+from .logs import CURRENT_DELIVERY, log_fields
 from .metrics import (
     BATCH_SIZE,
     CONFIRM_SECONDS,
@@ -100,17 +100,10 @@ def batch(deliveries: Sequence[Any]) -> None:
 
 
 def instrument_handlers(handlers: Mapping[str, Any], consumer: str = "") -> dict[str, Any]:
-    """``handlers`` timed into ``messaging_handler_seconds`` and run in a ``process``
-    span (unchanged when neither library is installed)."""
-    if not _METRICS and not tracing_available():
-        return dict(handlers)
+    """``handlers`` timed into ``messaging_handler_seconds``, run in a ``process`` span
+    and with the delivery in :data:`.logs.CURRENT_DELIVERY` (for :class:`DeliveryFilter`);
+    the metric and the span only when their libraries are there."""
     return {queue: _instrumented(queue, h, consumer) for queue, h in handlers.items()}
-
-
-def tracing_available() -> bool:
-    from . import tracing
-
-    return tracing.trace is not None
 
 
 def _instrumented(queue: str, handler: Callable[[Any], Any], consumer: str) -> Any:
@@ -119,10 +112,14 @@ def _instrumented(queue: str, handler: Callable[[Any], Any], consumer: str) -> A
     @functools.wraps(handler)
     def run(delivery: Any) -> Any:
         started = time.perf_counter()
+        context = CURRENT_DELIVERY.set(
+            {"message_id": delivery.message_id or "", "queue": queue, "consumer": consumer}
+        )
         try:
             with processing(delivery, consumer):
                 return handler(delivery)
         finally:
+            CURRENT_DELIVERY.reset(context)
             if timer is not None:
                 timer.observe(time.perf_counter() - started)
 

@@ -14,10 +14,13 @@
 
 :class:`JsonFormatter` writes one JSON object per record with them (any ``extra`` is
 kept); python-json-logger and structlog's stdlib bridge pick them up as well.
+:class:`DeliveryFilter` adds ``message_id``, ``queue`` and ``consumer`` to the records a
+handler logs while it runs.
 """
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 from datetime import UTC, datetime
@@ -89,6 +92,26 @@ def log_connected(address: str, role: str = "") -> None:
         "connected to broker %s%s", address, f" ({role})" if role else "",
         extra={"broker": address, "role": role},
     )  # fmt: skip
+
+
+#: The delivery whose handler runs on this thread (set by the instrumented handler).
+CURRENT_DELIVERY: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "messaging_delivery", default=None
+)
+
+
+class DeliveryFilter(logging.Filter):
+    """Attach to a handler (``"filters": [...]`` in LOGGING): records logged while a
+    consumer's handler runs get that delivery's ``message_id``, ``queue`` and
+    ``consumer`` unless they set them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        fields = CURRENT_DELIVERY.get()
+        if fields:
+            for key, value in fields.items():
+                if not hasattr(record, key):
+                    setattr(record, key, value)
+        return True
 
 
 class JsonFormatter(logging.Formatter):

@@ -245,3 +245,21 @@ def test_log_fields_of_a_message_row():
         "queue": "orders",
         "outcome": "pending",
     }
+
+
+def test_delivery_filter_names_the_delivery_a_handler_logs_from(caplog):
+    def handler(delivery):
+        logging.getLogger("app.orders").warning("working")
+
+    wrapped = observability.instrument_handlers({"unit-f": handler}, "c-7")["unit-f"]
+    keep = logs.DeliveryFilter()
+    caplog.handler.addFilter(keep)
+    try:
+        wrapped(_delivery("unit-f", message_id="m-5"))
+        logging.getLogger("app.orders").warning("outside")
+    finally:
+        caplog.handler.removeFilter(keep)
+    inside, outside = caplog.records[-2:]
+    seen = (inside.message_id, inside.queue, inside.consumer)
+    assert seen == ("m-5", "unit-f", "c-7")
+    assert not hasattr(outside, "message_id")
