@@ -14,7 +14,6 @@ from messaging import broker, conf
 from messaging.models import Message, Queue
 from messaging.publishing import get_queue
 from tests.faults.conftest import broker_stopped, stop_and_wait, wait_running
-from tests.observability.conftest import receipt_counts  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
