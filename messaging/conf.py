@@ -57,6 +57,9 @@ DEFAULTS: dict[str, Any] = {
     "RELAY_INTERVAL": 1.0,
     "PUBLISH_RETRY_DELAY": 1.0,
     "PUBLISH_RETRY_MAX_DELAY": 300.0,
+    # Observability: put the send time (epoch ms) in an x-messaging-sent-at header, from which
+    # consumers measure messaging_end_to_end_seconds.
+    "SENT_AT_HEADER": False,
 }
 
 
@@ -117,6 +120,7 @@ VALIDATORS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "RELAY_INTERVAL": (_positive_number, "a number of seconds > 0"),
     "PUBLISH_RETRY_DELAY": (_non_negative_number, "a number of seconds >= 0"),
     "PUBLISH_RETRY_MAX_DELAY": (_non_negative_number, "a number of seconds >= 0"),
+    "SENT_AT_HEADER": (lambda v: isinstance(v, bool), "True or False"),
 }
 
 

@@ -286,6 +286,10 @@ class Message(models.Model):
     )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     published_at = models.DateTimeField(_("published"), null=True, blank=True)
+    # W3C trace context of the request that created the row (OpenTelemetry), sent as
+    # the traceparent / tracestate headers whenever the row is published.
+    traceparent = models.CharField(_("traceparent"), max_length=55, blank=True, editable=False)
+    tracestate = models.CharField(_("tracestate"), max_length=512, blank=True, editable=False)
     published_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         verbose_name=_("published by"),

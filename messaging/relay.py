@@ -29,7 +29,7 @@ from django.db import close_old_connections
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from . import broker, conf
+from . import broker, conf, observability
 from .backoff import backoff
 from .exceptions import BrokerError
 from .models import Message
@@ -177,7 +177,8 @@ def run(
             total.add(result)
             error = str(result.error) if result.error else None
             if error and error != last_error:
-                logger.warning("relay: broker unavailable: %s", error)
+                logger.warning("relay: broker unavailable: %s", error, extra={"role": "relay"})
+                observability.reconnect("relay")
             elif last_error and not error:
                 logger.info("relay: broker reachable again")
             last_error = error

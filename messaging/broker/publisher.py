@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from .. import conf
+from .. import conf, observability
 from ..exceptions import BrokerError, ConfirmTimeout
 from .calls import RpcChannel, _SyncChannel
 from .confirms import ConfirmChannel
@@ -142,6 +142,7 @@ class PipelinedPublisher(PublisherBase):
     def _connect(self, url: str) -> None:
         """Connect to ``url`` and open the confirm-mode channel."""
         self._link.connect(url, self._connection_name)
+        observability.connected(url, self._connection_name)
         self._confirms.open(self.confirm_timeout)
         self._link.mark_used()
 
@@ -212,7 +213,8 @@ class PipelinedPublisher(PublisherBase):
         if not self._confirms.is_open:
             self._confirms.open(self.confirm_timeout)
         try:
-            outcomes = self._confirms.publish(items, self.window, self.confirm_timeout)
+            with observability.confirm_wait():
+                outcomes = self._confirms.publish(items, self.window, self.confirm_timeout)
         finally:
             self._link.mark_used()
         if any(isinstance(outcome, ConfirmTimeout) for outcome in outcomes):

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 from django.db import DatabaseError, IntegrityError, transaction
 
-from .. import schemas
+from .. import observability, schemas
 from ..exceptions import Reject
 from ..handlers import Delivery, Handler, awaitable_error
 from ..models import Receipt
@@ -42,7 +42,7 @@ class Dispatcher:
         database: DatabaseGuard,
         stats: ConsumerStats,
     ) -> None:
-        self.handlers = dict(handlers)
+        self.handlers = observability.instrument_handlers(handlers, failures.recorder.name)
         self.failures = failures
         self.recorder = failures.recorder
         self.database = database
@@ -80,6 +80,7 @@ class Dispatcher:
                 self.stats.acked += len(batch)
                 self.database.ok()
                 self.recorder.announce(receipts, batch)
+                observability.receipts(batch, Outcome.ACKED)
                 return [
                     Settlement(d, Verdict.ACK, replies=o[1])
                     for d, o in zip(batch, outcomes, strict=True)
@@ -151,6 +152,7 @@ class Dispatcher:
             return self.failures.handler_failed(delivery, attempt, exc)
         self.stats.acked += 1
         self.recorder.announce(receipts, [delivery])
+        observability.receipts([delivery], Outcome.ACKED)
         return Settlement(delivery, Verdict.ACK, replies=replies)
 
     def _duplicate(self, delivery: Delivery) -> Settlement:

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from .. import conf
+from .. import conf, observability
 from ..broker import QueueSpec
 from ..handlers import Delivery, Handler
 from ..models import dead_letter_queue_name
@@ -153,6 +153,7 @@ class Consumer:
     def _loop(self) -> None:
         last_activity = time.monotonic()
         while not self._stop.is_set():
+            observability.beat("loop")
             if self.max_messages is not None and self.stats.handled >= self.max_messages:
                 break
             wait = POLL_INTERVAL
@@ -166,6 +167,7 @@ class Consumer:
             if first is None:
                 continue
             batch, fatal = self.inbox.collect(first, self._batch_limit())
+            observability.batch(batch)
             self.io.busy(time.monotonic())
             try:
                 self._handle(batch)

@@ -9,6 +9,7 @@ import traceback
 from collections.abc import Mapping
 
 from ..handlers import Delivery
+from ..observability import log_fields
 from .policy import (
     ERROR_MAX_CHARS,
     AnonymousFailures,
@@ -60,6 +61,7 @@ class Failures:
             attempt,
             type(exc).__name__,
             exc,
+            extra=log_fields(delivery, consumer=self.recorder.name, attempt=attempt),
         )
         return self.failed(
             delivery,
@@ -82,6 +84,12 @@ class Failures:
                 delivery.message_id or "(no id)",
                 delivery.queue,
                 attempt,
+                extra=log_fields(
+                    delivery,
+                    consumer=self.recorder.name,
+                    outcome=Outcome.DEAD_LETTERED,
+                    attempt=attempt,
+                ),
             )
             return self._dead_letter(delivery, policy, "max_attempts", attempt, error)
         if not delivery.message_id:

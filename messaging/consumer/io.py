@@ -16,7 +16,7 @@ from typing import Any
 import pika
 from django.utils import timezone
 
-from .. import broker, conf
+from .. import broker, conf, observability
 from ..backoff import backoff
 from ..broker import QueueSpec
 from ..exceptions import BrokerError, BrokerUnavailable, ConsumerTimedOut
@@ -140,8 +140,14 @@ class ConsumerIO:
                     )
                 attempt = 1 if self.generation != generation else attempt + 1
                 self.stats.reconnects += 1
+                observability.reconnect("consumer")
                 pause = backoff(min(attempt, 11), first=delay, cap=max_delay, jitter=True)
-                logger.warning("broker connection lost (%s); retrying in %.1fs", exc, pause)
+                logger.warning(
+                    "broker connection lost (%s); retrying in %.1fs",
+                    exc,
+                    pause,
+                    extra={"consumer": self.name, "role": "consumer"},
+                )
                 self.on_event(f"broker unavailable: {exc}; retrying in {pause:.1f}s")
                 if self._stop.wait(pause):
                     return
@@ -160,6 +166,7 @@ class ConsumerIO:
 
     def _serve(self) -> None:
         conn = broker.connect(self.urls, connection_name=f"runconsumer {self.name}")
+        observability.connected(conn, "consumer", self.on_event)
         try:
             with broker.translating():
                 cancelled = self._open(conn)

@@ -9,7 +9,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from .. import signals
+from .. import observability, signals
 from ..handlers import Delivery
 from ..models import Receipt
 from ..receipts import as_instances, insert_receipts
@@ -103,6 +103,7 @@ class ReceiptRecorder:
         row = self.row(delivery, outcome, attempt=attempt, error=error, tb=tb)
         (receipt,) = as_instances([row])
         receipt.save(force_insert=True)
+        observability.receipts([delivery], outcome)
         if announce:
             self.announce([receipt], [delivery])
         return receipt

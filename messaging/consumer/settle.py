@@ -12,6 +12,7 @@ from typing import Any
 from .. import broker
 from ..exceptions import BrokerError
 from ..models import dead_letter_queue_name
+from ..observability import log_fields
 from .policy import QueuePolicy, Verdict
 from .settlement import Settlement
 
@@ -79,7 +80,12 @@ class Settler:
             )
         except BrokerError as exc:
             # Not in the DLQ, so keep it on its queue: requeued, never dropped.
-            logger.error("could not move message to %s (%s); requeued", dlq, exc)
+            logger.error(
+                "could not move message to %s (%s); requeued",
+                dlq,
+                exc,
+                extra=log_fields(delivery, outcome="requeued"),
+            )
             channel.basic_nack(delivery_tag=delivery.delivery_tag, requeue=True)
             return
         channel.basic_ack(delivery_tag=delivery.delivery_tag)

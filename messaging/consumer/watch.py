@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import time
 
+from .. import observability
+
 logger = logging.getLogger("messaging.consumer")
 
 #: Warn when a handler has held a delivery for this share of the broker's consumer_timeout.
@@ -22,10 +24,12 @@ class TimeoutWatch:
 
     def busy(self, since: float | None) -> None:
         self.since = since
+        observability.busy(since)
         if since is None:
             self._warned = False
 
     def check(self) -> None:
+        observability.beat("io")
         since = self.since
         if since is None or self._warned or self.consumer_timeout <= 0:
             return

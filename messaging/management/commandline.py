@@ -93,7 +93,14 @@ def age(text: str) -> timedelta:
 def configure_logging(verbosity: int) -> None:
     """``-v 0`` errors only, ``1`` warnings, ``2`` info, ``3`` debug (logger ``messaging``)."""
     level = {0: logging.ERROR, 1: logging.WARNING, 2: logging.INFO}.get(verbosity, logging.DEBUG)
-    logging.getLogger("messaging").setLevel(level)
+    logger = logging.getLogger("messaging")
+    logger.setLevel(level)
+    if verbosity >= 2 and not logger.handlers and not logging.getLogger().handlers:
+        # Nothing configured (Python would print warnings only): show INFO too, e.g.
+        # "connected to broker host:5672/vhost" and the reconnects.
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
 
 
 def install_stop_signals(

@@ -12,7 +12,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from .. import broker, conf
+from .. import broker, conf, observability
 from ..exceptions import BrokerError
 from ..models import Message, Queue
 from .engine import publish_rows
@@ -80,7 +80,8 @@ def publish(
         type=type,
         app_id=app_id,
     )
-    _save_and_send(message, user)
+    with observability.creating(message):
+        _save_and_send(message, user)
     return message
 
 
@@ -106,6 +107,7 @@ def _publish_now(message: Message, user: Any) -> None:
             "message %s left pending for the relay: %s",
             message.message_id,
             result.failed[message.message_id],
+            extra=observability.log_fields(message=message, outcome="pending"),
         )
     elif message.message_id in result.failed:
         raise result.first_error or BrokerError(result.failed[message.message_id])
@@ -119,7 +121,12 @@ def _publish_after_commit(message: Message, user: Any) -> None:
     result = _publish_owned([message], user=user)
     if message.message_id in result.failed:
         log = logger.warning if message.message_id in result.retrying else logger.error
-        log("message %s not published: %s", message.message_id, result.failed[message.message_id])
+        log(
+            "message %s not published: %s",
+            message.message_id,
+            result.failed[message.message_id],
+            extra=observability.log_fields(message=message),
+        )
 
 
 def _publish_owned(messages: Sequence[Message], *, user: Any = None) -> PublishResult:

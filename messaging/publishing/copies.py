@@ -14,7 +14,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from .. import broker, signals
+from .. import broker, observability, signals
 from ..amqp_properties import pika_kwargs
 from ..db import operations
 from ..exceptions import BrokerError, MessageRefused
@@ -117,6 +117,7 @@ class _CopiesRun:
 
     def publish(self, ids: list[str]) -> _Outcomes:
         template = self.template
+        headers = observability.outgoing_headers(template)  # one dict for the chunk
         try:
             return self.pub.publish_many(
                 broker.Outgoing(
@@ -125,7 +126,7 @@ class _CopiesRun:
                     self.body,
                     message_id,
                     template.content_type,
-                    self.headers,
+                    headers,
                     template.persistent,
                     amqp_timestamp(template),
                     self.extra,
@@ -146,6 +147,7 @@ class _CopiesRun:
             result=part,
         )
         _signal_copies(ids, outcomes)
+        observability.published([self.template] * len(ids), outcomes)
         return part
 
 

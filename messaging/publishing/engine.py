@@ -11,7 +11,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from .. import broker, signals
+from .. import broker, observability, signals
 from ..amqp_properties import pika_kwargs
 from ..exceptions import BrokerError, MessageRefused
 from ..models import Message
@@ -33,7 +33,8 @@ def publish_rows(rows: list[Message], *, user: Any = None, publisher: Any = None
     own = not isinstance(publisher, broker.PipelinedPublisher)
     pub = broker.PipelinedPublisher() if own else publisher
     try:
-        outcomes = _send(pub, rows)
+        with observability.sending(rows):
+            outcomes = _send(pub, rows)
     finally:
         if own:
             pub.close()
@@ -47,6 +48,7 @@ def publish_rows(rows: list[Message], *, user: Any = None, publisher: Any = None
         result=result,
     )
     apply_outcomes(rows, outcomes, user_id=user_id, now=now)
+    observability.published(rows, outcomes)
     _send_signals(rows, outcomes)
     return result
 
@@ -132,7 +134,7 @@ def _outgoing(message: Message) -> broker.Outgoing:
         body=message.body_bytes,
         message_id=message.message_id,
         content_type=message.content_type,
-        headers=message.headers or None,
+        headers=observability.outgoing_headers(message),
         persistent=message.persistent,
         timestamp=amqp_timestamp(message),
         extra=pika_kwargs(message) or None,

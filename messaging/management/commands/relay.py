@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from messaging import relay
 from messaging.management.commandline import configure_logging, install_stop_signals
+from messaging.management.observing import add_observing_arguments, observing
 from messaging.relay import RelayResult
 
 
@@ -38,6 +39,7 @@ class Command(BaseCommand):
             default=None,
             help="Messages claimed and published per batch (default RELAY_BATCH_SIZE).",
         )
+        add_observing_arguments(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["batch_size"] is not None and options["batch_size"] < 1:
@@ -54,13 +56,14 @@ class Command(BaseCommand):
                 self.stdout.write(f" [x] Relayed: {result}")
 
         try:
-            total = relay.run(
-                once=options["once"],
-                interval=options["interval"],
-                batch_size=options["batch_size"],
-                stop=stop,
-                report=report,
-            )
+            with observing(options):
+                total = relay.run(
+                    once=options["once"],
+                    interval=options["interval"],
+                    batch_size=options["batch_size"],
+                    stop=stop,
+                    report=report,
+                )
         finally:
             restore()
         if options["once"] and total.error is not None:

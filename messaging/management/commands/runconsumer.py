@@ -23,6 +23,7 @@ from messaging.management.commandline import (
     non_negative_float,
     positive_int,
 )
+from messaging.management.observing import add_observing_arguments, observing
 from messaging.models import Queue
 from messaging.publishing import get_queue
 from messaging.streams import consume_arguments, parse_offset
@@ -121,6 +122,7 @@ class Command(BaseCommand):
             "multiple-ack, at most the prefetch (default: prefetch/3, capped at 500; 1 at "
             "prefetch 1-3). A batch also closes after MESSAGING['BATCH_FLUSH_INTERVAL'] (50 ms).",
         )
+        add_observing_arguments(parser, health_file=True)
 
     def handle(self, *args: Any, **options: Any) -> None:
         verbosity: int = options["verbosity"]
@@ -147,7 +149,8 @@ class Command(BaseCommand):
             )
         restore = install_stop_signals(consumer.stop, lambda: consumer.stopping, "messages")
         try:
-            stats = consumer.run()
+            with observing(options):
+                stats = consumer.run()
         except BrokerError as exc:
             raise CommandError(str(exc)) from exc
         finally:

@@ -1,0 +1,130 @@
+"""The Prometheus metrics the app records (``prometheus_client``, the ``metrics`` extra).
+
+Without ``prometheus_client`` every function here does nothing. With it, the metrics
+live in its default registry; under ``PROMETHEUS_MULTIPROC_DIR`` (gunicorn with several
+workers, several consumers on one host) prometheus_client writes them to files that
+:func:`registry` merges at scrape time. Each label set's child is looked up once and
+kept, so recording costs a dictionary look-up and an ``inc``/``observe``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+try:
+    import prometheus_client as prom
+except ImportError:  # pragma: no cover - exercised without the extra
+    prom = None
+
+#: Seconds buckets: a handler, a confirm, a message's wait (5 ms .. 1 h).
+SECONDS_BUCKETS = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600,
+)  # fmt: skip
+#: Deliveries per committed batch.
+BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+
+
+def available() -> bool:
+    """Is ``prometheus_client`` installed?"""
+    return prom is not None
+
+
+class _Family:
+    """One metric and its children by label values (created on first use)."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self.metric = make() if prom is not None else None
+        self.children: dict[tuple[str, ...], Any] = {}
+
+    def child(self, *labels: str) -> Any:
+        if not labels:
+            return self.metric
+        found = self.children.get(labels)
+        if found is None:
+            found = self.children[labels] = self.metric.labels(*labels)
+        return found
+
+
+def _counter(name: str, doc: str, labels: tuple[str, ...]) -> _Family:
+    return _Family(lambda: prom.Counter(name, doc, labels))
+
+
+def _histogram(name: str, doc: str, labels: tuple[str, ...], buckets: tuple) -> _Family:
+    return _Family(lambda: prom.Histogram(name, doc, labels, buckets=buckets))
+
+
+# The names are a public interface (README "Running in production"): never rename.
+DELIVERIES = _counter(
+    "messaging_deliveries", "Deliveries with a committed receipt, by outcome.", ("queue", "outcome")
+)
+HANDLER_SECONDS = _histogram(
+    "messaging_handler_seconds", "Time a handler ran.", ("queue",), SECONDS_BUCKETS
+)
+BATCH_SIZE = _histogram(
+    "messaging_batch_size", "Deliveries per dispatched batch.", ("queue",), BATCH_BUCKETS
+)
+RECONNECTS = _counter(
+    "messaging_broker_reconnects", "Broker connections lost and retried.", ("role",)
+)
+PUBLISHED = _counter(
+    "messaging_published",
+    "Publish attempts by outcome (published, failed, pending = left for a retry).",
+    ("destination", "outcome"),
+)
+CONFIRM_SECONDS = _histogram(
+    "messaging_confirm_seconds", "Wait for the broker's publisher confirm.", (), SECONDS_BUCKETS
+)
+END_TO_END_SECONDS = _histogram(
+    "messaging_end_to_end_seconds",
+    "From the message's send (confirm follows within messaging_confirm_seconds) to its "
+    "acked receipt.",
+    ("queue",),
+    SECONDS_BUCKETS,
+)
+OUTBOX_WAIT_SECONDS = _histogram(
+    "messaging_outbox_wait_seconds",
+    "From the Message row's creation to the broker's confirm.",
+    ("queue",),
+    SECONDS_BUCKETS,
+)
+
+
+def multiprocess_dir() -> str | None:
+    """``PROMETHEUS_MULTIPROC_DIR``, if set."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def registry(*, gauges: bool = True) -> Any:
+    """What a scrape returns: this process's metrics (or, in multiprocess mode, every
+    process's, merged) plus the scrape-time gauges (:mod:`.gauges`)."""
+    from .gauges import GaugeCollector
+
+    path = multiprocess_dir()
+    if path:
+        from prometheus_client import multiprocess
+
+        reg = prom.CollectorRegistry()
+        multiprocess.MultiProcessCollector(reg, path=path)
+    else:
+        reg = prom.CollectorRegistry(auto_describe=True)
+        reg.register(_Default())
+    if gauges:
+        reg.register(GaugeCollector.shared())
+    return reg
+
+
+class _Default:
+    """The default registry's metrics, re-exported into a scrape's registry."""
+
+    def collect(self) -> Any:
+        return prom.REGISTRY.collect()
+
+    def describe(self) -> list[Any]:
+        return []
+
+
+def exposition(*, gauges: bool = True) -> tuple[bytes, str]:
+    """(body, content type) of a scrape in Prometheus' text format."""
+    return prom.generate_latest(registry(gauges=gauges)), prom.CONTENT_TYPE_LATEST
