@@ -4,6 +4,7 @@ the broker's address and never its password."""
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlsplit
 
 import pytest
 from django.test import override_settings
@@ -37,7 +38,8 @@ def test_failure_records_carry_the_fields(queue_name, caplog):
     assert (dead[0].outcome, dead[0].attempt) == ("dead_lettered", 1)
     connected = [r for r in caplog.records if r.getMessage().startswith("connected to broker")]
     assert connected and connected[0].role == "consumer"
-    assert connected[0].broker.startswith("127.0.0.1:")
+    host = urlsplit(conf.broker_urls()[0]).hostname
+    assert connected[0].broker.startswith(f"{host}:")
 
 
 def test_verbose_runconsumer_shows_the_broker_address_not_the_password(manage, queue_name):
@@ -46,6 +48,6 @@ def test_verbose_runconsumer_shows_the_broker_address_not_the_password(manage, q
     r = manage("runconsumer", queue_name, "-v", "2", "--idle-timeout", "1")
     err = r.stderr.decode()
     assert r.returncode == 0, err
-    port = url.rsplit(":", 1)[1].split("/")[0]
-    assert f"connected to broker 127.0.0.1:{port}/%2F (consumer)" in err
+    parts = urlsplit(url)
+    assert f"connected to broker {parts.hostname}:{parts.port}/%2F (consumer)" in err
     assert "guest:guest" not in err and ":guest@" not in err

@@ -4,10 +4,12 @@ the delivery counters equal the receipts table, per outcome; and multiprocess mo
 from __future__ import annotations
 
 import os
+from urllib.parse import urlsplit
 
 import pytest
 from django.test import Client
 
+from messaging import conf
 from messaging.models import Queue, Receipt
 from messaging.observability.gauges import GaugeCollector
 from messaging.publishing import get_queue
@@ -151,7 +153,7 @@ def test_relay_metrics_and_end_to_end_latency(spawn, start_consumer, queue_name)
     relay.terminate()
     _out, err = relay.communicate(timeout=30)
     assert relay.returncode == 0, err
-    assert b"connected to broker 127.0.0.1:" in err and b"(relay)" in err
+    assert b"connected to broker " + _host().encode() + b":" in err and b"(relay)" in err
     assert b"guest:guest" not in err
 
     consumer = start_consumer(queue_name, "--metrics-port", str(consumer_port))
@@ -187,4 +189,9 @@ def test_reconnects_are_counted_and_shown(start_consumer, queue_name):
 
 def _connections_shown(stderr: str) -> int:
     """runconsumer's own event lines (the log records repeat them with a prefix)."""
-    return sum(line.startswith("connected to broker 127.0.0.1:") for line in stderr.splitlines())
+    prefix = f"connected to broker {_host()}:"
+    return sum(line.startswith(prefix) for line in stderr.splitlines())
+
+
+def _host() -> str:
+    return urlsplit(conf.broker_urls()[0]).hostname or ""
