@@ -114,6 +114,8 @@ def add_targets(results: Results, kinds: list[str], prefetch: int) -> None:
     for kind in kinds:
         results.ratio(f"p1-{kind}", f"b-{kind}", 0.8)
         results.ratio(f"p{prefetch}-{kind}", "a", 0.6 if kind == "postgres" else None)
+    for kind in kinds:
+        results.ratio(f"retry-{kind}", f"retry-base-{kind}", 0.9)
 
 
 def _target(target: float | None) -> str:

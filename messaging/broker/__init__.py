@@ -10,6 +10,7 @@ consumer and the tests go through it. Every name below is importable from here.
   many, and the :class:`DeclarationCache` (once per connection).
 - :mod:`.deadletter` — :class:`DeadLetterer` (from a consumer's connection) and
   :func:`move_messages`.
+- :mod:`.delay` — :class:`DelayPublisher`: a failed message's copy to its delay queue.
 - :mod:`.publisher` — :class:`PipelinedPublisher`, many confirms in flight, built from
   :mod:`.loop` (its connection), :mod:`.confirms` and :mod:`.batch` (publishing) and
   :mod:`.calls` (declarations and other RPCs).
@@ -40,6 +41,7 @@ from .connecting import (
     open_channel,
 )
 from .deadletter import DeadLetterer, MoveResult, move_messages
+from .delay import DelayPublisher
 from .errors import (
     CONNECTION_ERRORS,
     ENCODE_ERRORS,
@@ -49,8 +51,10 @@ from .errors import (
     translating,
 )
 from .message_properties import (
+    ATTEMPTS_HEADER,
     DEATH_HEADER,
     PERSISTENT,
+    RETRY_HEADER,
     TRANSIENT,
     check_headers,
     copy_properties,
@@ -78,12 +82,14 @@ from .topology import (
 )
 
 __all__ = [
+    "ATTEMPTS_HEADER",
     "CALLS_AT_ONCE",
     "CONNECTION_ERRORS",
     "DEATH_HEADER",
     "DEFAULT_WINDOW",
     "ENCODE_ERRORS",
     "PERSISTENT",
+    "RETRY_HEADER",
     "TRANSIENT",
     "AccessRefused",
     "AuthenticationFailed",
@@ -94,6 +100,7 @@ __all__ = [
     "DeadLetterer",
     "DeclarationCache",
     "DeclareResult",
+    "DelayPublisher",
     "MessageRefused",
     "MoveResult",
     "NotFound",

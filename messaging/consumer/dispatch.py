@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from django.db import DatabaseError, IntegrityError, transaction
 
@@ -14,6 +15,7 @@ from ..exceptions import Reject
 from ..handlers import Delivery, Handler, awaitable_error
 from ..models import Receipt
 from .database import DatabaseDown, DatabaseGuard
+from .delays import already_attempted, earlier_attempts
 from .failures import Failures
 from .policy import Outcome, Verdict, attempt_number
 from .settlement import Settlement
@@ -59,7 +61,7 @@ class Dispatcher:
     def many(self, batch: Sequence[Delivery]) -> list[Settlement]:
         """All handlers and receipts in one transaction (acked with one multiple-ack).
         A failing handler, a redelivery or a duplicate redoes the batch one by one."""
-        redo = any(d.redelivered for d in batch) or self._schema_refuses_any(batch)
+        redo = any(_looked_up(d) for d in batch) or self._schema_refuses_any(batch)
         if not redo:
             try:
                 with transaction.atomic():
@@ -100,10 +102,14 @@ class Dispatcher:
         """Handle one delivery: duplicate check, attempt count, schema, handler."""
         try:
             history: list[str] | None = None
-            if delivery.redelivered and delivery.message_id:
-                history = self._history(delivery)
+            if _looked_up(delivery) and delivery.message_id:
+                rows = self._history(delivery)
+                history = [row[0] for row in rows]
                 if Outcome.ACKED in history:
                     return self._counted(self.failures.duplicate(delivery))
+                handled = self._attempted(delivery, rows)
+                if handled is not None:
+                    return self._counted(handled)
             attempt = self._attempt(delivery, history)
             problem = self._schema_problem(delivery)
             if problem is not None:
@@ -150,13 +156,22 @@ class Dispatcher:
 
     # ------------------------------------------------------------------ attempts, schemas
 
-    def _history(self, delivery: Delivery) -> list[str]:
-        """Outcomes of earlier receipts of this message on this queue, newest first."""
+    def _history(self, delivery: Delivery) -> list[tuple[str, int, Any]]:
+        """(outcome, attempt, next_attempt_at) of earlier receipts of this message on
+        this queue, newest first."""
         return list(
             Receipt.objects.filter(queue_name=delivery.queue, message_id=delivery.message_id)
             .order_by("-id")
-            .values_list("outcome", flat=True)[:HISTORY_LIMIT]
+            .values_list("outcome", "attempt", "next_attempt_at")[:HISTORY_LIMIT]
         )
+
+    def _attempted(self, delivery: Delivery, rows: list[tuple[str, int, Any]]) -> Settlement | None:
+        """A duplicate of an attempt already handled and delayed, or None."""
+        newest = next((r for r in rows if r[0] != Outcome.DUPLICATE), None)
+        if not already_attempted(earlier_attempts(delivery.properties.headers), newest):
+            return None
+        assert newest is not None
+        return self.failures.attempted(delivery, newest[1], newest[2])
 
     def _attempt(self, delivery: Delivery, history: list[str] | None) -> int:
         anonymous = None
@@ -176,3 +191,9 @@ class Dispatcher:
         if not self.schemas:
             return False
         return any(self._schema_problem(d) is not None for d in batch)
+
+
+def _looked_up(delivery: Delivery) -> bool:
+    """Is the message's history read first? For a redelivery, or a copy back from a
+    delay queue (it may be a duplicate of an attempt already handled)."""
+    return delivery.redelivered or earlier_attempts(delivery.properties.headers) > 0

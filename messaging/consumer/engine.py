@@ -77,10 +77,12 @@ class Consumer:
         )
         self.dispatcher = Dispatcher(handlers, failures, self.database, self.stats)
         self.handlers = self.dispatcher.handlers
-        self.io = self._io(urls, reconnect)
+        self.io = self._io(urls, reconnect, failures.delays_refused)
         self.registry = self._registry() if register else None
 
-    def _io(self, urls: Iterable[str] | None, reconnect: bool) -> ConsumerIO:
+    def _io(
+        self, urls: Iterable[str] | None, reconnect: bool, delays_refused: set[str]
+    ) -> ConsumerIO:
         return ConsumerIO(
             self.specs,
             prefetch=self.prefetch,
@@ -93,6 +95,7 @@ class Consumer:
             reconnect=reconnect,
             on_event=self.on_event,
             describe=lambda: f"(prefetch {self.prefetch}, batch {self.batch_size}, manual ack)",
+            delays_refused=delays_refused,
         )
 
     def _registry(self) -> Registry:
@@ -190,10 +193,16 @@ def policy_for(spec: QueueSpec, queue: Any) -> QueuePolicy:
             dead_letter_queue=queue.dead_letter_queue,
             broker_dead_letters=bool(queue.dead_letter_exchange),
             schema=getattr(queue, "schema", None),
+            quorum=_is_quorum(spec),
         )
     return QueuePolicy(
-        dead_letter_queue=spec.dead_letter_queue or dead_letter_queue_name(spec.name)
+        dead_letter_queue=spec.dead_letter_queue or dead_letter_queue_name(spec.name),
+        quorum=_is_quorum(spec),
     )
+
+
+def _is_quorum(spec: QueueSpec) -> bool:
+    return (spec.arguments or {}).get("x-queue-type") == "quorum"
 
 
 def _sizes(

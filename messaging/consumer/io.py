@@ -48,6 +48,7 @@ class ConsumerIO:
         reconnect: bool = True,
         on_event: Callable[[str], None] = lambda text: None,
         describe: Callable[[], str] = lambda: "",
+        delays_refused: set[str] | None = None,
     ) -> None:
         self.specs = list(specs)
         self.prefetch = prefetch
@@ -61,7 +62,7 @@ class ConsumerIO:
         self._stop = stop
         self._close = threading.Event()
         self._ready = threading.Event()
-        self._settler = Settler(policies)
+        self._settler = Settler(policies, delays_refused)
         self._watch = TimeoutWatch(float(conf.get("BROKER_CONSUMER_TIMEOUT")))
         self._thread: threading.Thread | None = None
         self.generation = 0

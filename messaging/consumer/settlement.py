@@ -15,8 +15,13 @@ class Settlement:
     verdict: Verdict
     #: The ``x-messaging-death`` entry of a copy moved to the dead-letter queue.
     death: dict[str, Any] | None = None
+    #: ``Verdict.DELAY``: the ``x-messaging-retry`` entry of the delayed copy, the delay
+    #: queue it goes to, and whether that queue is a quorum queue.
+    retry: dict[str, Any] | None = None
+    delay_queue: str | None = None
+    quorum: bool = False
 
     @property
     def kind(self) -> str:
-        """The verdict's name: ``ack``, ``requeue``, ``nack`` or ``dead``."""
+        """The verdict's name: ``ack``, ``requeue``, ``nack``, ``dead`` or ``delay``."""
         return self.verdict.value
