@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy, ngettext
 from ..exceptions import BrokerError
 from ..models import Message, Queue
 from ..overview import INVALID_NAME, broker_snapshot
+from .dead_letters import dead_letters_view
 from .forms import QueueForm
 from .queue_actions import (  # noqa: F401 - the moved names stay importable from here
     PurgeResult,
@@ -110,7 +111,19 @@ class QueueAdmin(QueueActions, admin.ModelAdmin):
     def get_urls(self) -> list[URLPattern]:
         info = self.opts.app_label
         view = self.admin_site.admin_view(self.overview)
-        return [path("overview/", view, name=f"{info}_overview"), *super().get_urls()]
+        dead_letters = self.admin_site.admin_view(self.dead_letters_page)
+        return [
+            path("overview/", view, name=f"{info}_overview"),
+            path(
+                "<path:object_id>/dead-letters/",
+                dead_letters,
+                name=f"{info}_queue_dead_letters",
+            ),
+            *super().get_urls(),
+        ]
+
+    def dead_letters_page(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        return dead_letters_view(self, request, object_id)
 
     def overview(self, request: HttpRequest) -> HttpResponse:
         return overview_view(self, request)
@@ -162,7 +175,13 @@ class QueueAdmin(QueueActions, admin.ModelAdmin):
     def dead_letters(self, obj: Queue) -> Any:
         if not obj.dead_letter_queue:
             return self.get_empty_value_display()
-        return _count_or_state(getattr(obj, "dlq_state", NOT_ASKED), 0)
+        count = _count_or_state(getattr(obj, "dlq_state", NOT_ASKED), 0)
+        url = reverse(
+            f"admin:{self.opts.app_label}_queue_dead_letters",
+            args=[obj.pk],
+            current_app=self.admin_site.name,
+        )
+        return format_html('<a href="{}" class="dead-letters-link">{}</a>', url, count)
 
     @admin.display(description="")
     def publish_link(self, obj: Queue) -> Any:

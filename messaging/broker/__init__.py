@@ -8,8 +8,9 @@ consumer and the tests go through it. Every name below is importable from here.
 - :mod:`.message_properties` — AMQP properties of a message and of a dead-letter copy.
 - :mod:`.topology` — :class:`QueueSpec`, declaring, inspecting and purging one queue or
   many, and the :class:`DeclarationCache` (once per connection).
-- :mod:`.deadletter` — :class:`DeadLetterer` (from a consumer's connection) and
-  :func:`move_messages`.
+- :mod:`.deadletter` — :class:`DeadLetterer` (from a consumer's connection),
+  :func:`move_messages` (all, or given message_ids), :func:`peek_messages` and
+  :func:`discard_messages` (the admin's dead-letter browser).
 - :mod:`.delay` — :class:`DelayPublisher`: a failed message's copy to its delay queue.
 - :mod:`.publisher` — :class:`PipelinedPublisher`, many confirms in flight, built from
   :mod:`.loop` (its connection), :mod:`.confirms` and :mod:`.batch` (publishing) and
@@ -40,7 +41,14 @@ from .connecting import (
     default_connection_name,
     open_channel,
 )
-from .deadletter import DeadLetterer, MoveResult, move_messages
+from .deadletter import (
+    DeadLetterer,
+    MoveResult,
+    Peeked,
+    discard_messages,
+    move_messages,
+    peek_messages,
+)
 from .delay import DelayPublisher
 from .errors import (
     CONNECTION_ERRORS,
@@ -105,6 +113,7 @@ __all__ = [
     "MoveResult",
     "NotFound",
     "Outgoing",
+    "Peeked",
     "PipelinedPublisher",
     "PublishInterrupted",
     "PublishNacked",
@@ -126,7 +135,9 @@ __all__ = [
     "inspect_queue",
     "inspect_queues",
     "is_temporary",
+    "discard_messages",
     "move_messages",
+    "peek_messages",
     "open_channel",
     "properties",
     "purge_queue",
