@@ -55,7 +55,7 @@ PHASES = {
     "consume-p1": "rows b-DB (raw pika, prefetch 1, one receipt INSERT + commit + ack per "
     "message) and p1-DB (runconsumer --prefetch 1), back to back in each round",
     "memory": "row mem-DB (PostgreSQL if listed, else the first of --dbs)",
-    "overview": "rows admin-DB",
+    "overview": "rows admin-DB and triage-DB (the failure triage page on the same data)",
     "retry": "rows retry-base-DB and retry-DB (runconsumer --prefetch 10 on N good messages, "
     "alone and behind one that always fails, RETRY_DELAY held by the broker)",
 }

@@ -370,7 +370,7 @@ class Receipt(models.Model):
             # Failed receipts only (the failure triage page): partial, so the consumer's
             # acked inserts never touch it.
             models.Index(
-                fields=["queue_name", "received_at"],
+                fields=["received_at", "queue_name"],
                 name="messaging_rcpt_failed_idx",
                 condition=Q(outcome__in=["requeued", "dead_lettered", "rejected"]),
             ),

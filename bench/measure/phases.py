@@ -71,7 +71,8 @@ def run_memory(ctx: Context) -> None:
 
 
 def run_overview(ctx: Context) -> None:
-    """admin-DB, or "not available" rows when the page does not exist."""
+    """admin-DB and triage-DB (on the same data), or "not available" rows when the
+    overview does not exist."""
     a = ctx.args
     available = admin.overview_available()
     for kind in a.dbs:
@@ -86,7 +87,13 @@ def run_overview(ctx: Context) -> None:
             row.note = "no URL named admin:messaging_overview"
             log(f"{row.key}: not available (no admin:messaging_overview URL)")
             continue
-        ctx.measure(row, lambda row=row, kind=kind: admin.overview(ctx, row, kind))
+        triage = ctx.results.row(
+            f"triage-{kind}",
+            f"admin: failure triage page, {a.overview_rows:,} receipts, {KINDS[kind]}",
+            messages=a.overview_rows,
+            rate_unit=False,
+        )
+        ctx.measure(row, lambda row=row, kind=kind, t=triage: admin.overview(ctx, row, kind, t))
 
 
 def run_retry(ctx: Context) -> None:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
 from django.db.models import F, QuerySet
-from django.http import HttpRequest
-from django.urls import reverse
+from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy
 
 from ..fields import PrefixRange
 from ..models import Consumer, Message, Queue, Receipt
+from .triage import LINK_LOOKUPS, triage_view
 
 
 class _NameFilter(admin.SimpleListFilter):
@@ -85,6 +88,18 @@ class ReceiptAdmin(admin.ModelAdmin):
         "traceback",
     )
     readonly_fields = fields
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view(self.failures)
+        name = f"{self.opts.app_label}_failures"
+        return [path("failures/", view, name=name), *super().get_urls()]
+
+    def failures(self, request: HttpRequest) -> HttpResponse:
+        return triage_view(self, request)
+
+    def lookup_allowed(self, lookup: str, value: str, request: Any = None) -> bool:
+        # The failure triage page links to a group's receipts with these.
+        return lookup in LINK_LOOKUPS or super().lookup_allowed(lookup, value, request)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Receipt]:
         # The linked Message is only needed for its pk: do not load its body.

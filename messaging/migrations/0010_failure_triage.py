@@ -35,7 +35,7 @@ class Migration(migrations.Migration):
             model_name="receipt",
             index=models.Index(
                 condition=models.Q(("outcome__in", ["requeued", "dead_lettered", "rejected"])),
-                fields=["queue_name", "received_at"],
+                fields=["received_at", "queue_name"],
                 name="messaging_rcpt_failed_idx",
             ),
         ),
