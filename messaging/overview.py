@@ -23,7 +23,7 @@ from django.utils import timezone
 from . import broker
 from .db import operations
 from .exceptions import BrokerError
-from .models import Message, Queue, Receipt
+from .models import Message, Queue, Receipt, dead_letter_queue_name
 from .validators import DERIVED_QUEUE_SUFFIXES
 
 #: Minutes the overview covers.
@@ -133,6 +133,8 @@ class QueueStats:
     latency_count: int = 0
     latency_median: float | None = None
     latency_p95: float | None = None
+    #: Ready messages in ``<name>.dlq`` now (None: no such queue, or not asked).
+    dead_letters: int | None = None
 
     @property
     def ready(self) -> int | None:
@@ -223,10 +225,13 @@ def build_overview(
 
     overview = Overview(since=since, until=now, minutes=minutes, queues=stats)
     if inspect_broker:
-        snapshot = broker_snapshot([s.name for s in stats], urls)
+        names = [n for s in stats for n in (s.name, dead_letter_queue_name(s.name))]
+        snapshot = broker_snapshot(names, urls)
         overview.broker_error = snapshot.error
         for queue_stats in stats:
             queue_stats.broker_state = snapshot.state(queue_stats.name)
+            dlq = snapshot.state(dead_letter_queue_name(queue_stats.name))
+            queue_stats.dead_letters = dlq[0] if isinstance(dlq, tuple) else None
     return overview
 
 

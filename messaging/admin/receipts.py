@@ -9,11 +9,11 @@ from django.db.models import F, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
-from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy
 
 from ..fields import PrefixRange
 from ..models import Consumer, Message, Queue, Receipt
+from . import display
 from .triage import LINK_LOOKUPS, triage_view
 
 
@@ -48,10 +48,11 @@ class ReceiptAdmin(admin.ModelAdmin):
     """Receipts are a log: nothing can be added, changed or deleted here."""
 
     list_display = (
-        "received_at",
+        "received",
+        "finished",
         "queue_name",
         "message_link",
-        "outcome",
+        "outcome_badge",
         "attempt",
         "redelivered",
         "consumer_name",
@@ -77,15 +78,16 @@ class ReceiptAdmin(admin.ModelAdmin):
         "outcome",
         "attempt",
         "redelivered",
-        "received_at",
-        "finished_at",
+        "received",
+        "finished",
+        "next_attempt",
         "consumer_name",
         "consumer_host",
         "consumer_pid",
         "consumer_tag",
         "delivery_tag",
         "error",
-        "traceback",
+        "traceback_text",
     )
     readonly_fields = fields
 
@@ -141,4 +143,24 @@ class ReceiptAdmin(admin.ModelAdmin):
 
     @admin.display(description=gettext_lazy("error"))
     def short_error(self, obj: Receipt) -> str:
-        return Truncator(obj.error).chars(80)
+        return display.one_line(obj.error)
+
+    @admin.display(description=gettext_lazy("received"), ordering="received_at")
+    def received(self, obj: Receipt) -> str:
+        return display.seconds(obj.received_at)
+
+    @admin.display(description=gettext_lazy("finished"), ordering="finished_at")
+    def finished(self, obj: Receipt) -> str:
+        return display.seconds(obj.finished_at)
+
+    @admin.display(description=gettext_lazy("next attempt due"))
+    def next_attempt(self, obj: Receipt) -> str:
+        return display.seconds(obj.next_attempt_at)
+
+    @admin.display(description=gettext_lazy("outcome"), ordering="outcome")
+    def outcome_badge(self, obj: Receipt) -> str:
+        return display.badge(obj.outcome, obj.get_outcome_display())
+
+    @admin.display(description=gettext_lazy("traceback"))
+    def traceback_text(self, obj: Receipt) -> str:
+        return display.preformatted(obj.traceback)
