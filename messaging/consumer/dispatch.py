@@ -5,6 +5,7 @@ fails, so one failing handler never undoes the others' work."""
 from __future__ import annotations
 
 import inspect
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -14,6 +15,7 @@ from .. import schemas
 from ..exceptions import Reject
 from ..handlers import Delivery, Handler, awaitable_error
 from ..models import Receipt
+from .budget import HandlerBudget
 from .database import DatabaseDown, DatabaseGuard
 from .delays import already_attempted, earlier_attempts
 from .failures import Failures
@@ -41,8 +43,10 @@ class Dispatcher:
         failures: Failures,
         database: DatabaseGuard,
         stats: ConsumerStats,
+        budget: HandlerBudget | None = None,
     ) -> None:
         self.handlers = dict(handlers)
+        self.budget = budget if budget is not None and budget.active else None
         self.failures = failures
         self.recorder = failures.recorder
         self.database = database
@@ -92,9 +96,19 @@ class Dispatcher:
     def _run_all(self, batch: Sequence[Delivery]) -> None:
         handlers = self.handlers
         for delivery in batch:
-            result = handlers[delivery.queue](delivery)
+            result = self._call(handlers[delivery.queue], delivery)
             if result is not None and inspect.isawaitable(result):
                 raise awaitable_error(result)
+
+    def _call(self, handler: Handler, delivery: Delivery) -> object:
+        """Run the handler; checked against its time budget when there is one."""
+        if self.budget is None:
+            return handler(delivery)
+        started = time.monotonic()
+        try:
+            return handler(delivery)
+        finally:
+            self.budget.check(delivery, time.monotonic() - started)
 
     # ------------------------------------------------------------------ one delivery
 
@@ -123,7 +137,7 @@ class Dispatcher:
         stage = "handler"
         try:
             with transaction.atomic():
-                result = handler(delivery)
+                result = self._call(handler, delivery)
                 if result is not None and inspect.isawaitable(result):
                     raise awaitable_error(result)  # it never ran: a handler failure
                 stage = "receipt"

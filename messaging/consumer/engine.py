@@ -15,6 +15,7 @@ from ..broker import QueueSpec
 from ..handlers import Delivery, Handler
 from ..models import dead_letter_queue_name
 from .batches import Inbox, default_batch_size
+from .budget import HandlerBudget, budget_for
 from .database import DatabaseDown, DatabaseGuard
 from .dispatch import Dispatcher
 from .failures import Failures
@@ -75,7 +76,15 @@ class Consumer:
             self.stats,
             self._stop,
         )
-        self.dispatcher = Dispatcher(handlers, failures, self.database, self.stats)
+        default_budget = conf.get("HANDLER_TIME_BUDGET")
+        budget = HandlerBudget(
+            {
+                n: budget_for(p.handler_time_budget, default_budget)
+                for n, p in self.policies.items()
+            },
+            self.stats,
+        )
+        self.dispatcher = Dispatcher(handlers, failures, self.database, self.stats, budget)
         self.handlers = self.dispatcher.handlers
         self.io = self._io(urls, reconnect, failures.delays_refused)
         self.registry = self._registry() if register else None
@@ -194,11 +203,19 @@ def policy_for(spec: QueueSpec, queue: Any) -> QueuePolicy:
             broker_dead_letters=bool(queue.dead_letter_exchange),
             schema=getattr(queue, "schema", None),
             quorum=_is_quorum(spec),
+            handler_time_budget=getattr(queue, "handler_time_budget", None),
         )
     return QueuePolicy(
         dead_letter_queue=spec.dead_letter_queue or dead_letter_queue_name(spec.name),
         quorum=_is_quorum(spec),
     )
+
+
+def _budget(policies: Mapping[str, QueuePolicy], stats: ConsumerStats) -> HandlerBudget:
+    """Each queue's handler time budget: its row's, else ``HANDLER_TIME_BUDGET``."""
+    default = conf.get("HANDLER_TIME_BUDGET")
+    budgets = {n: budget_for(p.handler_time_budget, default) for n, p in policies.items()}
+    return HandlerBudget(budgets, stats)
 
 
 def _is_quorum(spec: QueueSpec) -> bool:

@@ -57,6 +57,8 @@ class QueuePolicy:
     schema: Any = None
     #: A quorum queue (its delay queues are quorum too).
     quorum: bool = False
+    #: Seconds a handler may run before a warning (``Queue.handler_time_budget``).
+    handler_time_budget: float | None = None
 
     @property
     def dead_letter_verdict(self) -> Verdict:
