@@ -54,10 +54,14 @@ class BrokerSnapshot:
     """(ready, consumers) per queue name, ``None`` for a queue the broker does not have;
     ``invalid`` names (with the reason) were not sent to the broker; ``error`` is why the
     broker could not be asked at all (names then missing from ``states``), or else the
-    first per-name failure (that name alone is missing, e.g. no answer in time)."""
+    first per-name failure (that name alone is missing, e.g. no answer in time).
+    ``drift``: queues that differ from their row, when the snapshot compared them."""
 
     states: dict[str, tuple[int, int] | None] = field(default_factory=dict)
     error: BrokerError | None = None
+    #: Queues that exist on the broker with other arguments than their row (drift),
+    #: with the broker's refusal; only when asked (``compare``).
+    drift: dict[str, BrokerError] = field(default_factory=dict)
     invalid: dict[str, str] = field(default_factory=dict)
 
     def state(self, name: str) -> tuple[int, int] | None | str:
@@ -70,7 +74,11 @@ class BrokerSnapshot:
         return "unreachable"
 
 
-def broker_snapshot(names: Iterable[str], urls: Iterable[str] | None = None) -> BrokerSnapshot:
+def broker_snapshot(
+    names: Iterable[str],
+    urls: Iterable[str] | None = None,
+    compare: Iterable[broker.QueueSpec] | None = None,
+) -> BrokerSnapshot:
     """Inspect every queue in ``names`` over one connection, all at once (a passive
     declare each, :func:`broker.inspect_queues`), within CONNECTION_TIMEOUT (plus about
     a second). A name the validators refuse is not sent. Never raises a broker error: it
@@ -87,7 +95,11 @@ def broker_snapshot(names: Iterable[str], urls: Iterable[str] | None = None) -> 
     if not asked:
         return snapshot
     try:
-        answers = broker.inspect_queues(asked, urls)
+        if compare is None:
+            answers = broker.inspect_queues(asked, urls)
+        else:
+            specs = [spec for spec in compare if spec.name in asked]
+            answers, snapshot.drift = broker.inspect_and_compare(asked, specs, urls)
     except BrokerError as exc:
         snapshot.error = exc
         return snapshot

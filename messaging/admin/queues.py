@@ -16,6 +16,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
+from ..broker import QueueSpec
 from ..exceptions import BrokerError
 from ..models import Message, Queue
 from ..overview import INVALID_NAME, broker_snapshot
@@ -56,10 +57,12 @@ class LiveChangeList(ChangeList):
             names.append(row.name)
             if row.dead_letter_queue:
                 names.append(row.dead_letter_queue)
-        snapshot = broker_snapshot(names)
+        # Each row's declaration is compared with the broker on the same connection.
+        snapshot = broker_snapshot(names, compare=[QueueSpec.of(row) for row in rows])
         self.broker_error = snapshot.error
         for row in rows:
             row.broker_state = snapshot.state(row.name)
+            row.drift = snapshot.drift.get(row.name)
             if row.dead_letter_queue:
                 row.dlq_state = snapshot.state(row.dead_letter_queue)
 
@@ -88,6 +91,7 @@ class QueueAdmin(QueueActions, admin.ModelAdmin):
     form = QueueForm
     list_display = (
         "name",
+        "matches_broker",
         "ready",
         "consumers",
         "dead_letters",
@@ -162,6 +166,21 @@ class QueueAdmin(QueueActions, admin.ModelAdmin):
         return request.user.has_perm(f"{self.opts.app_label}.publish_message")
 
     # ----------------------------------------------------------------- columns
+
+    @admin.display(description=gettext_lazy("as on broker"))
+    def matches_broker(self, obj: Queue) -> Any:
+        """Drift: the broker has this queue with other arguments than the row."""
+        state = getattr(obj, "broker_state", NOT_ASKED)
+        drift = getattr(obj, "drift", None)
+        if drift is not None:
+            return format_html(
+                '<span class="messaging-unreachable messaging-drift" title="{}">{}</span>',
+                drift,
+                _("differs: %(error)s") % {"error": drift},
+            )
+        if isinstance(state, tuple):
+            return format_html('<span class="messaging-matches">{}</span>', _("matches"))
+        return "-"
 
     @admin.display(description=gettext_lazy("ready"))
     def ready(self, obj: Queue) -> Any:
