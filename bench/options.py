@@ -19,6 +19,9 @@ OPTIONS: list[tuple[str, str, type, Any, str]] = [
     ("--mem-first", "BENCH_MEM_FIRST", int, 50_000, "first RSS sample after this many"),
     ("--overview-rows", "BENCH_OVERVIEW_ROWS", int, 1_000_000, "receipts behind the overview"),
     ("--overview-repeat", "BENCH_OVERVIEW_REPEAT", int, 5, "warm GETs (median reported)"),
+    ("--retry-n", "BENCH_RETRY_N", int, 1_000, "good messages of the retry rows"),
+    ("--retry-delay", "BENCH_RETRY_DELAY", float, 5.0, "RETRY_DELAY of the retry rows"),
+    ("--retry-attempts", "BENCH_RETRY_ATTEMPTS", int, 3, "MAX_ATTEMPTS of the retry rows"),
     ("--prefetch", "BENCH_PREFETCH", int, 300, "the high prefetch"),
     ("--batch-size", "BENCH_BATCH", int, 100, "runconsumer --batch-size at high prefetch"),
     ("--ack-every", "BENCH_ACK_EVERY", int, 100, "raw (a) acks multiple every N"),
@@ -33,7 +36,13 @@ OPTIONS: list[tuple[str, str, type, Any, str]] = [
         "min–max of its msg/s",
     ),
     ("--dbs", "BENCH_DBS", str, "sqlite,postgres", "databases"),
-    ("--only", "BENCH_ONLY", str, "publish,consume,memory,overview", "phases to run (below)"),
+    (
+        "--only",
+        "BENCH_ONLY",
+        str,
+        "publish,consume,memory,overview,retry",
+        "phases to run (below)",
+    ),
     ("--output", "BENCH_OUTPUT", str, str(ROOT / "bench" / "results.md"), "markdown report"),
     ("--prefix", "BENCH_PREFIX", str, "", "queue name prefix (default bench.<pid>)"),
 ]
@@ -46,7 +55,9 @@ PHASES = {
     "consume-p1": "rows b-DB (raw pika, prefetch 1, one receipt INSERT + commit + ack per "
     "message) and p1-DB (runconsumer --prefetch 1), back to back in each round",
     "memory": "row mem-DB (PostgreSQL if listed, else the first of --dbs)",
-    "overview": "rows admin-DB",
+    "overview": "rows admin-DB and triage-DB (the failure triage page on the same data)",
+    "retry": "rows retry-base-DB and retry-DB (runconsumer --prefetch 10 on N good messages, "
+    "alone and behind one that always fails, RETRY_DELAY held by the broker)",
 }
 _EXPANDS = {"consume": {"consume-high", "consume-p1"}}
 

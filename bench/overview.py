@@ -1,5 +1,6 @@
-"""Time the admin overview page: ``python -m bench.overview REPEAT`` with
-``DJANGO_SETTINGS_MODULE=bench.settings`` and ``BENCH_DATABASE_URL`` set by the driver.
+"""Time the admin overview page: ``python -m bench.overview REPEAT [URL_NAME]`` with
+``DJANGO_SETTINGS_MODULE=bench.settings`` and ``BENCH_DATABASE_URL`` set by the driver
+(``URL_NAME``: another admin page, e.g. ``admin:messaging_failures``).
 
 Logs in a superuser with Django's test client, GETs ``admin:messaging_overview`` once
 cold (templates, first queries) and then REPEAT times, and prints one JSON line:
@@ -57,8 +58,9 @@ def main(argv: list[str]) -> int:
     from django.urls import NoReverseMatch, reverse
 
     repeat = int(argv[0]) if argv else 5
+    name = argv[1] if len(argv) > 1 else "admin:messaging_overview"
     try:
-        url = reverse("admin:messaging_overview")
+        url = reverse(name)
     except NoReverseMatch:
         print(json.dumps({"available": False}), flush=True)
         return 0

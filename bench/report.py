@@ -92,6 +92,13 @@ class Results:
         ok = None if target is None else ratio >= target
         row.checks.append(Check(text, _target(target), ok))
 
+    def at_most(self, key: str, seconds: float) -> None:
+        """Add a check to row ``key``: its median seconds at most ``seconds``."""
+        row = self.rows.get(key)
+        if row is None or row.seconds is None:
+            return
+        row.checks.append(Check(f"{row.seconds:.2f} s", f"≤ {seconds:g} s", row.seconds <= seconds))
+
     @property
     def errors(self) -> list[Row]:
         return [r for r in self.rows.values() if r.error]
@@ -114,6 +121,9 @@ def add_targets(results: Results, kinds: list[str], prefetch: int) -> None:
     for kind in kinds:
         results.ratio(f"p1-{kind}", f"b-{kind}", 0.8)
         results.ratio(f"p{prefetch}-{kind}", "a", 0.6 if kind == "postgres" else None)
+    for kind in kinds:
+        results.ratio(f"retry-{kind}", f"retry-base-{kind}", 0.9)
+    results.at_most("triage-postgres", 1.5)
 
 
 def _target(target: float | None) -> str:

@@ -78,6 +78,8 @@ class Bench:
                 phases.run_publish(ctx)
             if a.only & {"consume-high", "consume-p1"}:
                 phases.run_consume(ctx, "consume-high" in a.only, "consume-p1" in a.only)
+            if "retry" in a.only:
+                phases.run_retry(ctx)
         if "memory" in a.only:
             phases.run_memory(ctx)
         if "overview" in a.only:

@@ -6,6 +6,7 @@
 DEBUG is off, as in production (DEBUG on records every query).
 """
 
+import json
 import os
 
 import dj_database_url
@@ -17,7 +18,12 @@ from project.settings import MESSAGING
 DEBUG = False
 ALLOWED_HOSTS = ["localhost", "127.0.0.1", "testserver"]
 
-MESSAGING = {**MESSAGING, "BROKER_URL": config.broker_url()}
+# BENCH_MESSAGING: JSON merged into MESSAGING (the retry rows' RETRY_DELAY ...).
+MESSAGING = {
+    **MESSAGING,
+    "BROKER_URL": config.broker_url(),
+    **json.loads(os.environ.get("BENCH_MESSAGING") or "{}"),
+}
 
 
 def _database(url: str) -> dict:

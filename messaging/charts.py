@@ -53,6 +53,50 @@ def activity_chart(
     return _svg(width, height, title, "".join(parts))
 
 
+def with_axes(
+    chart: SafeString,
+    *,
+    peak: int,
+    labels: Sequence[str],
+    width: int,
+    height: int,
+    unit: str = "per minute",
+) -> SafeString:
+    """``chart`` (an :func:`activity_chart` of ``width`` × ``height``) with a value axis
+    (0 and the peak, ``unit``) on the left and the first, middle and last minute below."""
+    left, below = 56, 16
+    ticks = [f'<text x="{left - 4}" y="{height}" text-anchor="end">0</text>']
+    ticks.append(f'<text x="{left - 4}" y="10" text-anchor="end">{peak}</text>')
+    ticks.append(f'<text x="2" y="{height // 2 + 4}" font-size="9">{escape(unit)}</text>')
+    if labels:
+        spots = {0: "start", len(labels) // 2: "middle", len(labels) - 1: "end"}
+        step = width / len(labels)
+        for index, anchor in spots.items():
+            x = left + index * step + (step / 2 if anchor == "middle" else 0)
+            x = left + width if anchor == "end" else x
+            ticks.append(
+                f'<text x="{_number(x)}" y="{height + below - 3}" text-anchor="{anchor}">'
+                f"{escape(labels[index])}</text>"
+            )
+    axis = (
+        f'<line x1="{left}" y1="0" x2="{left}" y2="{height}" stroke="#888"/>'
+        f'<line x1="{left}" y1="{height}" x2="{left + width}" y2="{height}" stroke="#888"/>'
+    )
+    inner = str(chart).replace("<svg ", f'<svg x="{left}" y="0" ', 1)
+    total_width, total_height = left + width + 4, height + below
+    return mark_safe(  # noqa: S308 - every text above is escaped or a number
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="messaging-chart messaging-axes" '
+        f'width="{total_width}" height="{total_height}" '
+        f'viewBox="0 0 {total_width} {total_height}" font-size="10" fill="#333">'
+        f"{axis}{''.join(ticks)}{inner}</svg>"
+    )
+
+
+def peak_of(received: Sequence[int], published: Sequence[int] | None = None) -> int:
+    """The top of an activity chart's scale (as :func:`activity_chart` draws it)."""
+    return max([1, *received, *(published or [])])
+
+
 @dataclass(frozen=True)
 class _Grid:
     """Where an activity chart's minutes go: ``step`` pixels per minute, ``scale``

@@ -33,10 +33,14 @@ DEFAULTS: dict[str, Any] = {
     # Handler attempts before a message goes to its dead-letter queue (<queue>.dlq).
     # A Queue row's max_attempts overrides it.
     "MAX_ATTEMPTS": 5,
-    # Backoff before a failed message is requeued: RETRY_DELAY * 2**(attempt-1) seconds,
-    # capped at RETRY_MAX_DELAY. 0 requeues at once.
+    # Wait the broker holds a failed message for (in <queue>.delay.<ms>) before its next
+    # attempt: RETRY_DELAY * 2**(attempt-1) seconds, capped at RETRY_MAX_DELAY.
+    # 0 requeues at once.
     "RETRY_DELAY": 0.0,
     "RETRY_MAX_DELAY": 30.0,
+    # Seconds a handler may run before a warning is logged and counted (None: no
+    # budget; a Queue row's handler_time_budget overrides it). Never stops the handler.
+    "HANDLER_TIME_BUDGET": None,
     # Seconds between a runconsumer's writes to the Consumer table; silent for 3 of these
     # means "lost".
     "CONSUMER_HEARTBEAT_INTERVAL": 5,
@@ -110,6 +114,10 @@ VALIDATORS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "MAX_ATTEMPTS": (_positive_int, "an integer >= 1"),
     "RETRY_DELAY": (_non_negative_number, "a number of seconds >= 0"),
     "RETRY_MAX_DELAY": (_non_negative_number, "a number of seconds >= 0"),
+    "HANDLER_TIME_BUDGET": (
+        lambda v: v is None or _positive_number(v),
+        "None or a number of seconds > 0",
+    ),
     "CONSUMER_HEARTBEAT_INTERVAL": (_positive_number, "a number of seconds > 0"),
     "BROKER_CONSUMER_TIMEOUT": (_non_negative_number, "a number of seconds >= 0 (0: none)"),
     "BATCH_FLUSH_INTERVAL": (_non_negative_number, "a number of seconds >= 0"),

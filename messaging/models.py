@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -97,6 +98,16 @@ class Queue(models.Model):
         null=True,
         blank=True,
         help_text=_("Handler attempts before dead-lettering (empty: MESSAGING['MAX_ATTEMPTS'])."),
+    )
+    handler_time_budget = models.FloatField(
+        _("handler time budget"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.001)],
+        help_text=_(
+            "Seconds a handler may run before a warning is logged and counted (empty: "
+            "MESSAGING['HANDLER_TIME_BUDGET']). A warning only: the handler is not stopped."
+        ),
     )
     arguments = models.JSONField(
         _("other arguments"),
@@ -409,6 +420,15 @@ class Receipt(models.Model):
         ),
     )
     reply_content_type = models.CharField(_("reply content type"), max_length=255, blank=True)
+    next_attempt_at = models.DateTimeField(
+        _("next attempt due"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "A failed attempt waiting in a delay queue (RETRY_DELAY > 0): when the broker "
+            "puts it back on its queue."
+        ),
+    )
 
     objects = ReceiptQuerySet.as_manager()
 
@@ -429,6 +449,13 @@ class Receipt(models.Model):
             # One queue's receipts, newest first: admin queue filter, `receipts --queue`,
             # the overview's latency sample and the loose scan for queue names.
             models.Index(fields=["queue_name", "received_at"], name="messaging_rcpt_queue_idx"),
+            # Failed receipts only (the failure triage page): partial, so the consumer's
+            # acked inserts never touch it.
+            models.Index(
+                fields=["received_at", "queue_name"],
+                name="messaging_rcpt_failed_idx",
+                condition=Q(outcome__in=["requeued", "dead_lettered", "rejected"]),
+            ),
         ]
         constraints = [
             models.UniqueConstraint(

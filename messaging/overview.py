@@ -23,7 +23,7 @@ from django.utils import timezone
 from . import broker
 from .db import operations
 from .exceptions import BrokerError
-from .models import Message, Queue, Receipt
+from .models import Message, Queue, Receipt, dead_letter_queue_name
 from .validators import DERIVED_QUEUE_SUFFIXES
 
 #: Minutes the overview covers.
@@ -54,10 +54,14 @@ class BrokerSnapshot:
     """(ready, consumers) per queue name, ``None`` for a queue the broker does not have;
     ``invalid`` names (with the reason) were not sent to the broker; ``error`` is why the
     broker could not be asked at all (names then missing from ``states``), or else the
-    first per-name failure (that name alone is missing, e.g. no answer in time)."""
+    first per-name failure (that name alone is missing, e.g. no answer in time).
+    ``drift``: queues that differ from their row, when the snapshot compared them."""
 
     states: dict[str, tuple[int, int] | None] = field(default_factory=dict)
     error: BrokerError | None = None
+    #: Queues that exist on the broker with other arguments than their row (drift),
+    #: with the broker's refusal; only when asked (``compare``).
+    drift: dict[str, BrokerError] = field(default_factory=dict)
     invalid: dict[str, str] = field(default_factory=dict)
 
     def state(self, name: str) -> tuple[int, int] | None | str:
@@ -70,7 +74,11 @@ class BrokerSnapshot:
         return "unreachable"
 
 
-def broker_snapshot(names: Iterable[str], urls: Iterable[str] | None = None) -> BrokerSnapshot:
+def broker_snapshot(
+    names: Iterable[str],
+    urls: Iterable[str] | None = None,
+    compare: Iterable[broker.QueueSpec] | None = None,
+) -> BrokerSnapshot:
     """Inspect every queue in ``names`` over one connection, all at once (a passive
     declare each, :func:`broker.inspect_queues`), within CONNECTION_TIMEOUT (plus about
     a second). A name the validators refuse is not sent. Never raises a broker error: it
@@ -87,7 +95,11 @@ def broker_snapshot(names: Iterable[str], urls: Iterable[str] | None = None) -> 
     if not asked:
         return snapshot
     try:
-        answers = broker.inspect_queues(asked, urls)
+        if compare is None:
+            answers = broker.inspect_queues(asked, urls)
+        else:
+            specs = [spec for spec in compare if spec.name in asked]
+            answers, snapshot.drift = broker.inspect_and_compare(asked, specs, urls)
     except BrokerError as exc:
         snapshot.error = exc
         return snapshot
@@ -133,6 +145,8 @@ class QueueStats:
     latency_count: int = 0
     latency_median: float | None = None
     latency_p95: float | None = None
+    #: Ready messages in ``<name>.dlq`` now (None: no such queue, or not asked).
+    dead_letters: int | None = None
 
     @property
     def ready(self) -> int | None:
@@ -223,10 +237,13 @@ def build_overview(
 
     overview = Overview(since=since, until=now, minutes=minutes, queues=stats)
     if inspect_broker:
-        snapshot = broker_snapshot([s.name for s in stats], urls)
+        names = [n for s in stats for n in (s.name, dead_letter_queue_name(s.name))]
+        snapshot = broker_snapshot(names, urls)
         overview.broker_error = snapshot.error
         for queue_stats in stats:
             queue_stats.broker_state = snapshot.state(queue_stats.name)
+            dlq = snapshot.state(dead_letter_queue_name(queue_stats.name))
+            queue_stats.dead_letters = dlq[0] if isinstance(dlq, tuple) else None
     return overview
 
 

@@ -24,7 +24,13 @@ MAX_HEADER_DEPTH = 16
 #: Suffixes of the queues the app derives from a queue's name (``<name>.dlq``).
 DERIVED_QUEUE_SUFFIXES: tuple[str, ...] = (".dlq",)
 #: Headers the broker or the app writes itself; a producer may not set them.
-RESERVED_HEADERS = ("x-death", "x-delivery-count", "x-messaging-death")
+RESERVED_HEADERS = (
+    "x-death",
+    "x-delivery-count",
+    "x-messaging-death",
+    "x-messaging-attempts",
+    "x-messaging-retry",
+)
 RESERVED_HEADER_PREFIXES = ("x-first-death-", "x-last-death-")
 
 

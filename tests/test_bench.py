@@ -77,6 +77,8 @@ def test_bench_prints_every_row_and_cleans_up(tmp_path: Path) -> None:
         "--overview-rows", "500",
         "--overview-repeat", "1",
         "--idle-timeout", "1",
+        "--retry-n", "30",
+        "--retry-delay", "0.5",
         "--output", str(output),
     ]  # fmt: skip
     done = run_bench(tmp_path, *sizes, prefix=prefix)
@@ -90,13 +92,15 @@ def test_bench_prints_every_row_and_cleans_up(tmp_path: Path) -> None:
     }
     cells = {key: [c.strip() for c in line.split("|")[1:-1]] for key, line in rows.items()}
     expected = ["P0", "P1", f"send-{kind}", "a", f"b-{kind}", f"p1-{kind}", f"p300-{kind}",
-                f"mem-{kind}", f"admin-{kind}"]  # fmt: skip
+                f"retry-base-{kind}", f"retry-{kind}", f"mem-{kind}", f"admin-{kind}",
+                f"triage-{kind}"]  # fmt: skip
     assert [key for key in rows if key not in ("id", "---")] == expected
-    for key in expected[:-1]:
+    for key in expected[:-2]:
         assert re.fullmatch(r"[\d,]+", cells[key][4]), rows[key]  # msg/s, not an error
     # Seconds per GET, or "not available" before the overview page exists.
-    admin = cells[f"admin-{kind}"]
-    assert re.fullmatch(r"[\d.]+", admin[3]) or admin[4] == "not available", admin
+    for page in (f"admin-{kind}", f"triage-{kind}"):
+        admin = cells[page]
+        assert re.fullmatch(r"[\d.]+", admin[3]) or admin[4] == "not available", admin
     # Every target has a verdict next to its ratio.
     assert "≥ 0.5× | " in rows[f"send-{kind}"]
     assert re.search(r"≥ 0.8× \| (pass|\*\*miss\*\*)", rows[f"p1-{kind}"])

@@ -165,7 +165,12 @@ def test_retry_delay_backs_off(queue_name, settings):
     settings.MESSAGING = {**settings.MESSAGING, "MAX_ATTEMPTS": 3, "RETRY_DELAY": 0.3}
     publish(queue_name, b"slowly")
     started = time.monotonic()
-    consume(queue_name, failing, max_messages=3)
+    try:
+        consume(queue_name, failing, max_messages=3)
+    finally:  # the broker held the waits in <queue>.delay.300 and .delay.600
+        with broker.connection() as conn:
+            for delay_queue in (f"{queue_name}.delay.300", f"{queue_name}.delay.600"):
+                conn.channel().queue_delete(delay_queue)
     # 0.3 s after attempt 1, 0.6 s after attempt 2: a behaviour, not a speed target.
     assert time.monotonic() - started >= 0.9
     assert [o for o, _ in outcomes(queue_name)] == ["requeued", "requeued", "dead_lettered"]

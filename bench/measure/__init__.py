@@ -6,7 +6,9 @@
 - :mod:`.runconsumer`: ``runconsumer`` at high prefetch (pPREFETCH-DB) and at prefetch 1
   (p1-DB);
 - :mod:`.memory`: ``runconsumer``'s RSS (mem-DB);
-- :mod:`.admin`: the admin overview page (admin-DB).
+- :mod:`.admin`: the admin overview page (admin-DB);
+- :mod:`.retry`: good messages alone and behind an always-failing one with broker-held
+  retry delays (retry-base-DB, retry-DB).
 
 :mod:`.phases` says which rows each ``--only`` phase measures, in the table's order;
 :mod:`.base` has the :class:`~bench.measure.base.Context` they all get.

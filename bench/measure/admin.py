@@ -27,9 +27,10 @@ def overview_available() -> bool:
     return True
 
 
-def overview(ctx: Context, row: Row, kind: str) -> None:
+def overview(ctx: Context, row: Row, kind: str, triage: Row | None = None) -> None:
     """Fill the data, then time the page: on PostgreSQL once before VACUUM (rows not
-    all-visible yet: index-only scans read the heap) and, for the sample, after it."""
+    all-visible yet: index-only scans read the heap) and, for the sample, after it.
+    ``triage``: the failure triage page's row, timed on the same data (after VACUUM)."""
     a = ctx.args
     pg = kind == "postgres"
     start = time.perf_counter()
@@ -54,15 +55,36 @@ def overview(ctx: Context, row: Row, kind: str) -> None:
     )
     if fresh:
         row.note += f"; before VACUUM {fresh['median']:.2f}s warm, {fresh['cold']:.2f}s cold"
+    if triage is not None:
+        _triage(ctx, triage, kind)
+
+
+def _triage(ctx: Context, row: Row, kind: str) -> None:
+    """The failure triage page on the overview's data (its failed receipts included)."""
+    result = time_overview(ctx, row, kind, "triage", page="admin:messaging_failures")
+    if result is None:
+        row.value = "not available"
+        return
+    row.samples.append(result["median"])
+    row.value = "—"
+    row.note = (
+        f"median of {ctx.args.overview_repeat} warm GETs; cold {result['cold']:.2f}s, "
+        f"{result['queries']} queries"
+    )
 
 
 def time_overview(
-    ctx: Context, row: Row, kind: str, label: str, repeat: int | None = None
+    ctx: Context,
+    row: Row,
+    kind: str,
+    label: str,
+    repeat: int | None = None,
+    page: str = "admin:messaging_overview",
 ) -> dict[str, Any] | None:
     """One ``python -m bench.overview`` run: its JSON line, None without the page."""
     repeat = repeat or ctx.args.overview_repeat
     done = run(
-        [sys.executable, "-m", "bench.overview", str(repeat)],
+        [sys.executable, "-m", "bench.overview", str(repeat), page],
         command_env(kind),
         timeout=600,
     )

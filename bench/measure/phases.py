@@ -3,7 +3,7 @@ table's order. Each row's measurement is one function of this package."""
 
 from __future__ import annotations
 
-from bench.measure import admin, memory, publish, raw_consume, runconsumer
+from bench.measure import admin, memory, publish, raw_consume, retry, runconsumer
 from bench.measure.base import Context
 from bench.process import KINDS, log
 
@@ -71,7 +71,8 @@ def run_memory(ctx: Context) -> None:
 
 
 def run_overview(ctx: Context) -> None:
-    """admin-DB, or "not available" rows when the page does not exist."""
+    """admin-DB and triage-DB (on the same data), or "not available" rows when the
+    overview does not exist."""
     a = ctx.args
     available = admin.overview_available()
     for kind in a.dbs:
@@ -86,4 +87,29 @@ def run_overview(ctx: Context) -> None:
             row.note = "no URL named admin:messaging_overview"
             log(f"{row.key}: not available (no admin:messaging_overview URL)")
             continue
-        ctx.measure(row, lambda row=row, kind=kind: admin.overview(ctx, row, kind))
+        triage = ctx.results.row(
+            f"triage-{kind}",
+            f"admin: failure triage page, {a.overview_rows:,} receipts, {KINDS[kind]}",
+            messages=a.overview_rows,
+            rate_unit=False,
+        )
+        ctx.measure(row, lambda row=row, kind=kind, t=triage: admin.overview(ctx, row, kind, t))
+
+
+def run_retry(ctx: Context) -> None:
+    """retry-base-DB, then retry-DB (the same with one always-failing message first)."""
+    a = ctx.args
+    for kind in a.dbs:
+        base = ctx.results.row(
+            f"retry-base-{kind}",
+            f"consume: `runconsumer` prefetch {retry.PREFETCH}, good messages only, {KINDS[kind]}",
+            messages=a.retry_n,
+        )
+        ctx.measure(base, lambda row=base, kind=kind: retry.consume(ctx, row, kind, False))
+        row = ctx.results.row(
+            f"retry-{kind}",
+            f"consume: the same behind 1 always failing, RETRY_DELAY={a.retry_delay:g}, "
+            f"MAX_ATTEMPTS={a.retry_attempts}, {KINDS[kind]}",
+            messages=a.retry_n,
+        )
+        ctx.measure(row, lambda row=row, kind=kind: retry.consume(ctx, row, kind, True))

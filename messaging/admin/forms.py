@@ -237,6 +237,7 @@ class QueueForm(forms.ModelForm):
             "dead_letter_routing_key",
             "dead_lettering",
             "max_attempts",
+            "handler_time_budget",
             "arguments",
             "schema",
         )

@@ -27,7 +27,7 @@ from ..amqp_properties import NAMES as PROPERTY_NAMES
 from ..db import operations
 from ..models import Message, Receipt
 from ..publishing import PUBLISHABLE, PublishResult, chunks, publish_ids
-from . import audit
+from . import audit, display
 from .bodies import preview_prefix_size
 from .feedback import PublishFeedback
 from .forms import MessageForm, with_body_head
@@ -148,12 +148,21 @@ class ReceiptInline(admin.TabularInline):
         "consumer_name",
         "consumer_host",
         "redelivered",
-        "received_at",
-        "finished_at",
+        "received",
+        "finished",
         "error",
     )
     readonly_fields = fields
     extra = 0
+
+    @admin.display(description=gettext_lazy("received"))
+    def received(self, obj: Receipt) -> str:
+        return display.seconds(obj.received_at)
+
+    @admin.display(description=gettext_lazy("finished"))
+    def finished(self, obj: Receipt) -> str:
+        return display.seconds(obj.finished_at)
+
     can_delete = False
     show_change_link = True
     verbose_name_plural = gettext_lazy("receipts (deliveries handled by consumers)")
@@ -226,10 +235,11 @@ class MessageAdmin(MessageBodies, PublishFeedback, admin.ModelAdmin):
     list_display = (
         "message_id",
         "destination",
-        "status",
+        "status_badge",
+        "short_error",
         "content_type",
-        "created_at",
-        "published_at",
+        "created",
+        "published",
         "published_by",
         "body_preview",
     )
@@ -288,6 +298,22 @@ class MessageAdmin(MessageBodies, PublishFeedback, admin.ModelAdmin):
     def destination(self, obj: Message) -> str:
         return obj.destination_label
 
+    @admin.display(description=gettext_lazy("status"), ordering="status")
+    def status_badge(self, obj: Message) -> str:
+        return display.badge(obj.status, obj.get_status_display())
+
+    @admin.display(description=gettext_lazy("error"))
+    def short_error(self, obj: Message) -> str:
+        return display.one_line(obj.last_error)
+
+    @admin.display(description=gettext_lazy("created"), ordering="created_at")
+    def created(self, obj: Message) -> str:
+        return display.seconds(obj.created_at)
+
+    @admin.display(description=gettext_lazy("published"), ordering="published_at")
+    def published(self, obj: Message) -> str:
+        return display.seconds(obj.published_at)
+
     # ----------------------------------------------------------------- compose
 
     def can_save_and_publish(self, request: HttpRequest, obj: Message | None) -> bool:
@@ -308,7 +334,21 @@ class MessageAdmin(MessageBodies, PublishFeedback, admin.ModelAdmin):
         obj: Message | None = None,
     ) -> HttpResponse:
         context["show_save_and_publish"] = self.can_save_and_publish(request, obj)
+        context["message_actions"] = self.page_actions(request, obj)
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def page_actions(self, request: HttpRequest, obj: Message | None) -> list[tuple[str, str]]:
+        """The buttons of a message's page: the list actions that apply to this row
+        (posted to the list with this row selected; publish permission)."""
+        if obj is None or obj._state.adding or not self.has_publish_permission(request):
+            return []
+        buttons = []
+        if obj.status in (Message.Status.PENDING, Message.Status.HELD):
+            buttons.append(("publish_messages", _("Publish")))
+        if obj.status == Message.Status.FAILED:
+            buttons.append(("retry_failed", _("Retry")))
+        buttons.append(("republish", _("Republish as a new message")))
+        return buttons
 
     def save_model(self, request: HttpRequest, obj: Message, form: BaseForm, change: bool) -> None:
         """Rows saved by a user without ``publish_message`` (new ones, or edited ones)

@@ -16,9 +16,11 @@ from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
+from ..broker import QueueSpec
 from ..exceptions import BrokerError
 from ..models import Message, Queue
 from ..overview import INVALID_NAME, broker_snapshot
+from .dead_letters import dead_letters_view
 from .forms import QueueForm
 from .queue_actions import (  # noqa: F401 - the moved names stay importable from here
     PurgeResult,
@@ -55,10 +57,12 @@ class LiveChangeList(ChangeList):
             names.append(row.name)
             if row.dead_letter_queue:
                 names.append(row.dead_letter_queue)
-        snapshot = broker_snapshot(names)
+        # Each row's declaration is compared with the broker on the same connection.
+        snapshot = broker_snapshot(names, compare=[QueueSpec.of(row) for row in rows])
         self.broker_error = snapshot.error
         for row in rows:
             row.broker_state = snapshot.state(row.name)
+            row.drift = snapshot.drift.get(row.name)
             if row.dead_letter_queue:
                 row.dlq_state = snapshot.state(row.dead_letter_queue)
 
@@ -87,6 +91,7 @@ class QueueAdmin(QueueActions, admin.ModelAdmin):
     form = QueueForm
     list_display = (
         "name",
+        "matches_broker",
         "ready",
         "consumers",
         "dead_letters",
@@ -110,7 +115,19 @@ class QueueAdmin(QueueActions, admin.ModelAdmin):
     def get_urls(self) -> list[URLPattern]:
         info = self.opts.app_label
         view = self.admin_site.admin_view(self.overview)
-        return [path("overview/", view, name=f"{info}_overview"), *super().get_urls()]
+        dead_letters = self.admin_site.admin_view(self.dead_letters_page)
+        return [
+            path("overview/", view, name=f"{info}_overview"),
+            path(
+                "<path:object_id>/dead-letters/",
+                dead_letters,
+                name=f"{info}_queue_dead_letters",
+            ),
+            *super().get_urls(),
+        ]
+
+    def dead_letters_page(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        return dead_letters_view(self, request, object_id)
 
     def overview(self, request: HttpRequest) -> HttpResponse:
         return overview_view(self, request)
@@ -150,6 +167,21 @@ class QueueAdmin(QueueActions, admin.ModelAdmin):
 
     # ----------------------------------------------------------------- columns
 
+    @admin.display(description=gettext_lazy("as on broker"))
+    def matches_broker(self, obj: Queue) -> Any:
+        """Drift: the broker has this queue with other arguments than the row."""
+        state = getattr(obj, "broker_state", NOT_ASKED)
+        drift = getattr(obj, "drift", None)
+        if drift is not None:
+            return format_html(
+                '<span class="messaging-unreachable messaging-drift" title="{}">{}</span>',
+                drift,
+                _("differs: %(error)s") % {"error": drift},
+            )
+        if isinstance(state, tuple):
+            return format_html('<span class="messaging-matches">{}</span>', _("matches"))
+        return "-"
+
     @admin.display(description=gettext_lazy("ready"))
     def ready(self, obj: Queue) -> Any:
         return _count_or_state(getattr(obj, "broker_state", NOT_ASKED), 0)
@@ -162,7 +194,13 @@ class QueueAdmin(QueueActions, admin.ModelAdmin):
     def dead_letters(self, obj: Queue) -> Any:
         if not obj.dead_letter_queue:
             return self.get_empty_value_display()
-        return _count_or_state(getattr(obj, "dlq_state", NOT_ASKED), 0)
+        count = _count_or_state(getattr(obj, "dlq_state", NOT_ASKED), 0)
+        url = reverse(
+            f"admin:{self.opts.app_label}_queue_dead_letters",
+            args=[obj.pk],
+            current_app=self.admin_site.name,
+        )
+        return format_html('<a href="{}" class="dead-letters-link">{}</a>', url, count)
 
     @admin.display(description="")
     def publish_link(self, obj: Queue) -> Any:

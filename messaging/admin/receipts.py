@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
 from django.db.models import F, QuerySet
-from django.http import HttpRequest
-from django.urls import reverse
+from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
-from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy
 
 from ..fields import PrefixRange
 from ..models import Consumer, Message, Queue, Receipt
+from . import display
+from .triage import LINK_LOOKUPS, triage_view
 
 
 class _NameFilter(admin.SimpleListFilter):
@@ -45,11 +48,12 @@ class ReceiptAdmin(admin.ModelAdmin):
     """Receipts are a log: nothing can be added, changed or deleted here."""
 
     list_display = (
-        "received_at",
+        "received",
+        "finished",
         "queue_name",
         "source",
         "message_link",
-        "outcome",
+        "outcome_badge",
         "attempt",
         "redelivered",
         "consumer_name",
@@ -75,8 +79,9 @@ class ReceiptAdmin(admin.ModelAdmin):
         "outcome",
         "attempt",
         "redelivered",
-        "received_at",
-        "finished_at",
+        "received",
+        "finished",
+        "next_attempt",
         "consumer_name",
         "consumer_host",
         "consumer_pid",
@@ -88,9 +93,21 @@ class ReceiptAdmin(admin.ModelAdmin):
         "reply_preview",
         "reply_content_type",
         "error",
-        "traceback",
+        "traceback_text",
     )
     readonly_fields = fields
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view(self.failures)
+        name = f"{self.opts.app_label}_failures"
+        return [path("failures/", view, name=name), *super().get_urls()]
+
+    def failures(self, request: HttpRequest) -> HttpResponse:
+        return triage_view(self, request)
+
+    def lookup_allowed(self, lookup: str, value: str, request: Any = None) -> bool:
+        # The failure triage page links to a group's receipts with these.
+        return lookup in LINK_LOOKUPS or super().lookup_allowed(lookup, value, request)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Receipt]:
         # The linked Message is only needed for its pk: do not load its body.
@@ -148,4 +165,24 @@ class ReceiptAdmin(admin.ModelAdmin):
 
     @admin.display(description=gettext_lazy("error"))
     def short_error(self, obj: Receipt) -> str:
-        return Truncator(obj.error).chars(80)
+        return display.one_line(obj.error)
+
+    @admin.display(description=gettext_lazy("received"), ordering="received_at")
+    def received(self, obj: Receipt) -> str:
+        return display.seconds(obj.received_at)
+
+    @admin.display(description=gettext_lazy("finished"), ordering="finished_at")
+    def finished(self, obj: Receipt) -> str:
+        return display.seconds(obj.finished_at)
+
+    @admin.display(description=gettext_lazy("next attempt due"))
+    def next_attempt(self, obj: Receipt) -> str:
+        return display.seconds(obj.next_attempt_at)
+
+    @admin.display(description=gettext_lazy("outcome"), ordering="outcome")
+    def outcome_badge(self, obj: Receipt) -> str:
+        return display.badge(obj.outcome, obj.get_outcome_display())
+
+    @admin.display(description=gettext_lazy("traceback"))
+    def traceback_text(self, obj: Receipt) -> str:
+        return display.preformatted(obj.traceback)

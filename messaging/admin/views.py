@@ -75,14 +75,23 @@ def _queue_row(
 
 
 def _total_chart(overview: Overview, labels: list[str]) -> SafeString:
-    return charts.activity_chart(
-        received=overview.total("received"),
+    received, published = overview.total("received"), overview.total("published")
+    chart = charts.activity_chart(
+        received=received,
         failed=overview.total("failed"),
-        published=overview.total("published"),
+        published=published,
         labels=labels,
         width=720,
         height=100,
         title=_("All queues: receipts (bars, failures in red) and published (line) per minute"),
+    )
+    return charts.with_axes(
+        chart,
+        peak=charts.peak_of(received, published),
+        labels=labels,
+        width=720,
+        height=100,
+        unit=_("per min"),
     )
 
 

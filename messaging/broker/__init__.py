@@ -13,6 +13,10 @@ consumer and the tests go through it. Every name below is importable from here.
 - :mod:`.deadletter` — :class:`DeadLetterer` (from a consumer's connection) and
   :func:`move_messages`.
 - :mod:`.rpc` — request/reply over direct reply-to (:func:`messaging.call`).
+- :mod:`.deadletter` — :class:`DeadLetterer` (from a consumer's connection),
+  :func:`move_messages` (all, or given message_ids), :func:`peek_messages` and
+  :func:`discard_messages` (the admin's dead-letter browser).
+- :mod:`.delay` — :class:`DelayPublisher`: a failed message's copy to its delay queue.
 - :mod:`.publisher` — :class:`PipelinedPublisher`, many confirms in flight, built from
   :mod:`.loop` (its connection), :mod:`.confirms` and :mod:`.batch` (publishing) and
   :mod:`.calls` (declarations and other RPCs).
@@ -44,7 +48,15 @@ from .connecting import (
     default_connection_name,
     open_channel,
 )
-from .deadletter import DeadLetterer, MoveResult, move_messages
+from .deadletter import (
+    DeadLetterer,
+    MoveResult,
+    Peeked,
+    discard_messages,
+    move_messages,
+    peek_messages,
+)
+from .delay import DelayPublisher
 from .errors import (
     CONNECTION_ERRORS,
     ENCODE_ERRORS,
@@ -68,8 +80,10 @@ from .exchanges import (
     exchange_spec,
 )
 from .message_properties import (
+    ATTEMPTS_HEADER,
     DEATH_HEADER,
     PERSISTENT,
+    RETRY_HEADER,
     TRANSIENT,
     check_headers,
     copy_properties,
@@ -91,6 +105,7 @@ from .topology import (
     declare_dead_letter_queue,
     declare_queue,
     declare_queues,
+    inspect_and_compare,
     inspect_queue,
     inspect_queues,
     purge_queue,
@@ -111,12 +126,14 @@ __all__ = [
     "declare_exchange",
     "declare_exchanges",
     "exchange_spec",
+    "ATTEMPTS_HEADER",
     "CALLS_AT_ONCE",
     "CONNECTION_ERRORS",
     "DEATH_HEADER",
     "DEFAULT_WINDOW",
     "ENCODE_ERRORS",
     "PERSISTENT",
+    "RETRY_HEADER",
     "TRANSIENT",
     "AccessRefused",
     "AuthenticationFailed",
@@ -127,10 +144,12 @@ __all__ = [
     "DeadLetterer",
     "DeclarationCache",
     "DeclareResult",
+    "DelayPublisher",
     "MessageRefused",
     "MoveResult",
     "NotFound",
     "Outgoing",
+    "Peeked",
     "PipelinedPublisher",
     "PublishInterrupted",
     "PublishNacked",
@@ -151,11 +170,14 @@ __all__ = [
     "declare_queues",
     "declare_subscription",
     "default_connection_name",
+    "inspect_and_compare",
     "inspect_queue",
     "inspect_queues",
     "is_temporary",
     "missing_exchanges",
+    "discard_messages",
     "move_messages",
+    "peek_messages",
     "open_channel",
     "properties",
     "purge_queue",

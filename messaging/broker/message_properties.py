@@ -16,8 +16,13 @@ TRANSIENT = pika.DeliveryMode.Transient.value  # 1
 #: Header the consumer appends to when it moves a message to ``<queue>.dlq``: a list of
 #: tables {queue, reason, attempts, error, consumer, time} (newest last).
 DEATH_HEADER = "x-messaging-death"
-#: Broker-managed header (quorum queues) that must not travel with a copy.
-_BROKER_ONLY_HEADERS = ("x-delivery-count",)
+#: Failed attempts before a copy back from a delay queue (``RETRY_DELAY`` > 0), and its
+#: retry history; see :mod:`messaging.consumer.delays`.
+ATTEMPTS_HEADER = "x-messaging-attempts"
+RETRY_HEADER = "x-messaging-retry"
+#: Broker-managed header (quorum queues) that must not travel with a copy, and the
+#: attempt count, which only a delayed copy carries (a dead letter replayed starts over).
+_DROPPED_HEADERS = ("x-delivery-count", ATTEMPTS_HEADER)
 
 
 def properties(
@@ -67,11 +72,16 @@ def check_headers(headers: Mapping[str, Any] | None) -> None:
 
 
 def copy_properties(
-    props: pika.BasicProperties, *, extra_death: Mapping[str, Any] | None = None
+    props: pika.BasicProperties,
+    *,
+    extra_death: Mapping[str, Any] | None = None,
+    extra_headers: Mapping[str, Any] | None = None,
 ) -> pika.BasicProperties:
     """The same properties (message_id, headers, content type, …) for a re-published
-    copy, minus broker-managed headers; ``extra_death`` is appended to the death history."""
-    headers = {k: v for k, v in (props.headers or {}).items() if k not in _BROKER_ONLY_HEADERS}
+    copy, minus broker-managed headers and the attempt count; ``extra_death`` is appended
+    to the death history, ``extra_headers`` set (a delayed copy's attempt headers)."""
+    headers = {k: v for k, v in (props.headers or {}).items() if k not in _DROPPED_HEADERS}
+    headers.update(extra_headers or {})
     if extra_death is not None:
         headers[DEATH_HEADER] = [*list(headers.get(DEATH_HEADER) or []), dict(extra_death)]
     return pika.BasicProperties(

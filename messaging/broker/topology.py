@@ -231,6 +231,42 @@ def inspect_queues(
     :class:`BrokerError` only when it cannot connect."""
     names = list(names)
     answers = _ask_each("queue_declare", [{"queue": n, "passive": True} for n in names], urls)
+    return _states(names, answers)
+
+
+def inspect_and_compare(
+    names: Iterable[str], specs: Iterable[QueueSpec], urls: Iterable[str] | None = None
+) -> tuple[list[tuple[int, int] | None | BrokerError], dict[str, BrokerError]]:
+    """:func:`inspect_queues`, then, on the same connection, the declaration of each of
+    ``specs`` that exists (exactly as its row says): a queue the broker has with other
+    arguments refuses it (PRECONDITION_FAILED), which is its drift. A queue that matches
+    is unchanged by that (declaring an existing queue as it is does nothing); a missing
+    one is never declared. Returns the states and {name: QueueMismatch (or the error)}."""
+    names = list(names)
+    started = time.monotonic()
+    with _publisher(urls, "admin") as publisher:
+        left = publisher.rpc_timeout - (time.monotonic() - started)
+        passive = [{"queue": n, "passive": True} for n in names]
+        states = _states(names, publisher.call_each("queue_declare", passive, max(left, 1.0)))
+        by_name = dict(zip(names, states, strict=True))
+        existing = [s for s in specs if isinstance(by_name.get(s.name), tuple) and not s.passive]
+        if not existing:
+            return states, {}
+        left = publisher.rpc_timeout - (time.monotonic() - started)
+        calls = [
+            {"queue": s.name, "durable": s.durable, "arguments": dict(s.arguments or {}) or None}
+            for s in existing
+        ]
+        answers = publisher.call_each("queue_declare", calls, max(left, 1.0))
+    drift = {
+        spec.name: translate(answer, queue=spec.name)
+        for spec, answer in zip(existing, answers, strict=True)
+        if isinstance(answer, BaseException)
+    }
+    return states, drift
+
+
+def _states(names: list[str], answers: list[Any]) -> list[tuple[int, int] | None | BrokerError]:
     states: list[tuple[int, int] | None | BrokerError] = []
     for name, answer in zip(names, answers, strict=True):
         if isinstance(answer, pe.ChannelClosedByBroker) and answer.reply_code == 404:

@@ -5,8 +5,10 @@ fails, so one failing handler never undoes the others' work."""
 from __future__ import annotations
 
 import inspect
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 from django.db import DatabaseError, IntegrityError, transaction
 
@@ -15,7 +17,9 @@ from ..exceptions import Reject
 from ..handlers import Delivery, Handler, awaitable_error
 from ..models import Receipt
 from ..replies import Reply, outcome_of, to_reply_to
+from .budget import HandlerBudget
 from .database import DatabaseDown, DatabaseGuard
+from .delays import already_attempted, earlier_attempts
 from .failures import Failures
 from .policy import Outcome, Verdict, attempt_number
 from .settlement import Settlement
@@ -41,8 +45,10 @@ class Dispatcher:
         failures: Failures,
         database: DatabaseGuard,
         stats: ConsumerStats,
+        budget: HandlerBudget | None = None,
     ) -> None:
         self.handlers = observability.instrument_handlers(handlers, failures.recorder.name)
+        self.budget = budget if budget is not None and budget.active else None
         self.failures = failures
         self.recorder = failures.recorder
         self.database = database
@@ -61,7 +67,7 @@ class Dispatcher:
     def many(self, batch: Sequence[Delivery]) -> list[Settlement]:
         """All handlers and receipts in one transaction (acked with one multiple-ack).
         A failing handler, a redelivery or a duplicate redoes the batch one by one."""
-        redo = any(d.redelivered for d in batch) or self._schema_refuses_any(batch)
+        redo = any(_looked_up(d) for d in batch) or self._schema_refuses_any(batch)
         if not redo:
             try:
                 with transaction.atomic():
@@ -98,11 +104,21 @@ class Dispatcher:
         handlers = self.handlers
         outcomes = []
         for delivery in batch:
-            result = handlers[delivery.queue](delivery)
+            result = self._call(handlers[delivery.queue], delivery)
             if result is not None and inspect.isawaitable(result):
                 raise awaitable_error(result)
             outcomes.append(outcome_of(result, delivery.reply_to, delivery.correlation_id))
         return outcomes
+
+    def _call(self, handler: Handler, delivery: Delivery) -> object:
+        """Run the handler; checked against its time budget when there is one."""
+        if self.budget is None:
+            return handler(delivery)
+        started = time.monotonic()
+        try:
+            return handler(delivery)
+        finally:
+            self.budget.check(delivery, time.monotonic() - started)
 
     # ------------------------------------------------------------------ one delivery
 
@@ -111,10 +127,14 @@ class Dispatcher:
         try:
             history: list[str] | None = None
             # A request (reply_to) may come again as the caller's retry, not redelivered.
-            if delivery.message_id and (delivery.redelivered or delivery.reply_to):
-                history = self._history(delivery)
+            if delivery.message_id and (_looked_up(delivery) or delivery.reply_to):
+                rows = self._history(delivery)
+                history = [row[0] for row in rows]
                 if Outcome.ACKED in history:
                     return self._counted(self._duplicate(delivery))
+                handled = self._attempted(delivery, rows)
+                if handled is not None:
+                    return self._counted(handled)
             attempt = self._attempt(delivery, history)
             problem = self._schema_problem(delivery)
             if problem is not None:
@@ -128,7 +148,7 @@ class Dispatcher:
         stage = "handler"
         try:
             with transaction.atomic():
-                result = handler(delivery)
+                result = self._call(handler, delivery)
                 if result is not None and inspect.isawaitable(result):
                     raise awaitable_error(result)  # it never ran: a handler failure
                 reply, replies = outcome_of(result, delivery.reply_to, delivery.correlation_id)
@@ -182,13 +202,22 @@ class Dispatcher:
 
     # ------------------------------------------------------------------ attempts, schemas
 
-    def _history(self, delivery: Delivery) -> list[str]:
-        """Outcomes of earlier receipts of this message on this queue, newest first."""
+    def _history(self, delivery: Delivery) -> list[tuple[str, int, Any]]:
+        """(outcome, attempt, next_attempt_at) of earlier receipts of this message on
+        this queue, newest first."""
         return list(
             Receipt.objects.filter(queue_name=delivery.queue, message_id=delivery.message_id)
             .order_by("-id")
-            .values_list("outcome", flat=True)[:HISTORY_LIMIT]
+            .values_list("outcome", "attempt", "next_attempt_at")[:HISTORY_LIMIT]
         )
+
+    def _attempted(self, delivery: Delivery, rows: list[tuple[str, int, Any]]) -> Settlement | None:
+        """A duplicate of an attempt already handled and delayed, or None."""
+        newest = next((r for r in rows if r[0] != Outcome.DUPLICATE), None)
+        if not already_attempted(earlier_attempts(delivery.properties.headers), newest):
+            return None
+        assert newest is not None
+        return self.failures.attempted(delivery, newest[1], newest[2])
 
     def _attempt(self, delivery: Delivery, history: list[str] | None) -> int:
         anonymous = None
@@ -208,3 +237,9 @@ class Dispatcher:
         if not self.schemas:
             return False
         return any(self._schema_problem(d) is not None for d in batch)
+
+
+def _looked_up(delivery: Delivery) -> bool:
+    """Is the message's history read first? For a redelivery, or a copy back from a
+    delay queue (it may be a duplicate of an attempt already handled)."""
+    return delivery.redelivered or earlier_attempts(delivery.properties.headers) > 0

@@ -15,6 +15,7 @@ from ..broker import QueueSpec
 from ..handlers import Delivery, Handler
 from ..models import dead_letter_queue_name
 from .batches import Inbox, default_batch_size
+from .budget import HandlerBudget, budget_for
 from .database import DatabaseDown, DatabaseGuard
 from .dispatch import Dispatcher
 from .failures import Failures
@@ -76,13 +77,23 @@ class Consumer:
             self.stats,
             self._stop,
         )
-        self.dispatcher = Dispatcher(handlers, failures, self.database, self.stats)
+        default_budget = conf.get("HANDLER_TIME_BUDGET")
+        budget = HandlerBudget(
+            {
+                n: budget_for(p.handler_time_budget, default_budget)
+                for n, p in self.policies.items()
+            },
+            self.stats,
+        )
+        self.dispatcher = Dispatcher(handlers, failures, self.database, self.stats, budget)
         self.handlers = self.dispatcher.handlers
         self.consume_arguments = consume_arguments
-        self.io = self._io(urls, reconnect)
+        self.io = self._io(urls, reconnect, failures.delays_refused)
         self.registry = self._registry() if register else None
 
-    def _io(self, urls: Iterable[str] | None, reconnect: bool) -> ConsumerIO:
+    def _io(
+        self, urls: Iterable[str] | None, reconnect: bool, delays_refused: set[str]
+    ) -> ConsumerIO:
         return ConsumerIO(
             self.specs,
             prefetch=self.prefetch,
@@ -97,6 +108,7 @@ class Consumer:
             describe=lambda: f"(prefetch {self.prefetch}, batch {self.batch_size}, manual ack)",
             consume_arguments=self.consume_arguments,
             on_named=self._named,
+            delays_refused=delays_refused,
         )
 
     def _named(self, spec_name: str, name: str) -> None:
@@ -205,10 +217,24 @@ def policy_for(spec: QueueSpec, queue: Any) -> QueuePolicy:
             broker_dead_letters=bool(queue.dead_letter_exchange),
             schema=getattr(queue, "schema", None),
             stream=getattr(queue, "queue_type", "") == "stream",
+            quorum=_is_quorum(spec),
+            handler_time_budget=getattr(queue, "handler_time_budget", None),
         )
     return QueuePolicy(
-        dead_letter_queue=spec.dead_letter_queue or dead_letter_queue_name(spec.name)
+        dead_letter_queue=spec.dead_letter_queue or dead_letter_queue_name(spec.name),
+        quorum=_is_quorum(spec),
     )
+
+
+def _budget(policies: Mapping[str, QueuePolicy], stats: ConsumerStats) -> HandlerBudget:
+    """Each queue's handler time budget: its row's, else ``HANDLER_TIME_BUDGET``."""
+    default = conf.get("HANDLER_TIME_BUDGET")
+    budgets = {n: budget_for(p.handler_time_budget, default) for n, p in policies.items()}
+    return HandlerBudget(budgets, stats)
+
+
+def _is_quorum(spec: QueueSpec) -> bool:
+    return (spec.arguments or {}).get("x-queue-type") == "quorum"
 
 
 def _sizes(

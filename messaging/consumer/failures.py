@@ -7,9 +7,13 @@ import logging
 import threading
 import traceback
 from collections.abc import Mapping
+from datetime import timedelta
+
+from django.utils import timezone
 
 from ..handlers import Delivery
 from ..observability import log_fields
+from .delays import delay_queue_name, retry_entry
 from .policy import (
     ERROR_MAX_CHARS,
     AnonymousFailures,
@@ -42,6 +46,10 @@ class Failures:
         self.retry = retry
         self.stats = stats
         self.anonymous = AnonymousFailures()
+        #: Queues whose delay queue the broker refused (e.g. declared with other
+        #: arguments): this consumer requeues their failures at once (shared with the
+        #: Settler, which fills it).
+        self.delays_refused: set[str] = set()
         self._stop = stop
 
     def policy(self, queue: str) -> QueuePolicy:
@@ -52,6 +60,33 @@ class Failures:
         self.recorder.record(delivery, Outcome.DUPLICATE, attempt=1)
         self.stats.duplicates += 1
         return Settlement(delivery, Verdict.ACK)
+
+    def attempted(self, delivery: Delivery, attempt: int, due: object) -> Settlement | None:
+        """A copy of an attempt already handled and delayed (see
+        :func:`.delays.already_attempted`): recorded as a duplicate, handler skipped. A
+        redelivered original may have died before its delayed copy was confirmed, so it
+        is delayed again (a second copy is then the duplicate); a fresh copy is acked.
+        None: handle it as the next attempt (its delay can no longer be published)."""
+        note = f"attempt {attempt} already handled; next attempt due at {due}"
+        delay = self.retry.delay_after(attempt)
+        name = delay_queue_name(delivery.queue, delay) if delay > 0 else None
+        if delivery.redelivered and (name is None or delivery.queue in self.delays_refused):
+            return None
+        self.stats.duplicates += 1
+        if not delivery.redelivered or name is None:
+            self.recorder.record(delivery, Outcome.DUPLICATE, attempt=attempt, error=note)
+            return Settlement(delivery, Verdict.ACK)
+        self.recorder.record(
+            delivery, Outcome.DUPLICATE, attempt=attempt, error=f"{note} (delayed again)"
+        )
+        retry = retry_entry(delivery.queue, attempt, "redelivered", self.recorder.name, delay)
+        return Settlement(
+            delivery,
+            Verdict.DELAY,
+            retry=retry,
+            delay_queue=name,
+            quorum=self.policy(delivery.queue).quorum,
+        )
 
     def handler_failed(self, delivery: Delivery, attempt: int, exc: Exception) -> Settlement:
         logger.warning(
@@ -76,6 +111,10 @@ class Failures:
         error = error[:ERROR_MAX_CHARS]
         policy = self.policy(delivery.queue)
         decision = self.retry.decide(attempt, policy)
+        if decision.verdict is Verdict.DELAY:
+            delayed = self._delay(delivery, policy, attempt, error, tb, decision.delay)
+            if delayed is not None:
+                return delayed
         self.recorder.record(delivery, decision.outcome, error=error, tb=tb, attempt=attempt)
         if decision.outcome == Outcome.DEAD_LETTERED:
             self.stats.dead_lettered += 1
@@ -94,9 +133,31 @@ class Failures:
             return self._dead_letter(delivery, policy, "max_attempts", attempt, error)
         if not delivery.message_id:
             self.anonymous.add(delivery.queue, delivery.body)
-        if decision.pause > 0:
-            self._stop.wait(decision.pause)
         return Settlement(delivery, Verdict.REQUEUE)
+
+    def _delay(
+        self,
+        delivery: Delivery,
+        policy: QueuePolicy,
+        attempt: int,
+        error: str,
+        tb: str,
+        delay: float,
+    ) -> Settlement | None:
+        """A failed attempt the broker holds for ``delay`` seconds in a delay queue: the
+        receipt says when the next attempt is due. None: requeue at once instead (a name
+        too long for AMQP, or a delay queue the broker refused)."""
+        name = delay_queue_name(delivery.queue, delay)
+        if name is None or delivery.queue in self.delays_refused:
+            return None
+        due = timezone.now() + timedelta(seconds=delay)
+        self.recorder.record(
+            delivery, Outcome.REQUEUED, error=error, tb=tb, attempt=attempt, next_attempt_at=due
+        )
+        retry = retry_entry(delivery.queue, attempt, error, self.recorder.name, delay)
+        return Settlement(
+            delivery, Verdict.DELAY, retry=retry, delay_queue=name, quorum=policy.quorum
+        )
 
     def rejected(self, delivery: Delivery, attempt: int, reason: str) -> Settlement:
         """``Reject`` (or a body its queue's schema refuses): straight to the DLQ."""

@@ -51,6 +51,7 @@ class ConsumerIO:
         describe: Callable[[], str] = lambda: "",
         consume_arguments: Mapping[str, Any] | None = None,
         on_named: Callable[[str, str], None] = lambda spec_name, name: None,
+        delays_refused: set[str] | None = None,
     ) -> None:
         self.specs = list(specs)
         #: The Binding rows of these queues, read once here (the calling thread) and
@@ -71,7 +72,7 @@ class ConsumerIO:
         self._stop = stop
         self._close = threading.Event()
         self._ready = threading.Event()
-        self._settler = Settler(policies)
+        self._settler = Settler(policies, delays_refused)
         self._watch = TimeoutWatch(float(conf.get("BROKER_CONSUMER_TIMEOUT")))
         self._thread: threading.Thread | None = None
         self.generation = 0

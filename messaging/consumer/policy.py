@@ -1,6 +1,6 @@
 """The failure policy, as plain code: which attempt this is, and what a failure leads
-to (requeue after an optional pause, or the dead-letter queue). No threads, no broker,
-no SQL: the dispatcher asks, then carries the answer out."""
+to (requeue at once, a wait in a delay queue on the broker, or the dead-letter queue).
+No threads, no broker, no SQL: the dispatcher asks, then carries the answer out."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import conf
-from ..backoff import backoff
 from ..models import Receipt
+from .delays import delay_for, earlier_attempts
 
 Outcome = Receipt.Outcome
 
@@ -38,6 +38,9 @@ class Verdict(enum.Enum):
     NACK = "nack"
     #: Publish a copy to the app's dead-letter queue, then ack the original.
     DEAD_LETTER = "dead"
+    #: Publish a copy to the queue's delay queue (the broker holds the wait and puts
+    #: it back), then ack the original.
+    DELAY = "delay"
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,10 @@ class QueuePolicy:
     #: A stream (RabbitMQ 3.9+): it takes no nack (the broker closes the connection), so
     #: a failure cannot be requeued — it goes to the dead-letter queue at once.
     stream: bool = False
+    #: A quorum queue (its delay queues are quorum too).
+    quorum: bool = False
+    #: Seconds a handler may run before a warning (``Queue.handler_time_budget``).
+    handler_time_budget: float | None = None
 
     @property
     def dead_letter_verdict(self) -> Verdict:
@@ -69,8 +76,9 @@ class QueuePolicy:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """The settings side of the policy: attempts before giving up, and the pause
-    before a failed message is requeued (``RETRY_DELAY`` doubling, capped)."""
+    """The settings side of the policy: attempts before giving up, and the wait the
+    broker holds a failed message for before its next attempt (``RETRY_DELAY``
+    doubling, capped; 0: requeued at once)."""
 
     max_attempts: int = 5
     retry_delay: float = 0.0
@@ -93,16 +101,22 @@ class RetryPolicy:
         which cannot requeue, the first failure is the last."""
         if queue.stream or attempt >= self.attempts_for(queue):
             return FailureDecision(Outcome.DEAD_LETTERED, queue.dead_letter_verdict)
-        pause = backoff(attempt, first=self.retry_delay, cap=self.retry_max_delay)
-        return FailureDecision(Outcome.REQUEUED, Verdict.REQUEUE, pause)
+        delay = self.delay_after(attempt)
+        if delay <= 0:
+            return FailureDecision(Outcome.REQUEUED, Verdict.REQUEUE)
+        return FailureDecision(Outcome.REQUEUED, Verdict.DELAY, delay)
+
+    def delay_after(self, attempt: int) -> float:
+        """Seconds between failed attempt ``attempt`` and the next one (0: none)."""
+        return delay_for(attempt, self.retry_delay, self.retry_max_delay)
 
 
 @dataclass(frozen=True)
 class FailureDecision:
     outcome: str
     verdict: Verdict
-    #: Seconds to wait before requeueing (0: at once).
-    pause: float = 0.0
+    #: Seconds the broker holds the message before the next attempt (0: at once).
+    delay: float = 0.0
 
 
 def attempt_number(
@@ -111,26 +125,29 @@ def attempt_number(
     history: Iterable[str] | None,
     anonymous_failures: int | None = None,
 ) -> int:
-    """1 for a first try. Quorum queues count deliveries (``x-delivery-count``); classic
-    queues count the failed attempts in ``history`` (outcomes of earlier receipts, newest
-    first) since the message was last dead-lettered or replayed. A message without a
-    message_id passes ``anonymous_failures``, the failures this process has seen."""
+    """1 for a first try. A copy back from a delay queue starts from the failed attempts
+    it carries (``x-messaging-attempts``). Quorum queues add their deliveries
+    (``x-delivery-count``); classic queues count the failed attempts in ``history``
+    (outcomes of earlier receipts, newest first) since the message was last
+    dead-lettered or replayed. A message without a message_id passes
+    ``anonymous_failures``, the failures this process has seen."""
+    earlier = earlier_attempts(headers)
     if headers and "x-delivery-count" in headers:
         try:
-            return int(headers["x-delivery-count"]) + 1
+            return earlier + int(headers["x-delivery-count"]) + 1
         except (TypeError, ValueError):
             pass
     if not redelivered:
-        return 1
+        return earlier + 1
     if anonymous_failures is not None:
-        return anonymous_failures + 1
+        return max(earlier, anonymous_failures) + 1
     failures = 0
     for outcome in history or ():
         if outcome in RESTARTS_COUNT:
             break
         if outcome in FAILED_ATTEMPT:
             failures += 1
-    return failures + 1
+    return max(earlier, failures) + 1
 
 
 def death_record(

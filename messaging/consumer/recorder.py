@@ -97,11 +97,14 @@ class ReceiptRecorder:
         error: str = "",
         tb: str = "",
         announce: bool = True,
+        next_attempt_at: datetime | None = None,
     ) -> Receipt:
         """Save one receipt (any outcome); send the signal for it unless the caller will
-        once its transaction commits (``announce=False``)."""
+        once its transaction commits (``announce=False``). ``next_attempt_at``: when a
+        delayed attempt comes back from its delay queue."""
         row = self.row(delivery, outcome, attempt=attempt, error=error, tb=tb)
         (receipt,) = as_instances([row])
+        receipt.next_attempt_at = next_attempt_at
         receipt.save(force_insert=True)
         observability.receipts([delivery], outcome)
         if announce:

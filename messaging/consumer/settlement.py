@@ -18,8 +18,13 @@ class Settlement:
     #: Replies (and a pika callback's own publishes) to send before the ack
     #: (:class:`messaging.replies.Outbound`).
     replies: tuple[Any, ...] = ()
+    #: ``Verdict.DELAY``: the ``x-messaging-retry`` entry of the delayed copy, the delay
+    #: queue it goes to, and whether that queue is a quorum queue.
+    retry: dict[str, Any] | None = None
+    delay_queue: str | None = None
+    quorum: bool = False
 
     @property
     def kind(self) -> str:
-        """The verdict's name: ``ack``, ``requeue``, ``nack`` or ``dead``."""
+        """The verdict's name: ``ack``, ``requeue``, ``nack``, ``dead`` or ``delay``."""
         return self.verdict.value

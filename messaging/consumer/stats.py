@@ -14,3 +14,5 @@ class ConsumerStats:
     rejected: int = 0
     dead_lettered: int = 0
     reconnects: int = 0
+    #: Handler runs longer than their queue's time budget (a warning, see budget.py).
+    over_budget: int = 0

@@ -14,6 +14,7 @@ included, gets :mod:`.base`). One object per alias and vendor. What it answers:
 - ``has_percentile_cont``: overview latency percentiles computed in SQL
 - ``seconds_between``: seconds from one timestamp column to another (overview latency)
 - ``bytes_as_text`` / ``bytes_text_term``: searching a binary body as text (admin)
+- ``first_line``: an error's first line, the kind failures are grouped by (triage)
 """
 
 from __future__ import annotations

@@ -106,3 +106,9 @@ class DatabaseOperations:
     def seconds_between(self, start: str, end: str) -> str:
         """SQL for the seconds from column ``start`` to column ``end``, at least 0."""
         return f"GREATEST(TIMESTAMPDIFF(MICROSECOND, {start}, {end}) / 1e6, 0)"
+
+    # ------------------------------------------------------------------ failure triage
+
+    def first_line(self, column: str, length: int) -> str:
+        """SQL for the first line of text column ``column``, at most ``length`` chars."""
+        return f"LEFT(SUBSTRING_INDEX({column}, CHAR(10), 1), {int(length)})"

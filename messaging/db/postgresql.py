@@ -59,6 +59,9 @@ class PostgreSQLOperations(DatabaseOperations):
     def bytes_text_term(self, term: str) -> str:
         return escape_encoded(term)
 
+    def first_line(self, column: str, length: int) -> str:
+        return f"left(split_part({column}, chr(10), 1), {int(length)})"
+
     def insert_copies(
         self,
         cursor: Any,

@@ -32,3 +32,10 @@ class SQLiteOperations(DatabaseOperations):
 
     def seconds_between(self, start: str, end: str) -> str:
         return f"MAX((julianday({end}) - julianday({start})) * 86400.0, 0.0)"
+
+    def first_line(self, column: str, length: int) -> str:
+        return (
+            f"substr(CASE WHEN instr({column}, char(10)) > 0 "
+            f"THEN substr({column}, 1, instr({column}, char(10)) - 1) ELSE {column} END, "
+            f"1, {int(length)})"
+        )

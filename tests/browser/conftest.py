@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
@@ -83,3 +84,30 @@ def log_in(page: Page, username: str, password: str) -> None:
     page.fill("#id_password", password)
     page.click("input[type=submit]")
     page.wait_for_url("**/admin/")
+
+
+#: Where the browser tests save their screenshots (the browser tests' artifacts).
+ARTIFACTS = Path(
+    os.environ.get("MESSAGING_BROWSER_ARTIFACTS")
+    or Path(__file__).resolve().parents[2] / "build" / "browser-artifacts"
+)
+#: The widths operators use (the issue tried 1400 and 1920 px).
+SCREEN_WIDTHS = (1400, 1920)
+
+
+@pytest.fixture
+def screenshot(page: Page) -> Callable[[str], list[Path]]:
+    """``screenshot(name)``: the current page, full length, at each of
+    :data:`SCREEN_WIDTHS`, saved as ``<ARTIFACTS>/<name>-<width>.png``."""
+
+    def take(name: str) -> list[Path]:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for width in SCREEN_WIDTHS:
+            page.set_viewport_size({"width": width, "height": 900})
+            path = ARTIFACTS / f"{name}-{width}.png"
+            page.screenshot(path=str(path), full_page=True)
+            paths.append(path)
+        return paths
+
+    return take

@@ -68,14 +68,37 @@ def test_a_queue_with_its_own_dead_letter_exchange_gets_a_nack():
     assert retry.decide(1, QueuePolicy()).verdict is Verdict.NACK  # no DLQ known
 
 
-@pytest.mark.parametrize(("attempt", "pause"), [(1, 0.5), (2, 1.0), (3, 2.0), (4, 3.0), (50, 3.0)])
-def test_retry_pause_doubles_up_to_the_cap(attempt, pause):
+@pytest.mark.parametrize(("attempt", "delay"), [(1, 0.5), (2, 1.0), (3, 2.0), (4, 3.0), (50, 3.0)])
+def test_retry_delay_doubles_up_to_the_cap_and_is_held_by_the_broker(attempt, delay):
     retry = RetryPolicy(max_attempts=100, retry_delay=0.5, retry_max_delay=3.0)
-    assert retry.decide(attempt, QueuePolicy()).pause == pause
+    decision = retry.decide(attempt, QueuePolicy())
+    assert (decision.outcome, decision.verdict, decision.delay) == (
+        Outcome.REQUEUED,
+        Verdict.DELAY,
+        delay,
+    )
 
 
 def test_no_retry_delay_requeues_at_once():
-    assert RetryPolicy(max_attempts=9).decide(4, QueuePolicy()).pause == 0
+    decision = RetryPolicy(max_attempts=9).decide(4, QueuePolicy())
+    assert (decision.verdict, decision.delay) == (Verdict.REQUEUE, 0)
+
+
+def test_the_last_attempt_dead_letters_even_with_a_delay():
+    retry = RetryPolicy(max_attempts=3, retry_delay=5)
+    assert retry.decide(3, QueuePolicy(dead_letter_queue="q.dlq")).verdict is Verdict.DEAD_LETTER
+
+
+def test_a_copy_back_from_a_delay_queue_counts_the_attempts_it_carries():
+    headers = {"x-messaging-attempts": 2}
+    assert attempt_number(headers, False, None) == 3
+    # classic: the larger of the header and the receipts (a crash mid-handler)
+    assert attempt_number(headers, True, [Outcome.REQUEUED, Outcome.REQUEUED]) == 3
+    assert attempt_number(headers, True, [Outcome.REQUEUED] * 3) == 4
+    # quorum: the copy's own deliveries add up
+    assert attempt_number({**headers, "x-delivery-count": 1}, True, None) == 4
+    assert attempt_number({"x-messaging-attempts": "junk"}, False, None) == 1
+    assert attempt_number(headers, True, None, anonymous_failures=0) == 3
 
 
 def test_death_record_carries_the_reason_and_a_bounded_error():

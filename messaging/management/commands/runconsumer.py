@@ -160,6 +160,7 @@ class Command(BaseCommand):
                 f" [*] Stopped: {stats.handled} handled, {stats.acked} acked, "
                 f"{stats.duplicates} duplicate, {stats.failed} failed "
                 f"({stats.rejected} rejected, {stats.dead_lettered} dead-lettered)"
+                + (f", {stats.over_budget} over their time budget" if stats.over_budget else "")
             )
 
     def _targets(
