@@ -26,7 +26,7 @@ from .exceptions import (
 
 if TYPE_CHECKING:
     from .handlers import Delivery
-    from .publishing import publish
+    from .publishing import apublish, publish
 
 __all__ = [
     "AccessRefused",
@@ -38,6 +38,7 @@ __all__ = [
     "QueueMismatch",
     "Reject",
     "Unroutable",
+    "apublish",
     "publish",
 ]
 
@@ -46,10 +47,10 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str) -> Any:
     # Lazy: importing the package must not import models before apps are ready.
-    if name == "publish":
-        from .publishing import publish
+    if name in ("publish", "apublish"):
+        from . import publishing
 
-        return publish
+        return getattr(publishing, name)
     if name == "Delivery":
         from .handlers import Delivery
 

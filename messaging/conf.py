@@ -57,6 +57,9 @@ DEFAULTS: dict[str, Any] = {
     "RELAY_INTERVAL": 1.0,
     "PUBLISH_RETRY_DELAY": 1.0,
     "PUBLISH_RETRY_MAX_DELAY": 300.0,
+    # Seconds publish() may reuse a Queue row it read (this process's own changes to
+    # Queue rows are seen at once); 0 reads the row on every call.
+    "QUEUE_CACHE_SECONDS": 10.0,
 }
 
 
@@ -117,6 +120,7 @@ VALIDATORS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "RELAY_INTERVAL": (_positive_number, "a number of seconds > 0"),
     "PUBLISH_RETRY_DELAY": (_non_negative_number, "a number of seconds >= 0"),
     "PUBLISH_RETRY_MAX_DELAY": (_non_negative_number, "a number of seconds >= 0"),
+    "QUEUE_CACHE_SECONDS": (_non_negative_number, "a number of seconds >= 0 (0: no cache)"),
 }
 
 

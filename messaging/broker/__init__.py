@@ -13,6 +13,9 @@ consumer and the tests go through it. Every name below is importable from here.
 - :mod:`.publisher` — :class:`PipelinedPublisher`, many confirms in flight, built from
   :mod:`.loop` (its connection), :mod:`.confirms` and :mod:`.batch` (publishing) and
   :mod:`.calls` (declarations and other RPCs).
+- :mod:`.process` — :func:`process_publisher`, the one long-lived publisher of a process
+  (threads, fork, reconnect; :mod:`.keeper` services it while idle), and
+  :func:`set_publisher_factory`, what it is built from.
 """
 
 from .. import conf  # noqa: F401 - reached as broker.conf by tests
@@ -55,6 +58,15 @@ from .message_properties import (
     check_headers,
     copy_properties,
     properties,
+)
+from .process import (
+    ProcessPublisher,
+    PublisherFactory,
+    close_process_publisher,
+    get_publisher_factory,
+    process_publisher,
+    publisher_connection_name,
+    set_publisher_factory,
 )
 from .publisher import (
     CALLS_AT_ONCE,
@@ -101,11 +113,14 @@ __all__ = [
     "PipelinedPublisher",
     "PublishInterrupted",
     "PublishNacked",
+    "ProcessPublisher",
     "PublisherBase",
+    "PublisherFactory",
     "QueueMismatch",
     "QueueSpec",
     "Unroutable",
     "check_headers",
+    "close_process_publisher",
     "close_quietly",
     "connect",
     "connect_first",
@@ -116,16 +131,20 @@ __all__ = [
     "declare_queue",
     "declare_queues",
     "default_connection_name",
+    "get_publisher_factory",
     "inspect_queue",
     "inspect_queues",
     "is_temporary",
     "move_messages",
     "open_channel",
+    "process_publisher",
     "properties",
+    "publisher_connection_name",
     "purge_queue",
     "purge_queues",
     "queue_name_problem",
     "refusal",
+    "set_publisher_factory",
     "translate",
     "translating",
 ]

@@ -50,9 +50,21 @@ class PublisherBase:
     a context manager around ``open()``/``close()``, and the confirm timeout."""
 
     _confirm_timeout: float | None = None
+    #: pika's connection while open, and the URL it went to (none for stand-ins).
+    connection: Any = None
+    connected_url: str | None = None
 
     def open(self) -> None:
         raise NotImplementedError
+
+    #: Seconds since the connection was last used (stand-ins: never idle).
+    idle_seconds: float = 0.0
+
+    def service(self) -> None:
+        """Run the I/O loop once without waiting (heartbeats); nothing for stand-ins."""
+
+    def forget_declared(self, name: str) -> None:
+        """Declare ``name`` again on its next ``ensure_declared``."""
 
     def close(self) -> None:
         raise NotImplementedError
@@ -105,6 +117,8 @@ class PipelinedPublisher(PublisherBase):
         self._calls = RpcChannel(self._link)
         self._declared = DeclarationCache()  # queues, per connection
         self._exchanges = DeclarationCache()  # exchanges checked, per connection
+        #: The URL of the last connection opened.
+        self.connected_url: str | None = None
 
     @property
     def rpc_timeout(self) -> float:
@@ -117,6 +131,11 @@ class PipelinedPublisher(PublisherBase):
     @property
     def is_open(self) -> bool:
         return self._link.is_open
+
+    @property
+    def connection(self) -> Any:
+        """pika's connection object while open (a new one after each reconnect)."""
+        return self._link.conn
 
     # ----------------------------------------------------------------- connection
 
@@ -141,6 +160,7 @@ class PipelinedPublisher(PublisherBase):
         self._link.connect(url, self._connection_name)
         self._confirms.open(self.confirm_timeout)
         self._link.mark_used()
+        self.connected_url = url
 
     def on_connection_closed(self, reason: BaseException) -> None:
         self._calls.forget()
@@ -167,7 +187,24 @@ class PipelinedPublisher(PublisherBase):
         """Declare once per connection (cheap for repeated publishes to one queue)."""
         spec = QueueSpec.of(queue)
         self.open()
-        self._declared.ensure(self._link.conn, spec.name, partial(self.declare, spec))
+        self._declared.ensure(self._link.conn, spec.name, partial(self.declare, spec), spec)
+
+    def forget_declared(self, name: str) -> None:
+        """Declare ``name`` again on its next :meth:`ensure_declared` (it was deleted)."""
+        self._declared.forget(name)
+
+    def service(self) -> None:
+        """Run the I/O loop once without waiting, if connected: send a heartbeat that is
+        due, notice a close the broker sent while nobody was publishing. The connection
+        then counts as used (its heartbeats are current)."""
+        if self._link.is_open:
+            self._link.poll()
+            self._link.mark_used()
+
+    @property
+    def idle_seconds(self) -> float:
+        """Seconds since the connection was last used (or serviced)."""
+        return _monotonic() - self._link.last_used
 
     def check_exchange(self, exchange: str) -> None:
         """Raise :class:`NotFound` if ``exchange`` does not exist (checked once per
