@@ -6,11 +6,11 @@ admin, ``send``, the relay and the Celery tasks share, from any thread.
 - **Fork**: a child never touches its parent's connection: after ``fork()`` every
   :class:`ProcessPublisher` forgets (without closing) what the parent opened, and the
   child connects on first use under its own name.
-- **Reconnect**: a connection the broker closed is noticed before the next call (or the
-  call is retried once on a new connection when it died under it), trying each URL in
-  turn (:func:`~messaging.broker.connecting.connect_first`). While the broker is down a
-  call waits for one connection attempt at most (threads waiting meanwhile share its
-  failure), and for the publisher no longer than CONNECTION_TIMEOUT + CONFIRM_TIMEOUT.
+- **Reconnect**: a connection the broker closed is noticed before the next call (a call
+  on an idle connection that turns out dead is made once more on a new one), trying each
+  URL in turn (:func:`~messaging.broker.connecting.connect_first`). While the broker is
+  down a call waits for one connection attempt at most (threads waiting meanwhile share
+  its failure), and for the publisher no longer than CONNECTION_TIMEOUT + CONFIRM_TIMEOUT.
 - **Idle**: a keeper thread runs the connection's I/O loop every few seconds while nobody
   publishes (heartbeats, a close from the broker); :func:`close_process_publisher` runs at
   exit.

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .. import broker, signals
-from ..exceptions import BrokerError, MessageRefused
+from ..exceptions import BrokerError, BrokerUnavailable, MessageRefused
 from ..models import Message
 from ..validators import message_problem
 from .outbox import (
@@ -35,8 +35,11 @@ def publish_rows(rows: list[Message], *, user: Any = None, publisher: Any = None
         return result
     pub = publisher if isinstance(publisher, broker.PublisherBase) else broker.process_publisher()
     hold = pub.session() if isinstance(pub, broker.ProcessPublisher) else nullcontext()
-    with hold:
-        outcomes = _send(pub, rows)
+    try:
+        with hold:
+            outcomes = _send(pub, rows)
+    except BrokerUnavailable as exc:  # the process's publisher stayed busy: try later
+        outcomes = [exc] * len(rows)
     user_id = _user_id(user)
     now = timezone.now()
     store_outcomes(
