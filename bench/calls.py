@@ -30,6 +30,9 @@ import django
 
 from bench import raw
 
+#: Broker connections opened in this process (see :func:`_count_connections`).
+_opened = [0]
+
 
 def _count_connections() -> list[int]:
     """Counts every broker connection the app's publisher or py-amqp (Celery) opens."""
@@ -37,7 +40,7 @@ def _count_connections() -> list[int]:
 
     from messaging import broker
 
-    opened = [0]
+    opened = _opened
     real_app = broker.PipelinedPublisher._connect
     real_amqp = amqp.Connection.connect
 
@@ -51,7 +54,8 @@ def _count_connections() -> list[int]:
 
     broker.PipelinedPublisher._connect = app_connect  # type: ignore[method-assign]
     amqp.Connection.connect = amqp_connect  # type: ignore[method-assign]
-    return opened
+    _opened[:] = [0]
+    return _opened
 
 
 def _timed(calls: Callable[[int], None], count: int, threads: int) -> float:
@@ -110,6 +114,7 @@ def run_floor(queue: str, count: int, body: bytes) -> float:
     from messaging.models import Message, Queue
 
     row = Queue.objects.get_or_create(name=queue)[0]
+    _opened[0] += 1  # this one, opened by hand
     conn = pika.BlockingConnection(pika.URLParameters(os.environ["MESSAGING_BROKER_URL"]))
     channel = conn.channel()
     channel.queue_declare(queue=queue, durable=True)

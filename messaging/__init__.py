@@ -5,6 +5,7 @@ Public API::
     from messaging import publish, Delivery, Reject
 
     publish("q1", b"Hello World!")          # recorded, persistent, confirmed
+    await apublish("q1", b"Hello World!")   # the same from async code
 
 The models (``Queue``, ``Message``, ``Receipt``) live in ``messaging.models``.
 """

@@ -4,7 +4,8 @@ A row is due when its ``next_attempt_at`` is empty or past. :func:`relay_once` c
 rows in id order, a batch of ``RELAY_BATCH_SIZE`` at a time, under a row lock
 (``select_for_update(skip_locked=True)``; on SQLite the database write lock) held until
 the batch's outcomes are committed, so several relays (processes, Celery workers) never
-publish the same row. Each batch goes out with pipelined confirms over one connection;
+publish the same row. Each batch goes out with pipelined confirms on the process's
+publisher connection (:func:`messaging.broker.process_publisher`);
 outcomes are stored as :mod:`messaging.publishing` describes (a failed try backs off
 exponentially, per message). A row that can never be sent as it is is ``failed`` with
 its reason before anything is sent, and a destination the broker does not answer for
@@ -17,8 +18,6 @@ Celery task both run :func:`relay_once`.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -81,10 +80,6 @@ def due(now: datetime | None = None) -> QuerySet[Message]:
     return Message.objects.filter(status=Message.Status.PENDING).filter(
         Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
     )
-
-
-def relay_connection_name() -> str:
-    return f"messaging-relay@{socket.gethostname()}:{os.getpid()}"
 
 
 def relay_once(
