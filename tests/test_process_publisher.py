@@ -5,6 +5,7 @@ threads, fork, a connection the broker closes, a stopped broker, idle heartbeats
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import subprocess
@@ -20,9 +21,12 @@ from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from messaging import apublish, broker, publish, relay
+from messaging import apublish, broker, conf, publish, relay
+from messaging.admin.messages import publish_pks
 from messaging.exceptions import InvalidMessage
 from messaging.models import Message, Queue
+from messaging.publishing import build_message, send_copies
+from messaging.tasks import publish_messages_task
 from tests.conftest import queue_depth
 from tests.faults.conftest import broker_stopped
 
@@ -184,16 +188,51 @@ def test_fork_child_publishes_on_its_own_connection(transactional_db, queue_name
 @pytest.mark.broker_control
 @pytest.mark.parametrize("pause", [0.0, 1.5])
 def test_next_call_succeeds_after_the_broker_closed_the_connection(
-    transactional_db, queue_name, fresh_publisher, pause
+    transactional_db, queue_name, fresh_publisher, pause, caplog
 ):
+    caplog.set_level(logging.INFO, logger="messaging.broker.process")
     publish(queue_name, b"one")
     before = fresh_publisher._connection
     rabbitmqctl("close_all_connections", "test")
-    time.sleep(pause)  # 0: the close is still in flight; 1.5: it arrived while idle
+    time.sleep(pause)  # 0: the close may still be in flight; 1.5: it arrived while idle
     second = publish(queue_name, b"two")
     assert second.status == Message.Status.PUBLISHED, second.last_error
     assert fresh_publisher._connection is not before
     assert [body for _, body in drain(queue_name)] == [b"one", b"two"]
+    logged = [r.getMessage() for r in caplog.records]
+    assert any(line.startswith("publisher connected to amqp://") for line in logged), logged
+    assert any(line.startswith("publisher reconnected to amqp://") for line in logged), logged
+    password = broker.connection_parameters(conf.broker_urls()[0]).credentials.password
+    assert not any(f":{password}@" in line for line in logged)
+
+
+def test_publish_send_admin_relay_and_celery_share_the_connection(
+    transactional_db, queue_name, fresh_publisher, monkeypatch
+):
+    opened: list[str] = []
+    real = broker.PipelinedPublisher._connect
+
+    def counting(publisher, url):  # noqa: ANN001
+        opened.append(url)
+        real(publisher, url)
+
+    monkeypatch.setattr(broker.PipelinedPublisher, "_connect", counting)
+    publish(queue_name, b"publish()")
+    template = build_message(queue_name, b"send")
+    assert len(send_copies(template, 3).published) == 3  # manage.py send
+    failed = Message.objects.create(
+        queue=Queue.objects.get(name=queue_name), body=b"admin", status=Message.Status.FAILED
+    )
+    assert publish_pks([failed.pk]).published == [failed.message_id]  # the admin action
+    pending = Message.objects.create(queue=failed.queue, body=b"relay")
+    assert relay.relay_once().published == 1
+    again = Message.objects.create(queue=failed.queue, body=b"task", status="failed")
+    assert publish_messages_task([again.pk])["published"] == 1  # the Celery task
+    assert len(opened) == 1
+    assert len(publisher_connections()) == 1
+    pending.refresh_from_db()
+    assert pending.status == Message.Status.PUBLISHED
+    assert queue_depth(queue_name) == 7
 
 
 @pytest.mark.broker_control
