@@ -7,7 +7,7 @@ admin, ``send``, the relay and the Celery tasks share, from any thread.
   :class:`ProcessPublisher` forgets (without closing) what the parent opened, and the
   child connects on first use under its own name.
 - **Reconnect**: a connection the broker closed is noticed before the next call (a call
-  on an idle connection that turns out dead is made once more on a new one), trying each
+  that finds it dead is made once more on a new one, see :data:`IDLE`), trying each
   URL in turn (:func:`~messaging.broker.connecting.connect_first`). While the broker is
   down a call waits for one connection attempt at most (threads waiting meanwhile share
   its failure), and for the publisher no longer than CONNECTION_TIMEOUT + CONFIRM_TIMEOUT.
@@ -55,10 +55,11 @@ _state_lock = threading.Lock()
 _current: ProcessPublisher | None = None
 
 #: A connection unused this long is serviced before a call (a close the broker sent
-#: meanwhile is noticed), and a call on it that loses every message to a dead connection
-#: is made once more on a new one. (A connection lost while in use is not retried: its
-#: messages stay pending for the relay.)
-IDLE = 0.25
+#: meanwhile is noticed). A call that loses every message to a connection that turns out
+#: dead is made once more on a new one when the broker had closed it (``connection.close``:
+#: it ignored what followed) or it had been idle this long; a connection lost while in
+#: use otherwise leaves its messages pending for the relay.
+IDLE = 1.0
 
 
 def publisher_connection_name() -> str:
@@ -68,7 +69,7 @@ def publisher_connection_name() -> str:
 
 def _connection_settings() -> tuple[Any, ...]:
     return (
-        tuple(conf.broker_urls()),
+        tuple(sorted(conf.broker_urls())),  # the order may change (shuffled): same broker
         conf.get("HEARTBEAT"),
         conf.get("CONNECTION_TIMEOUT"),
         conf.get("BLOCKED_CONNECTION_TIMEOUT"),
@@ -249,6 +250,23 @@ class ProcessPublisher(PublisherBase):
             self.open()
             return inner.call_each(method, calls, timeout)
 
+    def __getattr__(self, name: str) -> Any:
+        """Any other attribute of the inner publisher (a method added to
+        :class:`PipelinedPublisher` later), used while holding the connection."""
+        if name.startswith("_"):
+            raise AttributeError(name)
+        with self._holding() as inner:
+            value = getattr(inner, name)
+        if not callable(value):
+            return value
+
+        def held(*args: Any, **kwargs: Any) -> Any:
+            with self._holding() as current:
+                self.open()
+                return getattr(current, name)(*args, **kwargs)
+
+        return held
+
     def _retrying(self, call: Callable[[], Any]) -> Any:
         """``call()`` after :meth:`open`; once more on a new connection if the one it
         started on turned out dead."""
@@ -265,8 +283,9 @@ class ProcessPublisher(PublisherBase):
     # ----------------------------------------------------------------- publishing
 
     def publish_many(self, items: Iterable[Outgoing]) -> list[BrokerError | None]:
-        """:meth:`PipelinedPublisher.publish_many`, plus: messages all lost with an idle
-        connection that turned out dead are sent once more on a new one; messages returned
+        """:meth:`PipelinedPublisher.publish_many`, plus: messages all lost with a
+        connection that turned out dead (see :data:`IDLE`) are sent once more on a new
+        one; messages returned
         unroutable because their queue was deleted since it was declared are sent once
         more after declaring it again."""
         items = list(items)
@@ -276,7 +295,8 @@ class ProcessPublisher(PublisherBase):
             idle = self._open()
             outcomes = inner.publish_many(items)
             lost = [i for i, o in enumerate(outcomes) if _lost(o)]
-            if idle >= IDLE and len(lost) == len(items) and not inner.is_open:
+            dead = len(lost) == len(items) and not inner.is_open
+            if dead and (idle >= IDLE or inner.closed_by_broker):
                 logger.info("publisher: connection lost while publishing, reconnecting")
                 self._again(items, outcomes, lost, redeclare=False)
             gone = [i for i, o in enumerate(outcomes) if self._queue_gone(items[i], o)]

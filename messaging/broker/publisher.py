@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+import pika.exceptions as pe
+
 from .. import conf
 from ..exceptions import BrokerError, ConfirmTimeout
 from .calls import RpcChannel, _SyncChannel
@@ -59,6 +61,8 @@ class PublisherBase:
 
     #: Seconds since the connection was last used (stand-ins: never idle).
     idle_seconds: float = 0.0
+    #: The last connection ended with the broker closing it (stand-ins: never).
+    closed_by_broker: bool = False
 
     def service(self) -> None:
         """Run the I/O loop once without waiting (heartbeats); nothing for stand-ins."""
@@ -205,6 +209,12 @@ class PipelinedPublisher(PublisherBase):
     def idle_seconds(self) -> float:
         """Seconds since the connection was last used (or serviced)."""
         return _monotonic() - self._link.last_used
+
+    @property
+    def closed_by_broker(self) -> bool:
+        """The last connection ended with the broker's ``connection.close`` (a forced
+        close, a broker shutdown): the broker ignored whatever was sent after it."""
+        return isinstance(self._link.close_reason, pe.ConnectionClosedByBroker)
 
     def check_exchange(self, exchange: str) -> None:
         """Raise :class:`NotFound` if ``exchange`` does not exist (checked once per

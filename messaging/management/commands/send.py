@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from messaging.exceptions import MessagingError
-from messaging.management.commandline import positive_int
+from messaging.management.commandline import configure_logging, positive_int
 from messaging.publishing import (
     NO_JSON,
     PublishResult,
@@ -77,6 +77,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        configure_logging(options["verbosity"])  # -v 2: when the publisher connects
         count: int = options["count"]
         if count < 1:
             raise CommandError("--count must be at least 1")
