@@ -15,6 +15,7 @@ OPTIONS: list[tuple[str, str, type, Any, str]] = [
     ("--n-p1", "BENCH_N_P1", int, 10_000, "messages per prefetch-1 run and raw (b)"),
     ("--publish-n", "BENCH_PUBLISH_N", int, 100_000, "raw publish and send --count"),
     ("--confirm-n", "BENCH_CONFIRM_N", int, 10_000, "raw publish with a confirm each"),
+    ("--calls-n", "BENCH_CALLS_N", int, 1_000, "publish() calls per run of the calls phase"),
     ("--mem-n", "BENCH_MEM_N", int, 200_000, "messages consumed in the memory run"),
     ("--mem-first", "BENCH_MEM_FIRST", int, 50_000, "first RSS sample after this many"),
     ("--overview-rows", "BENCH_OVERVIEW_ROWS", int, 1_000_000, "receipts behind the overview"),
@@ -40,7 +41,7 @@ OPTIONS: list[tuple[str, str, type, Any, str]] = [
         "--only",
         "BENCH_ONLY",
         str,
-        "publish,consume,memory,overview,retry",
+        "publish,calls,consume,memory,overview,retry",
         "phases to run (below)",
     ),
     ("--output", "BENCH_OUTPUT", str, str(ROOT / "bench" / "results.md"), "markdown report"),
@@ -50,6 +51,9 @@ OPTIONS: list[tuple[str, str, type, Any, str]] = [
 #: --only names: phase -> what it runs (``consume`` is both consume phases).
 PHASES = {
     "publish": "rows P0, P1, send-DB",
+    "calls": "rows calls-P1, floor-DB, call-CASE-DB, call-CASE-8t-DB and celery: publish() "
+    "one call at a time (outside a transaction, 1 and 10 per atomic(); 1 and 8 threads) "
+    "against raw pika, the same work on a kept channel and Celery send_task",
     "consume": "consume-high and consume-p1",
     "consume-high": "rows a and pPREFETCH-DB",
     "consume-p1": "rows b-DB (raw pika, prefetch 1, one receipt INSERT + commit + ack per "

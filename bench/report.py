@@ -119,6 +119,13 @@ def add_targets(results: Results, kinds: list[str], prefetch: int) -> None:
         results.ratio(f"send-{kind}", "P0", 0.5)
         results.ratio(f"send-{kind}", "P1", 5)
     for kind in kinds:
+        results.ratio(f"call-out-{kind}", f"floor-{kind}", 0.8)
+        results.ratio(f"call-atomic10-{kind}", f"call-atomic1-{kind}", 3)
+        results.ratio(f"call-atomic10-{kind}", "celery", 1)
+        for case in ("out", "atomic1", "atomic10"):
+            results.ratio(f"call-{case}-8t-{kind}", f"call-{case}-{kind}", 1)
+        results.ratio(f"floor-{kind}", "calls-P1", None)
+    for kind in kinds:
         results.ratio(f"p1-{kind}", f"b-{kind}", 0.8)
         results.ratio(f"p{prefetch}-{kind}", "a", 0.6 if kind == "postgres" else None)
     for kind in kinds:

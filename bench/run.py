@@ -76,6 +76,8 @@ class Bench:
                 log(f"round {repeat + 1} of {a.repeat}")
             if "publish" in a.only:
                 phases.run_publish(ctx)
+            if "calls" in a.only:
+                phases.run_calls(ctx)
             if a.only & {"consume-high", "consume-p1"}:
                 phases.run_consume(ctx, "consume-high" in a.only, "consume-p1" in a.only)
             if "retry" in a.only:

@@ -5,6 +5,7 @@ Public API::
     from messaging import publish, Delivery, Reject
 
     publish("q1", b"Hello World!")          # recorded, persistent, confirmed
+    await apublish("q1", b"Hello World!")   # the same from async code
 
 The models (``Queue``, ``Message``, ``Receipt``) live in ``messaging.models``.
 """
@@ -29,7 +30,7 @@ from .exceptions import (
 if TYPE_CHECKING:
     from .calls import call
     from .handlers import Delivery
-    from .publishing import publish
+    from .publishing import apublish, publish
 
 __all__ = [
     "AccessRefused",
@@ -43,6 +44,7 @@ __all__ = [
     "Reject",
     "RequestTimeout",
     "Unroutable",
+    "apublish",
     "call",
     "publish",
 ]
@@ -52,10 +54,10 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str) -> Any:
     # Lazy: importing the package must not import models before apps are ready.
-    if name == "publish":
-        from .publishing import publish
+    if name in ("publish", "apublish"):
+        from . import publishing
 
-        return publish
+        return getattr(publishing, name)
     if name == "call":
         from .calls import call
 

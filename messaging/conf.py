@@ -64,6 +64,9 @@ DEFAULTS: dict[str, Any] = {
     # Observability: put the send time (epoch ms) in an x-messaging-sent-at header, from which
     # consumers measure messaging_end_to_end_seconds.
     "SENT_AT_HEADER": False,
+    # Seconds publish() may reuse a Queue row it read (this process's own changes to
+    # Queue rows are seen at once); 0 reads the row on every call.
+    "QUEUE_CACHE_SECONDS": 10.0,
 }
 
 
@@ -129,6 +132,7 @@ VALIDATORS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "PUBLISH_RETRY_DELAY": (_non_negative_number, "a number of seconds >= 0"),
     "PUBLISH_RETRY_MAX_DELAY": (_non_negative_number, "a number of seconds >= 0"),
     "SENT_AT_HEADER": (lambda v: isinstance(v, bool), "True or False"),
+    "QUEUE_CACHE_SECONDS": (_non_negative_number, "a number of seconds >= 0 (0: no cache)"),
 }
 
 

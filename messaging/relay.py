@@ -4,7 +4,8 @@ A row is due when its ``next_attempt_at`` is empty or past. :func:`relay_once` c
 rows in id order, a batch of ``RELAY_BATCH_SIZE`` at a time, under a row lock
 (``select_for_update(skip_locked=True)``; on SQLite the database write lock) held until
 the batch's outcomes are committed, so several relays (processes, Celery workers) never
-publish the same row. Each batch goes out with pipelined confirms over one connection;
+publish the same row. Each batch goes out with pipelined confirms on the process's
+publisher connection (:func:`messaging.broker.process_publisher`);
 outcomes are stored as :mod:`messaging.publishing` describes (a failed try backs off
 exponentially, per message). A row that can never be sent as it is is ``failed`` with
 its reason before anything is sent, and a destination the broker does not answer for
@@ -17,8 +18,6 @@ Celery task both run :func:`relay_once`.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -83,14 +82,10 @@ def due(now: datetime | None = None) -> QuerySet[Message]:
     )
 
 
-def relay_connection_name() -> str:
-    return f"messaging-relay@{socket.gethostname()}:{os.getpid()}"
-
-
 def relay_once(
     *,
     batch_size: int | None = None,
-    publisher: broker.PipelinedPublisher | None = None,
+    publisher: broker.PublisherBase | None = None,
     max_batches: int | None = None,
     max_seconds: float | None = None,
     stop: threading.Event | None = None,
@@ -103,29 +98,24 @@ def relay_once(
     result = RelayResult()
     if not due().exists():  # the common case: do not even connect
         return result
-    own = publisher is None
-    pub = publisher or broker.PipelinedPublisher(connection_name=relay_connection_name())
+    pub = publisher or broker.process_publisher()
     try:
-        try:
-            pub.open()
-        except BrokerError as exc:
-            result.error = exc
-            return result
-        while not _should_stop(result, max_batches, deadline, stop):
-            part = _relay_batch(pub, size)
-            if part is None:
-                break
-            result.batches += 1
-            result.published += len(part.published)
-            result.retrying += len(part.retrying)
-            result.failed += len(part.failed) - len(part.retrying)
-            if part.retrying and not pub.is_open:
-                # The connection went away mid-batch: leave the rest for the next pass.
-                result.error = part.first_error
-                break
-    finally:
-        if own:
-            pub.close()
+        pub.open()
+    except BrokerError as exc:
+        result.error = exc
+        return result
+    while not _should_stop(result, max_batches, deadline, stop):
+        part = _relay_batch(pub, size)
+        if part is None:
+            break
+        result.batches += 1
+        result.published += len(part.published)
+        result.retrying += len(part.retrying)
+        result.failed += len(part.failed) - len(part.retrying)
+        if part.retrying and not pub.is_open:
+            # The connection went away mid-batch: leave the rest for the next pass.
+            result.error = part.first_error
+            break
     return result
 
 
@@ -142,7 +132,7 @@ def _should_stop(
     return deadline is not None and time.monotonic() >= deadline
 
 
-def _relay_batch(pub: broker.PipelinedPublisher, size: int) -> PublishResult | None:
+def _relay_batch(pub: broker.PublisherBase, size: int) -> PublishResult | None:
     """Claim up to ``size`` due rows in id order and publish them (None: none was due)."""
     with claiming():
         rows = list(
@@ -169,7 +159,7 @@ def run(
     total = RelayResult()
     last_error = None
     failures = 0
-    pub = broker.PipelinedPublisher(connection_name=relay_connection_name())  # opened lazily
+    pub = broker.process_publisher()  # the process's connection, opened on first use
     try:
         while not stop.is_set():
             close_old_connections()
@@ -194,6 +184,6 @@ def run(
                 failures = 0
             stop.wait(every)
     finally:
-        pub.close()
+        broker.close_process_publisher()  # the command ends: close it now, not at exit
     close_old_connections()
     return total

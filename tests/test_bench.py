@@ -72,6 +72,7 @@ def test_bench_prints_every_row_and_cleans_up(tmp_path: Path) -> None:
         "--n-p1", "60",
         "--publish-n", "300",
         "--confirm-n", "30",
+        "--calls-n", "20",
         "--mem-n", "900",
         "--mem-first", "300",
         "--overview-rows", "500",
@@ -91,9 +92,18 @@ def test_bench_prints_every_row_and_cleans_up(tmp_path: Path) -> None:
         if line.startswith("|") and line.split("|")[1].strip()
     }
     cells = {key: [c.strip() for c in line.split("|")[1:-1]] for key, line in rows.items()}
-    expected = ["P0", "P1", f"send-{kind}", "a", f"b-{kind}", f"p1-{kind}", f"p300-{kind}",
-                f"retry-base-{kind}", f"retry-{kind}", f"mem-{kind}", f"admin-{kind}",
-                f"triage-{kind}"]  # fmt: skip
+    calls = (
+        ["calls-P1", f"floor-{kind}"]
+        + [
+            f"call-{case}{threads}-{kind}"
+            for threads in ("", "-8t")
+            for case in ("out", "atomic1", "atomic10")
+        ]
+        + ["celery"]
+    )
+    expected = ["P0", "P1", f"send-{kind}", *calls, "a", f"b-{kind}", f"p1-{kind}",
+                f"p300-{kind}", f"retry-base-{kind}", f"retry-{kind}", f"mem-{kind}",
+                f"admin-{kind}", f"triage-{kind}"]  # fmt: skip
     assert [key for key in rows if key not in ("id", "---")] == expected
     for key in expected[:-2]:
         assert re.fullmatch(r"[\d,]+", cells[key][4]), rows[key]  # msg/s, not an error
@@ -104,6 +114,8 @@ def test_bench_prints_every_row_and_cleans_up(tmp_path: Path) -> None:
     # Every target has a verdict next to its ratio.
     assert "≥ 0.5× | " in rows[f"send-{kind}"]
     assert re.search(r"≥ 0.8× \| (pass|\*\*miss\*\*)", rows[f"p1-{kind}"])
+    assert re.search(r"≥ 0.8× \| (pass|\*\*miss\*\*)", rows[f"call-out-{kind}"])
+    assert "(1 broker connection opened)" in rows[f"call-out-8t-{kind}"]
     assert re.search(r"< 10 MB \| (pass|\*\*miss\*\*)", rows[f"mem-{kind}"])
     assert table.strip() in output.read_text()
 

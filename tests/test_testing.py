@@ -97,12 +97,12 @@ def test_rolled_back_transaction_captures_nothing(transactional_db) -> None:
 def test_no_broker_connection_while_capturing_and_the_real_publisher_after(
     transactional_db,
 ) -> None:
-    real = broker.PipelinedPublisher
+    real = broker.get_publisher_factory()
     with capture() as captured:
-        assert broker.PipelinedPublisher is CapturingPublisher
+        assert broker.get_publisher_factory() is CapturingPublisher
         publish("orders", b"a")
     assert captured[0].message.status == Message.Status.PUBLISHED  # nothing tried to connect
-    assert broker.PipelinedPublisher is real
+    assert broker.get_publisher_factory() is real
     after = publish("orders", b"b")  # the closed port: left pending for the relay
     after.refresh_from_db()
     assert after.status == Message.Status.PENDING and after.last_error
@@ -329,7 +329,7 @@ def test_fixture_in_a_db_test(
 def test_fixture_without_the_commit_captures_nothing(captured_messages, db) -> None:
     publish("orders", b"order 42")  # inside the test's transaction, never committed
     captured_messages.assert_nothing_published()
-    assert broker.PipelinedPublisher is CapturingPublisher
+    assert broker.get_publisher_factory() is CapturingPublisher
 
 
 # --------------------------------------------------------------------------- TestCase

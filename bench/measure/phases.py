@@ -3,7 +3,7 @@ table's order. Each row's measurement is one function of this package."""
 
 from __future__ import annotations
 
-from bench.measure import admin, memory, publish, raw_consume, retry, runconsumer
+from bench.measure import admin, calls, memory, publish, raw_consume, retry, runconsumer
 from bench.measure.base import Context
 from bench.process import KINDS, log
 
@@ -18,6 +18,43 @@ def run_publish(ctx: Context) -> None:
     for kind in a.dbs:
         row = r.row(f"send-{kind}", f"publish: `send --count`, {KINDS[kind]}", messages=a.publish_n)
         ctx.measure(row, lambda row=row, kind=kind: publish.send_count(ctx, row, kind))
+
+
+#: publish() rows of the calls phase: key part, label part, spec.
+CALL_CASES = [
+    ("out", "outside a transaction", {"per_txn": 0}),
+    ("atomic1", "1 per `atomic()`", {"per_txn": 1}),
+    ("atomic10", "10 per `atomic()`", {"per_txn": 10}),
+]
+
+
+def run_calls(ctx: Context) -> None:
+    """calls-P1 (raw pika, one connection, a confirm each), then per database the floor
+    (floor-DB) and publish() per call (call-CASE-DB, call-CASE-8t-DB), then Celery."""
+    a, r = ctx.args, ctx.results
+    p1 = r.row("calls-P1", "publish: raw pika, one connection, confirm each", messages=a.calls_n)
+    ctx.measure(p1, lambda: publish.raw_publish(ctx, p1, "publish_confirm_each", a.calls_n))
+    for kind in a.dbs:
+        label = "publish: ORM INSERT + confirmed publish on a kept channel + UPDATE"
+        floor = r.row(f"floor-{kind}", f"{label}, {KINDS[kind]}", messages=a.calls_n)
+        ctx.measure(floor, lambda row=floor, kind=kind: calls.calls(ctx, row, kind, mode="floor"))
+        for threads in (1, 8):
+            for key, text, spec in CALL_CASES:
+                suffix = "" if threads == 1 else f"-{threads}t"
+                who = "" if threads == 1 else f", {threads} threads"
+                row = r.row(
+                    f"call-{key}{suffix}-{kind}",
+                    f"publish: `publish()` {text}{who}, {KINDS[kind]}",
+                    messages=a.calls_n,
+                )
+                ctx.measure(
+                    row,
+                    lambda row=row, kind=kind, spec=spec, threads=threads: calls.calls(
+                        ctx, row, kind, mode="publish", threads=threads, **spec
+                    ),
+                )
+    celery = r.row("celery", "publish: Celery `send_task`, confirm_publish", messages=a.calls_n)
+    ctx.measure(celery, lambda: calls.calls(ctx, celery, None, mode="celery"))
 
 
 def run_consume(ctx: Context, high: bool, p1: bool) -> None:

@@ -20,6 +20,9 @@ consumer and the tests go through it. Every name below is importable from here.
 - :mod:`.publisher` — :class:`PipelinedPublisher`, many confirms in flight, built from
   :mod:`.loop` (its connection), :mod:`.confirms` and :mod:`.batch` (publishing) and
   :mod:`.calls` (declarations and other RPCs).
+- :mod:`.process` — :func:`process_publisher`, the one long-lived publisher of a process
+  (threads, fork, reconnect; :mod:`.keeper` services it while idle), and
+  :func:`set_publisher_factory`, what it is built from.
 """
 
 from .. import conf  # noqa: F401 - reached as broker.conf by tests
@@ -90,6 +93,15 @@ from .message_properties import (
     properties,
     reply_properties,
 )
+from .process import (
+    ProcessPublisher,
+    PublisherFactory,
+    close_process_publisher,
+    get_publisher_factory,
+    process_publisher,
+    publisher_connection_name,
+    set_publisher_factory,
+)
 from .publisher import (
     CALLS_AT_ONCE,
     DEFAULT_WINDOW,
@@ -153,12 +165,15 @@ __all__ = [
     "PipelinedPublisher",
     "PublishInterrupted",
     "PublishNacked",
+    "ProcessPublisher",
     "PublisherBase",
     "ExchangeMismatch",
+    "PublisherFactory",
     "QueueMismatch",
     "QueueSpec",
     "Unroutable",
     "check_headers",
+    "close_process_publisher",
     "close_quietly",
     "connect",
     "connect_first",
@@ -171,6 +186,7 @@ __all__ = [
     "declare_subscription",
     "default_connection_name",
     "inspect_and_compare",
+    "get_publisher_factory",
     "inspect_queue",
     "inspect_queues",
     "is_temporary",
@@ -179,12 +195,15 @@ __all__ = [
     "move_messages",
     "peek_messages",
     "open_channel",
+    "process_publisher",
     "properties",
+    "publisher_connection_name",
     "purge_queue",
     "purge_queues",
     "queue_name_problem",
     "refusal",
     "reply_properties",
+    "set_publisher_factory",
     "translate",
     "translating",
 ]

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+import pika.exceptions as pe
+
 from .. import conf, observability
 from ..exceptions import BrokerError, ConfirmTimeout
 from .calls import RpcChannel, _SyncChannel
@@ -53,9 +55,23 @@ class PublisherBase:
     a context manager around ``open()``/``close()``, and the confirm timeout."""
 
     _confirm_timeout: float | None = None
+    #: pika's connection while open, and the URL it went to (none for stand-ins).
+    connection: Any = None
+    connected_url: str | None = None
 
     def open(self) -> None:
         raise NotImplementedError
+
+    #: Seconds since the connection was last used (stand-ins: never idle).
+    idle_seconds: float = 0.0
+    #: The last connection ended with the broker closing it (stand-ins: never).
+    closed_by_broker: bool = False
+
+    def service(self) -> None:
+        """Run the I/O loop once without waiting (heartbeats); nothing for stand-ins."""
+
+    def forget_declared(self, name: str) -> None:
+        """Declare ``name`` again on its next ``ensure_declared``."""
 
     def close(self) -> None:
         raise NotImplementedError
@@ -108,6 +124,8 @@ class PipelinedPublisher(PublisherBase):
         self._calls = RpcChannel(self._link)
         self._declared = DeclarationCache()  # queues, per connection
         self._exchanges = DeclarationCache()  # exchanges checked, per connection
+        #: The URL of the last connection opened.
+        self.connected_url: str | None = None
 
     @property
     def rpc_timeout(self) -> float:
@@ -120,6 +138,11 @@ class PipelinedPublisher(PublisherBase):
     @property
     def is_open(self) -> bool:
         return self._link.is_open
+
+    @property
+    def connection(self) -> Any:
+        """pika's connection object while open (a new one after each reconnect)."""
+        return self._link.conn
 
     # ----------------------------------------------------------------- connection
 
@@ -145,6 +168,7 @@ class PipelinedPublisher(PublisherBase):
         observability.connected(url, self._connection_name)
         self._confirms.open(self.confirm_timeout)
         self._link.mark_used()
+        self.connected_url = url
 
     def on_connection_closed(self, reason: BaseException) -> None:
         self._calls.forget()
@@ -171,7 +195,30 @@ class PipelinedPublisher(PublisherBase):
         """Declare once per connection (cheap for repeated publishes to one queue)."""
         spec = QueueSpec.of(queue)
         self.open()
-        self._declared.ensure(self._link.conn, spec.name, partial(self.declare, spec))
+        self._declared.ensure(self._link.conn, spec.name, partial(self.declare, spec), spec)
+
+    def forget_declared(self, name: str) -> None:
+        """Declare ``name`` again on its next :meth:`ensure_declared` (it was deleted)."""
+        self._declared.forget(name)
+
+    def service(self) -> None:
+        """Run the I/O loop once without waiting, if connected: send a heartbeat that is
+        due, notice a close the broker sent while nobody was publishing. The connection
+        then counts as used (its heartbeats are current)."""
+        if self._link.is_open:
+            self._link.poll()
+            self._link.mark_used()
+
+    @property
+    def idle_seconds(self) -> float:
+        """Seconds since the connection was last used (or serviced)."""
+        return _monotonic() - self._link.last_used
+
+    @property
+    def closed_by_broker(self) -> bool:
+        """The last connection ended with the broker's ``connection.close`` (a forced
+        close, a broker shutdown): the broker ignored whatever was sent after it."""
+        return isinstance(self._link.close_reason, pe.ConnectionClosedByBroker)
 
     def check_exchange(self, exchange: str) -> None:
         """Declare ``exchange`` from its ``Exchange`` row, or check that it exists when it

@@ -53,21 +53,34 @@ class QueueSpec:
 class DeclarationCache:
     """Names already declared (or checked) on one connection or channel — its *owner* —
     so repeated publishes do not ask the broker again. A new owner (a reconnect, a
-    reopened channel) starts with none."""
+    reopened channel) starts with none. With a ``signature`` (what was declared: a
+    :class:`QueueSpec`), a name declared differently since (its row changed) is
+    declared again; :meth:`forget` drops a name (the queue was deleted behind our back)."""
 
     def __init__(self) -> None:
         self._owner: object = None
-        self._names: set[str | tuple[str, str]] = set()
+        self._names: dict[str | tuple[str, str], object] = {}
 
     def ensure(
-        self, owner: object, name: str | tuple[str, str], declare: Callable[[], object]
+        self,
+        owner: object,
+        name: str | tuple[str, str],
+        declare: Callable[[], object],
+        signature: object = None,
     ) -> None:
-        """Call ``declare()`` unless ``name`` was declared on ``owner`` already."""
+        """Call ``declare()`` unless ``name`` was declared on ``owner`` already (with the
+        same ``signature``)."""
         if owner is not self._owner:
-            self._owner, self._names = owner, set()
-        if name not in self._names:
+            self._owner, self._names = owner, {}
+        if name not in self._names or self._names[name] != signature:
             declare()
-            self._names.add(name)
+            self._names[name] = signature
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._names
+
+    def forget(self, name: str) -> None:
+        self._names.pop(name, None)
 
     def ensure_exchange(self, owner: object, channel: Any, name: str) -> None:
         """Declare exchange ``name`` once per owner: from its ``Exchange`` row when there

@@ -8,11 +8,14 @@ Every message is a ``Message`` row first and a broker message second:
 - :func:`send_copies` records and publishes many copies of one message (``send --count``);
 - :mod:`messaging.relay` publishes the ``pending`` rows that are due.
 
-Its modules: :mod:`.rows` (building a row), :mod:`.api` (``publish``, ``publish_messages``,
-``publish_ids``), :mod:`.engine` (publishing held rows), :mod:`.copies` (``send_copies``),
+Its modules: :mod:`.rows` (building a row), :mod:`.queues` (the per-process cache of
+``Queue`` rows), :mod:`.api` (``publish``, ``apublish``, ``publish_messages``,
+``publish_ids``), :mod:`.commit` (a transaction's messages sent together after its
+commit), :mod:`.engine` (publishing held rows), :mod:`.copies` (``send_copies``),
 :mod:`.outbox` (statuses, leases, claims, and the fields each outcome writes).
 
-All of them publish with many confirms in flight (:class:`broker.PipelinedPublisher`) and
+All of them publish on the process's long-lived publisher
+(:func:`broker.process_publisher`) with many confirms in flight and
 store the broker's answer on each row: confirmed → ``published``; unroutable, missing
 exchange or a queue that differs from its row → ``failed`` with the reason; broker down,
 nacked, no confirm within ``CONFIRM_TIMEOUT`` → stays ``pending`` with ``last_error`` and
@@ -31,7 +34,7 @@ Who may publish a row (so that two publishers never send it at the same time):
 
 from __future__ import annotations
 
-from .api import publish, publish_ids, publish_messages
+from .api import apublish, publish, publish_ids, publish_messages
 from .copies import COPIES_CHUNK, send_copies
 from .engine import publish_rows
 from .outbox import (
@@ -60,6 +63,7 @@ __all__ = [
     "TRANSIENT_ERRORS",
     "PublishResult",
     "apply_outcomes",
+    "apublish",
     "as_transient",
     "build_message",
     "chunks",

@@ -1,4 +1,5 @@
-"""Recording and publishing: :func:`publish` (a new row), :func:`publish_messages` and
+"""Recording and publishing: :func:`publish` (a new row; :func:`apublish` from async code),
+:func:`publish_messages` and
 :func:`publish_ids` (existing rows, claimed first)."""
 
 from __future__ import annotations
@@ -6,17 +7,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
-from functools import partial
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.db import transaction
 from django.utils import timezone
 
 from .. import broker, conf, observability
 from ..exceptions import BrokerError
 from ..models import Message, Queue
+from .commit import add_after_commit
 from .engine import publish_rows
-from .outbox import PublishResult, claim, claiming, lease_end, renew_lease
+from .outbox import PublishResult, claim, claiming, lease_end
 from .rows import NO_JSON, build_message
 
 logger = logging.getLogger("messaging.publishing")
@@ -86,14 +88,15 @@ def publish(
 
 
 def _save_and_send(message: Message, user: Any) -> None:
-    """Save the row, then publish it now, after the commit, or (relay mode) leave it."""
+    """Save the row, then publish it now, after the commit (with the transaction's other
+    messages), or (relay mode) leave it."""
     if conf.get("PUBLISH_MODE") == "relay":
         message.save()
         return
     message.next_attempt_at = lease_end(timezone.now())
     message.save()
     if transaction.get_connection().in_atomic_block:
-        transaction.on_commit(partial(_publish_after_commit, message, user), robust=True)
+        add_after_commit(message, user)
         return
     _publish_now(message, user)
 
@@ -101,7 +104,7 @@ def _save_and_send(message: Message, user: Any) -> None:
 def _publish_now(message: Message, user: Any) -> None:
     """Publish a row just saved outside a transaction: the broker refusing it for good
     raises; a transient failure leaves it to the relay."""
-    result = _publish_owned([message], user=user)
+    result = publish_rows([message], user=user)
     if message.message_id in result.retrying:
         logger.warning(
             "message %s left pending for the relay: %s",
@@ -113,25 +116,17 @@ def _publish_now(message: Message, user: Any) -> None:
         raise result.first_error or BrokerError(result.failed[message.message_id])
 
 
-def _publish_after_commit(message: Message, user: Any) -> None:
-    # Renew the creator's lease: if the relay got to the row first (a long transaction
-    # outlived the lease), this matches nothing and the relay's outcome stands.
-    if not renew_lease(message, timezone.now()):
-        return
-    result = _publish_owned([message], user=user)
-    if message.message_id in result.failed:
-        log = logger.warning if message.message_id in result.retrying else logger.error
-        log(
-            "message %s not published: %s",
-            message.message_id,
-            result.failed[message.message_id],
-            extra=observability.log_fields(message=message),
-        )
-
-
-def _publish_owned(messages: Sequence[Message], *, user: Any = None) -> PublishResult:
-    """Publish rows this process created and still owns (no claim needed)."""
-    return publish_rows(list(messages), user=user)
+async def apublish(
+    queue: Queue | str | None = None,
+    body: bytes | str = b"",
+    **kwargs: Any,
+) -> Message:
+    """:func:`publish` for async code (ASGI views): the same arguments, row and
+    guarantees, run in Django's thread for synchronous code
+    (``sync_to_async(thread_sensitive=True)``, as Django's own async ORM methods), so
+    the event loop never waits for the database or the broker and the row is written
+    on the database connection Django manages (opened and closed with the request)."""
+    return await sync_to_async(publish, thread_sensitive=True)(queue, body, **kwargs)
 
 
 # --------------------------------------------------------------------------- existing rows
@@ -148,8 +143,7 @@ def publish_messages(
     The rows are claimed first (see :mod:`messaging.publishing`): a row another publisher
     holds, or one already ``published``, is left alone and listed in ``busy``. Never
     raises a broker error: it is in the result and on the rows. ``publisher`` may be a
-    :class:`broker.PipelinedPublisher` to share one connection over several calls (any
-    other value is ignored).
+    :class:`broker.PublisherBase` to publish on (else the process's publisher).
     """
     result = PublishResult()
     if not messages:
@@ -182,13 +176,10 @@ def publish_ids(
     ids = list(ids)
     size = chunk_size or conf.get("RELAY_BATCH_SIZE")
     result = PublishResult()
-    publisher = broker.PipelinedPublisher()  # connects on first use; a failure is per row
-    try:
-        for start in range(0, len(ids), size):
-            rows = _load(ids[start : start + size], statuses)
-            result.extend(publish_messages(rows, user=user, publisher=publisher))
-    finally:
-        publisher.close()
+    publisher = broker.process_publisher()  # connects on first use; a failure is per row
+    for start in range(0, len(ids), size):
+        rows = _load(ids[start : start + size], statuses)
+        result.extend(publish_messages(rows, user=user, publisher=publisher))
     return result
 
 

@@ -36,7 +36,7 @@ def send_copies(
     count: int,
     *,
     user: Any = None,
-    publisher: broker.PipelinedPublisher | None = None,
+    publisher: broker.PublisherBase | None = None,
     chunk_size: int = COPIES_CHUNK,
     progress: Callable[[int], None] | None = None,
     stop_on_error: bool = True,
@@ -52,14 +52,9 @@ def send_copies(
     are not recorded). This is what ``manage.py send --count`` runs; bench code can call it.
     """
     result = PublishResult()
-    own = publisher is None
-    pub = publisher or broker.PipelinedPublisher()
-    try:
-        run = _CopiesRun(template, pub, _user_id(user))
-        _pipeline(run, count, chunk_size, result, progress, stop_on_error)
-    finally:
-        if own:
-            pub.close()
+    pub = publisher or broker.process_publisher()
+    run = _CopiesRun(template, pub, _user_id(user))
+    _pipeline(run, count, chunk_size, result, progress, stop_on_error)
     return result
 
 
@@ -96,7 +91,7 @@ def _pipeline(
 class _CopiesRun:
     """The copies of one template: inserting a chunk, publishing it, storing its outcomes."""
 
-    def __init__(self, template: Message, pub: broker.PipelinedPublisher, user_id: int | None):
+    def __init__(self, template: Message, pub: broker.PublisherBase, user_id: int | None):
         self.template = template
         self.pub = pub
         self.user_id = user_id
@@ -151,7 +146,7 @@ class _CopiesRun:
         return part
 
 
-def _copies_problem(pub: broker.PipelinedPublisher, template: Message) -> BrokerError | None:
+def _copies_problem(pub: Any, template: Message) -> BrokerError | None:
     """Why no copy of ``template`` can be published now: :func:`message_problem` (failed
     for good), no broker (pending), or its queue / exchange refused; else ``None``."""
     problem = message_problem(template)

@@ -5,6 +5,7 @@ one connection, store every outcome, send the signals after the commit."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from functools import partial
 from typing import Any
 
@@ -13,7 +14,7 @@ from django.utils import timezone
 
 from .. import broker, observability, signals
 from ..amqp_properties import pika_kwargs
-from ..exceptions import BrokerError, MessageRefused
+from ..exceptions import BrokerError, BrokerUnavailable, MessageRefused
 from ..models import Message
 from ..validators import message_problem
 from .outbox import (
@@ -26,18 +27,20 @@ from .outbox import (
 
 
 def publish_rows(rows: list[Message], *, user: Any = None, publisher: Any = None) -> PublishResult:
-    """Publish Message objects in order over one connection and store every outcome."""
+    """Publish Message objects in order and store every outcome: on ``publisher`` (a
+    :class:`broker.PublisherBase`), else on the process's publisher
+    (:func:`broker.process_publisher`), held for the sending only (the UPDATE runs
+    after, while other threads publish)."""
     result = PublishResult()
     if not rows:
         return result
-    own = not isinstance(publisher, broker.PipelinedPublisher)
-    pub = broker.PipelinedPublisher() if own else publisher
+    pub = publisher if isinstance(publisher, broker.PublisherBase) else broker.process_publisher()
+    hold = pub.session() if isinstance(pub, broker.ProcessPublisher) else nullcontext()
     try:
-        with observability.sending(rows):
+        with hold, observability.sending(rows):
             outcomes = _send(pub, rows)
-    finally:
-        if own:
-            pub.close()
+    except BrokerUnavailable as exc:  # the process's publisher stayed busy: try later
+        outcomes = [exc] * len(rows)
     user_id = _user_id(user)
     now = timezone.now()
     store_outcomes(
@@ -53,7 +56,7 @@ def publish_rows(rows: list[Message], *, user: Any = None, publisher: Any = None
     return result
 
 
-def _send(pub: broker.PipelinedPublisher, rows: Sequence[Message]) -> list[BrokerError | None]:
+def _send(pub: Any, rows: Sequence[Message]) -> list[BrokerError | None]:
     """The outcome of each row: refused as it is, destination refused, or the broker's
     answer to publishing it."""
     outcomes = _refuse_invalid(rows)
@@ -81,7 +84,7 @@ def _refuse_invalid(rows: Sequence[Message]) -> list[BrokerError | None]:
 
 
 def _check_destinations(
-    pub: broker.PipelinedPublisher, rows: Sequence[Message], outcomes: list[BrokerError | None]
+    pub: Any, rows: Sequence[Message], outcomes: list[BrokerError | None]
 ) -> list[int]:
     """Connect, then declare each row's queue / check each exchange once (rows already
     refused are skipped). A refusal fails the rows concerned; a declaration the broker

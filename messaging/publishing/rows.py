@@ -13,20 +13,22 @@ from ..amqp_properties import clean_properties
 from ..exceptions import InvalidMessage, InvalidQueueName
 from ..models import Message, Queue
 from ..validators import first_message, validate_message_fields, validate_queue_name
+from .queues import cached_queue
 
 #: ``json=`` not given (``None`` is a JSON value: ``null``).
 NO_JSON: Any = object()
 
 
 def get_queue(name: str, *, create: bool = True) -> Queue:
-    """The ``Queue`` row for ``name``; creates a durable classic one when missing."""
+    """The ``Queue`` row for ``name``; creates a durable classic one when missing
+    (``create``: from this process's cache when it has it, see :mod:`.queues`)."""
     try:
         validate_queue_name(name)
     except ValidationError as exc:
         shown = repr(name) if len(name) <= 60 else repr(name[:57]) + "…"
         raise InvalidQueueName(f"invalid queue name {shown}: {exc.messages[0]}") from None
     if create:
-        return Queue.objects.get_or_create(name=name)[0]
+        return cached_queue(name)
     return Queue.objects.get(name=name)
 
 

@@ -1,10 +1,12 @@
 """Capturing what would be published, instead of publishing it.
 
-While :func:`capture` is active, ``messaging.broker.PipelinedPublisher`` — the publisher
-``publish()``, ``send_copies()`` (``manage.py send``), the relay and the admin all
-construct when they send — is replaced by :class:`CapturingPublisher`: same interface, no
-connection. Everything above it runs unchanged: rows are claimed, published only after
-their transaction commits, and marked ``published`` as a confirming broker would leave them.
+While :func:`capture` is active, the process's publisher — the one ``publish()``,
+``send_copies()`` (``manage.py send``), the relay, the admin and the Celery tasks all send
+on (:func:`messaging.broker.process_publisher`) — is built by
+:func:`messaging.broker.set_publisher_factory` from :class:`CapturingPublisher`: same
+interface, no connection. Everything above it runs unchanged: rows are claimed, published
+only after their transaction commits, and marked ``published`` as a confirming broker
+would leave them.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
 _lock = threading.RLock()
 #: Active captures, outermost first; every one of them records every message.
 _active: list[CapturedMessages] = []
-_real_publisher: type | None = None
+_real_factory: broker.PublisherFactory | None = None
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,8 @@ class CapturedMessage:
 
 
 class CapturingPublisher(broker.PublisherBase):
-    """Stands in for :class:`messaging.broker.PipelinedPublisher` during :func:`capture`:
+    """Stands in for :class:`messaging.broker.PipelinedPublisher` during :func:`capture`
+    (the publisher factory of :func:`messaging.broker.process_publisher`):
     every destination exists, every message is confirmed, nothing leaves the process."""
 
     def __init__(
@@ -157,21 +160,20 @@ def capture() -> Iterator[CapturedMessages]:
 
 
 def _start(captured: CapturedMessages) -> None:
-    global _real_publisher
+    global _real_factory
     with _lock:
         if not _active:
-            _real_publisher = broker.PipelinedPublisher
-            broker.PipelinedPublisher = CapturingPublisher  # type: ignore[misc]
+            _real_factory = broker.set_publisher_factory(CapturingPublisher)
         _active.append(captured)
 
 
 def _stop(captured: CapturedMessages) -> None:
-    global _real_publisher
+    global _real_factory
     with _lock:
         _active.remove(captured)
-        if not _active and _real_publisher is not None:
-            broker.PipelinedPublisher = _real_publisher  # type: ignore[misc]
-            _real_publisher = None
+        if not _active and _real_factory is not None:
+            broker.set_publisher_factory(_real_factory)
+            _real_factory = None
 
 
 def is_capturing() -> bool:

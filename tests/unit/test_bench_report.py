@@ -149,7 +149,7 @@ def test_markdown_report() -> None:
 
 def test_only_phases(monkeypatch: pytest.MonkeyPatch) -> None:
     assert options.parse_args([]).only == {
-        "publish", "consume-high", "consume-p1", "memory", "overview", "retry"
+        "publish", "calls", "consume-high", "consume-p1", "memory", "overview", "retry"
     }  # fmt: skip
     monkeypatch.setenv("BENCH_ONLY", "consume-p1")
     monkeypatch.setenv("BENCH_DBS", "postgres")

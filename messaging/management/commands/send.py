@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from messaging.amqp_properties import MAX_EXPIRATION_MS, MAX_PRIORITY
 from messaging.exceptions import MessagingError
-from messaging.management.commandline import bounded_int, positive_int
+from messaging.management.commandline import bounded_int, configure_logging, positive_int
 from messaging.publishing import (
     NO_JSON,
     PublishResult,
@@ -95,6 +95,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        configure_logging(options["verbosity"])  # -v 2: when the publisher connects
         count: int = options["count"]
         if count < 1:
             raise CommandError("--count must be at least 1")

@@ -1,0 +1,188 @@
+"""Publishing the way a web view does: one ``messaging.publish()`` call at a time, and the
+baselines it is measured against, each run as ``python -m bench.calls '<json spec>'`` in
+a process of its own (settings ``bench.settings`` on ``BENCH_DATABASE_URL``).
+
+Modes (``spec["mode"]``):
+
+- ``publish``: ``publish()`` outside a transaction (``per_txn`` 0) or ``per_txn`` calls in
+  each ``transaction.atomic()``; ``threads`` threads share the ``count`` calls;
+- ``floor``: the same work by hand on a kept channel: ORM INSERT of the row, a confirmed
+  publish, ORM UPDATE;
+- ``celery``: Celery ``send_task`` on its pooled connection with ``confirm_publish``.
+
+One warm-up call first (connect, declare, read the Queue row), outside the timing. Prints
+one JSON line: ``{"messages", "seconds", "connections"}`` — broker connections opened
+(warm-up included) — after checking every row is ``published`` and every message is on
+the broker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import django
+
+from bench import raw
+
+#: Broker connections opened in this process (see :func:`_count_connections`).
+_opened = [0]
+
+
+def _count_connections() -> list[int]:
+    """Counts every broker connection the app's publisher or py-amqp (Celery) opens."""
+    import amqp
+
+    from messaging import broker
+
+    opened = _opened
+    real_app = broker.PipelinedPublisher._connect
+    real_amqp = amqp.Connection.connect
+
+    def app_connect(self: Any, url: str) -> None:
+        opened[0] += 1
+        real_app(self, url)
+
+    def amqp_connect(self: Any, *args: Any, **kwargs: Any) -> Any:
+        opened[0] += 1
+        return real_amqp(self, *args, **kwargs)
+
+    broker.PipelinedPublisher._connect = app_connect  # type: ignore[method-assign]
+    amqp.Connection.connect = amqp_connect  # type: ignore[method-assign]
+    _opened[:] = [0]
+    return _opened
+
+
+def _timed(calls: Callable[[int], None], count: int, threads: int) -> float:
+    """Seconds for ``count`` calls of ``calls(i)`` shared by ``threads`` threads."""
+    from django.db import connection
+
+    barrier = threading.Barrier(threads + 1)
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        barrier.wait()
+        try:
+            for i in range(n, count, threads):
+                calls(i)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    workers = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for worker in workers:
+        worker.join()
+    seconds = time.perf_counter() - start
+    if errors:
+        raise errors[0]
+    return seconds
+
+
+def run_publish(queue: str, count: int, body: bytes, per_txn: int, threads: int) -> float:
+    from django.db import transaction
+
+    from messaging import publish
+
+    publish(queue, body)  # warm-up
+    if not per_txn:
+        return _timed(lambda i: publish(queue, body), count, threads)
+
+    def one_transaction(i: int) -> None:
+        with transaction.atomic():
+            for _ in range(per_txn):
+                publish(queue, body)
+
+    return _timed(one_transaction, count // per_txn, threads) if count >= per_txn else 0.0
+
+
+def run_floor(queue: str, count: int, body: bytes) -> float:
+    """INSERT + confirmed publish on a kept channel + UPDATE, per message, by hand."""
+    import pika
+    from django.utils import timezone
+
+    from messaging import broker
+    from messaging.models import Message, Queue
+
+    row = Queue.objects.get_or_create(name=queue)[0]
+    _opened[0] += 1  # this one, opened by hand
+    conn = pika.BlockingConnection(pika.URLParameters(os.environ["MESSAGING_BROKER_URL"]))
+    channel = conn.channel()
+    channel.queue_declare(queue=queue, durable=True)
+    channel.confirm_delivery()
+
+    def one(_i: int) -> None:
+        message = Message.objects.create(queue=row, body=body, next_attempt_at=timezone.now())
+        props = broker.properties(content_type="", headers=None, persistent=True)
+        props.message_id = message.message_id
+        channel.basic_publish("", queue, body, props, mandatory=True)
+        Message.objects.filter(pk=message.pk).update(
+            status=Message.Status.PUBLISHED, published_at=timezone.now(), attempts=1
+        )
+
+    one(-1)  # warm-up
+    try:
+        return _timed(one, count, 1)
+    finally:
+        conn.close()
+
+
+def run_celery(queue: str, count: int) -> float:
+    from celery import Celery
+
+    app = Celery("bench", broker=os.environ["MESSAGING_BROKER_URL"])
+    app.conf.broker_transport_options = {"confirm_publish": True}
+    app.conf.task_serializer = "json"
+    app.send_task("bench.noop", queue=queue)  # warm-up: connect, declare
+    try:
+        return _timed(lambda i: app.send_task("bench.noop", queue=queue), count, 1)
+    finally:
+        app.close()
+
+
+def check(spec: dict[str, Any], expected: int) -> None:
+    """Every row published (modes with rows) and ``expected`` messages on the broker."""
+    from messaging.models import Message
+
+    if spec["mode"] != "celery":
+        rows = Message.objects.filter(queue__name=spec["queue"])
+        published = rows.filter(status=Message.Status.PUBLISHED).count()
+        if published != rows.count() or published != expected:
+            raise SystemExit(f"{published} of {rows.count()} rows published, {expected} expected")
+    ready = raw.depth(os.environ["MESSAGING_BROKER_URL"], spec["queue"])
+    if ready != expected:
+        raise SystemExit(f"{ready} messages on the broker, {expected} expected")
+
+
+def main(argv: list[str]) -> int:
+    spec = json.loads(argv[0])
+    django.setup()
+    opened = _count_connections()
+    queue, count, body = spec["queue"], int(spec["count"]), raw.body_of(spec["size"])
+    mode, threads, per_txn = spec["mode"], int(spec.get("threads", 1)), spec.get("per_txn", 0)
+    if mode == "publish":
+        if per_txn:
+            count -= count % per_txn
+        seconds = run_publish(queue, count, body, per_txn, threads)
+    elif mode == "floor":
+        seconds = run_floor(queue, count, body)
+    elif mode == "celery":
+        seconds = run_celery(queue, count)
+    else:
+        raise SystemExit(f"bench.calls: unknown mode {mode!r}")
+    check(spec, count + 1)
+    print(json.dumps({"messages": count, "seconds": seconds, "connections": opened[0]}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
