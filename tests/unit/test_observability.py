@@ -247,19 +247,28 @@ def test_log_fields_of_a_message_row():
     }
 
 
-def test_delivery_filter_names_the_delivery_a_handler_logs_from(caplog):
+def test_delivery_filter_names_the_delivery_a_handler_logs_from():
+    # A handler of our own on a logger of our own: what earlier tests did to the root
+    # logger and to caplog's handler (Celery, dictConfig) cannot hide the records.
+    records: list[logging.LogRecord] = []
+    keep = logging.Handler()
+    keep.emit = records.append  # type: ignore[method-assign]
+    keep.addFilter(logs.DeliveryFilter())
+    log = logging.getLogger("tests.unit.observability.orders")
+    log.disabled, log.propagate = False, False
+    log.setLevel(logging.INFO)
+    log.addHandler(keep)
+
     def handler(delivery):
-        logging.getLogger("app.orders").warning("working")
+        log.warning("working")
 
     wrapped = observability.instrument_handlers({"unit-f": handler}, "c-7")["unit-f"]
-    keep = logs.DeliveryFilter()
-    caplog.handler.addFilter(keep)
     try:
         wrapped(_delivery("unit-f", message_id="m-5"))
-        logging.getLogger("app.orders").warning("outside")
+        log.warning("outside")
     finally:
-        caplog.handler.removeFilter(keep)
-    inside, outside = caplog.records[-2:]
+        log.removeHandler(keep)
+    inside, outside = records
     seen = (inside.message_id, inside.queue, inside.consumer)
     assert seen == ("m-5", "unit-f", "c-7")
     assert not hasattr(outside, "message_id")
