@@ -81,11 +81,17 @@ def call(
     if answer is None:
         where = f"exchange {exchange!r} routing key {routing_key!r}" if exchange else routing_key
         raise RequestTimeout(f"no reply from {where} within {timeout:g} s")
-    method, reply_props, reply_body = answer
+    return _reply(*answer)
+
+
+def _reply(method: Any, properties: Any, body: bytes) -> Delivery:
+    """The reply read from direct reply-to, as a :class:`Delivery`."""
+    from . import broker
+
     return Delivery(
         queue=broker.rpc.DIRECT_REPLY_TO,
-        body=reply_body,
-        properties=reply_props,
+        body=body,
+        properties=properties,
         delivery_tag=method.delivery_tag,
         redelivered=False,
         exchange=method.exchange,

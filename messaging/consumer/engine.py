@@ -77,14 +77,7 @@ class Consumer:
             self.stats,
             self._stop,
         )
-        default_budget = conf.get("HANDLER_TIME_BUDGET")
-        budget = HandlerBudget(
-            {
-                n: budget_for(p.handler_time_budget, default_budget)
-                for n, p in self.policies.items()
-            },
-            self.stats,
-        )
+        budget = _budget(self.policies, self.stats)
         self.dispatcher = Dispatcher(handlers, failures, self.database, self.stats, budget)
         self.handlers = self.dispatcher.handlers
         self.consume_arguments = consume_arguments

@@ -44,27 +44,20 @@ def publish(
 ) -> Message:
     """Record a message and publish it (persistent, confirmed, ``mandatory``).
 
-    ``json=obj`` sends ``obj`` encoded with Django's JSON encoder as the body, with
-    ``content_type="application/json"``. ``correlation_id``, ``reply_to``, ``priority``
-    (0-255; the queue needs ``x-max-priority``), ``expiration`` (milliseconds or a
-    ``timedelta``), ``type`` and ``app_id`` are sent as those AMQP properties and stored on
-    the row; ``timestamp`` is always set (the row's ``created_at``). A bad one raises
-    :class:`~messaging.exceptions.InvalidMessage` and nothing is saved. When the queue's
-    row has a ``schema``, a body that does not match it raises
-    :class:`~messaging.exceptions.InvalidMessage` naming the failing path, and nothing is
-    saved.
+    ``json=obj`` sends ``obj`` as a JSON body (``application/json``). The AMQP properties
+    (``correlation_id``, ``reply_to``, ``priority`` 0-255, ``expiration`` in ms or a
+    ``timedelta``, ``type``, ``app_id``; ``timestamp`` always) are stored on the row. A bad
+    property, or a body failing the queue row's ``schema``, raises
+    :class:`~messaging.exceptions.InvalidMessage` and saves nothing.
 
-    Inside ``transaction.atomic()`` the row is written in that transaction and published
-    after it commits (nothing reaches the broker if it rolls back). Outside a transaction
-    it is published at once. Either way, if the broker is down, nacks or does not confirm
-    in time, the row stays ``pending`` with ``last_error`` and the relay sends it later:
-    no exception. Outside a transaction a message the broker refuses for good
-    (unroutable, missing exchange, queue differing from its row) raises that
-    :class:`~messaging.exceptions.BrokerError` (the row is ``failed`` with the reason);
-    after a commit it is logged and ``message_failed`` is sent instead.
-
-    With ``MESSAGING["PUBLISH_MODE"] = "relay"`` only the row is written; the relay
-    (``manage.py relay`` or the ``messaging.tasks.relay_outbox`` Celery task) sends it.
+    Inside ``transaction.atomic()`` the row is written in that transaction and sent after
+    the commit, with the transaction's other messages in one flush (nothing on rollback);
+    outside one it is sent at once. A broker that is down, nacks or does not confirm in
+    time leaves the row ``pending`` for the relay (no exception); a refusal for good
+    (unroutable, missing exchange, drift) makes it ``failed`` and raises that
+    :class:`~messaging.exceptions.BrokerError` outside a transaction, or is logged and
+    sent as ``message_failed`` after a commit. ``PUBLISH_MODE = "relay"`` only writes
+    the row.
     """
     message = build_message(
         queue,
