@@ -57,6 +57,13 @@ DEFAULTS: dict[str, Any] = {
     "RELAY_INTERVAL": 1.0,
     "PUBLISH_RETRY_DELAY": 1.0,
     "PUBLISH_RETRY_MAX_DELAY": 300.0,
+    # Cluster: each process tries the broker URLs in its own random order, so
+    # connections (and client-local queue leaders) spread over the nodes.
+    "SHUFFLE_BROKER_URLS": True,
+    # Type of the Queue rows the app creates itself (send, publish() to a new name).
+    "DEFAULT_QUEUE_TYPE": "classic",
+    # Type of <queue>.dlq (and delay queues): "same" as the queue, "classic" or "quorum".
+    "DEAD_LETTER_QUEUE_TYPE": "same",
 }
 
 
@@ -117,6 +124,12 @@ VALIDATORS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "RELAY_INTERVAL": (_positive_number, "a number of seconds > 0"),
     "PUBLISH_RETRY_DELAY": (_non_negative_number, "a number of seconds >= 0"),
     "PUBLISH_RETRY_MAX_DELAY": (_non_negative_number, "a number of seconds >= 0"),
+    "SHUFFLE_BROKER_URLS": (lambda v: isinstance(v, bool), "True or False"),
+    "DEFAULT_QUEUE_TYPE": (lambda v: v in ("classic", "quorum"), '"classic" or "quorum"'),
+    "DEAD_LETTER_QUEUE_TYPE": (
+        lambda v: v in ("same", "classic", "quorum"),
+        '"same", "classic" or "quorum"',
+    ),
 }
 
 

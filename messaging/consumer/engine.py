@@ -53,8 +53,10 @@ class Consumer:
         on_event: Callable[[str], None] | None = None,
         policies: Mapping[str, QueuePolicy] | None = None,
         register: bool = False,
+        connect_timeout: float | None = None,
     ) -> None:
         queues = list(queues)
+        self.connect_timeout = connect_timeout
         self.specs = [QueueSpec.of(q) for q in queues]
         self.prefetch, self.batch_size = _sizes(self.specs, handlers, prefetch, batch_size)
         self.host, self.pid = socket.gethostname(), os.getpid()
@@ -93,6 +95,7 @@ class Consumer:
             reconnect=reconnect,
             on_event=self.on_event,
             describe=lambda: f"(prefetch {self.prefetch}, batch {self.batch_size}, manual ack)",
+            connect_timeout=self.connect_timeout,
         )
 
     def _registry(self) -> Registry:

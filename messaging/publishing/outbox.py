@@ -15,7 +15,7 @@ from django.db.models import F, Q
 
 from .. import conf
 from ..backoff import backoff
-from ..broker import is_temporary
+from ..broker import error_class, is_temporary
 from ..db import operations
 from ..exceptions import (
     BrokerError,
@@ -187,15 +187,22 @@ def outcome_fields(
             "published_at": now,
             "published_by_id": user_id,
             "last_error": "",
+            "error_class": "",
             "next_attempt_at": None,
         }
     if is_transient(outcome):
         return {
             "status": Message.Status.PENDING,
             "last_error": str(outcome),
+            "error_class": error_class(outcome),
             "next_attempt_at": now + retry_delay(attempts),
         }
-    return {"status": Message.Status.FAILED, "last_error": str(outcome), "next_attempt_at": None}
+    return {
+        "status": Message.Status.FAILED,
+        "last_error": str(outcome),
+        "error_class": error_class(outcome),
+        "next_attempt_at": None,
+    }
 
 
 def store_outcomes(

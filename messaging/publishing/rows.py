@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from .. import schemas
 from ..exceptions import InvalidMessage, InvalidQueueName
 from ..models import Message, Queue
+from ..queue_types import default_queue_type
 from ..validators import first_message, validate_message_fields, validate_queue_name
 
 #: ``json=`` not given (``None`` is a JSON value: ``null``).
@@ -18,14 +19,16 @@ NO_JSON: Any = object()
 
 
 def get_queue(name: str, *, create: bool = True) -> Queue:
-    """The ``Queue`` row for ``name``; creates a durable classic one when missing."""
+    """The ``Queue`` row for ``name``; creates a durable one of
+    ``MESSAGING["DEFAULT_QUEUE_TYPE"]`` (classic unless set) when missing."""
     try:
         validate_queue_name(name)
     except ValidationError as exc:
         shown = repr(name) if len(name) <= 60 else repr(name[:57]) + "…"
         raise InvalidQueueName(f"invalid queue name {shown}: {exc.messages[0]}") from None
     if create:
-        return Queue.objects.get_or_create(name=name)[0]
+        defaults = {"queue_type": default_queue_type()}
+        return Queue.objects.get_or_create(name=name, defaults=defaults)[0]
     return Queue.objects.get(name=name)
 
 

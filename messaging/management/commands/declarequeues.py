@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from messaging import broker
 from messaging.exceptions import QueueMismatch
 from messaging.models import Queue
+from messaging.queue_types import CLASSIC_ON_CLUSTER, classic_on_cluster
 
 
 class Command(BaseCommand):
@@ -27,6 +28,8 @@ class Command(BaseCommand):
             missing = set(options["names"]) - {q.name for q in rows}
             if missing:
                 raise CommandError(f"no Queue row named {', '.join(sorted(missing))}")
+        for name in classic_on_cluster(rows):
+            self.stderr.write(self.style.WARNING(f"{name}: {CLASSIC_ON_CLUSTER}"))
         result = broker.declare_queues(rows)
         for name in result.declared:
             if options["verbosity"] >= 1:
