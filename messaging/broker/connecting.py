@@ -91,12 +91,13 @@ def describe_node(url: str) -> str:
 
 
 def connect_first(urls: Iterable[str] | None, attempt: Callable[[str], T]) -> T:
-    """``attempt(url)`` for each URL in turn (``BROKER_URL`` when ``urls`` is ``None``,
-    in this process's :func:`ordered_urls` order) until one connects; logs (INFO) which
+    """``attempt(url)`` for each URL in turn (``BROKER_URL`` in this process's
+    :func:`ordered_urls` order when ``urls`` is ``None``; a list given is tried in its
+    own order) until one connects; logs (INFO) which
     node it connected to. A refused password or vhost is raised at once (a configuration
     error, not a dead node); else the only error, or a :class:`BrokerUnavailable`
     naming each URL's."""
-    urls = ordered_urls(urls if urls is not None else conf.broker_urls())
+    urls = list(urls) if urls is not None else ordered_urls(conf.broker_urls())
     errors: list[BrokerError] = []
     for url in urls:
         try:
