@@ -1,0 +1,187 @@
+"""Any one node of a 3-node cluster stopped or killed while publishing, consuming,
+retrying or dead-lettering: nothing lost, nothing ``failed``, every consumer still
+running, every handler effect exactly once per message id (the Jepsen-style count of
+tests/faults/conftest.py: published ids vs acked receipts vs handler effects).
+
+Consumers run ``runconsumer -v 2`` subprocesses with ``BROKER_URL`` the list of the
+cluster's URLs; each test ends by stopping them with SIGTERM (exit 0 expected)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from messaging import broker
+from messaging.models import Message, Queue, Receipt, dead_letter_queue_name
+from tests.cluster.conftest import (
+    Cluster,
+    cluster_env,
+    connected_to,
+    node_stopped,
+    statuses,
+    wait_until,
+)
+from tests.faults.conftest import (
+    acked_ids,
+    check_exactly_once,
+    env_with,
+    publish_many,
+    stop_and_wait,
+)
+
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
+
+#: Messages per test: enough for a fault to land mid-stream, few enough for CI.
+COUNT = 1000
+#: Handler time per message (tests.handlers.record_paced): the fault lands mid-stream.
+PACE = {"MESSAGING_TEST_PACE": "0.005"}
+PACED = "tests.handlers.record_paced"
+
+
+def quorum_queue(name: str) -> Queue:
+    row = Queue.objects.create(name=name, queue_type=Queue.QueueType.QUORUM)
+    result = broker.declare_queues([row])
+    assert not result.failed and result.error is None, (result.failed, result.error)
+    return row
+
+
+def assert_none_failed(ids: list[str]) -> None:
+    failed = Message.objects.filter(message_id__in=ids, status=Message.Status.FAILED)
+    assert not failed.exists(), list(failed.values_list("last_error", flat=True)[:3])
+
+
+def test_leader_stop_app_while_two_consumers_drain_a_quorum_queue(
+    on_cluster: Cluster, start_consumer: Any, queue_name: str
+) -> None:
+    row = quorum_queue(queue_name)
+    ids = publish_many(row, COUNT)
+    env = env_with(cluster_env(on_cluster.urls), PACE)
+    consumers = [
+        start_consumer(queue_name, "--prefetch", "20", "-v", "2", handler=PACED, env=env)
+        for _ in range(2)
+    ]
+    wait_until(lambda: len(acked_ids(queue_name)) >= COUNT // 5, 120, "a fifth acked")
+    leader = on_cluster.leader(queue_name)
+    with node_stopped(on_cluster, leader):
+        wait_until(lambda: len(acked_ids(queue_name)) >= COUNT * 3 // 5, 180, "more acked")
+        assert all(c.alive() for c in consumers), [c.describe() for c in consumers]
+    wait_until(lambda: len(acked_ids(queue_name)) >= COUNT, 180, "every message acked")
+    for consumer in consumers:
+        assert consumer.alive(), consumer.describe()
+        stop_and_wait(consumer)
+    check_exactly_once(queue_name, ids, context=f"leader {leader.name} stopped")
+    assert_none_failed(ids)
+
+
+def test_sigkill_of_the_consumers_node_then_restart(
+    on_cluster: Cluster, start_consumer: Any, queue_name: str
+) -> None:
+    row = quorum_queue(queue_name)
+    ids = publish_many(row, COUNT)
+    env = env_with(cluster_env(on_cluster.urls), PACE)
+    consumer = start_consumer(queue_name, "--prefetch", "20", "-v", "2", handler=PACED, env=env)
+    wait_until(lambda: len(acked_ids(queue_name)) >= COUNT // 5, 120, "a fifth acked")
+    node = connected_to(consumer, on_cluster)
+    try:
+        node.kill()
+        wait_until(
+            lambda: connected_to(consumer, on_cluster) is not node, 60, "a reconnect elsewhere"
+        )
+        node.start()  # restarted: it rejoins the cluster on its own
+    finally:
+        on_cluster.heal()
+    wait_until(lambda: len(acked_ids(queue_name)) >= COUNT, 180, "every message acked")
+    assert consumer.alive(), consumer.describe()
+    stop_and_wait(consumer)
+    check_exactly_once(queue_name, ids, context=f"{node.name} killed")
+    assert_none_failed(ids)
+
+
+def test_leader_lost_while_send_publishes_leaves_rows_pending_then_relayed_once(
+    on_cluster: Cluster, manage: Any, spawn: Any, start_consumer: Any, queue_name: str
+) -> None:
+    row = quorum_queue(queue_name)
+    leader = on_cluster.leader(queue_name)
+    env = cluster_env(on_cluster.urls, PUBLISH_RETRY_DELAY=0.0, CONFIRM_TIMEOUT=5.0)
+    sender = spawn("send", queue_name, "payload", "--count", str(COUNT * 2), "-v", "0", env=env)
+    wait_until(lambda: Message.objects.filter(queue=row).exists(), 60, "the first rows")
+    with node_stopped(on_cluster, leader):
+        out, err = sender.communicate(timeout=300)
+    ids = list(Message.objects.filter(queue=row).values_list("message_id", flat=True))
+    assert len(ids) == COUNT * 2, (sender.returncode, err.decode()[-2000:])
+    assert_none_failed(ids)  # pending (or published), never failed by the outage
+    relayed = manage("relay", "--once", env=env, timeout=300)
+    assert relayed.returncode == 0, relayed.stderr.decode()[-2000:]
+    assert statuses(ids) == {Message.Status.PUBLISHED: len(ids)}, statuses(ids)
+    consumer = start_consumer(
+        queue_name, "--prefetch", "50", "--idle-timeout", "5", "-v", "2", env=env
+    )
+    assert consumer.wait(timeout=300) == 0, consumer.describe()
+    check_exactly_once(queue_name, ids, context=f"leader {leader.name} stopped during send")
+
+
+def test_dead_letter_queue_node_down_while_a_poison_message_is_retried(
+    on_cluster: Cluster, start_consumer: Any, queue_name: str
+) -> None:
+    row = quorum_queue(queue_name)
+    dlq = dead_letter_queue_name(queue_name)
+    assert on_cluster.ctl("-q", "list_queues", "name", "type").count(f"{dlq}\tquorum") == 1
+    good = publish_many(row, 200, prefix="good")
+    (poison,) = publish_many(row, 1, prefix="poison", headers={"poison": True})
+    env = cluster_env(on_cluster.urls, MAX_ATTEMPTS=4, RETRY_DELAY=0.5)
+    consumer = start_consumer(
+        queue_name,
+        "--prefetch",
+        "10",
+        "-v",
+        "2",
+        handler="tests.handlers.record_unless_poison",
+        env=env,
+    )
+    wait_until(lambda: Receipt.objects.filter(message=poison).exists(), 60, "a first attempt")
+    with node_stopped(on_cluster, on_cluster.leader(dlq)):
+        wait_until(lambda: Receipt.objects.filter(message=poison).count() >= 2, 120, "a retry")
+        assert consumer.alive(), consumer.describe()
+    wait_until(
+        lambda: Receipt.objects.filter(message=poison, outcome="dead_lettered").exists(),
+        180,
+        "the poison message dead-lettered",
+    )
+    wait_until(lambda: acked_ids(queue_name) >= set(good), 120, "the good messages acked")
+    assert consumer.alive(), consumer.describe()
+    stop_and_wait(consumer)
+    acked = Counter(
+        Receipt.objects.acked().filter(queue_name=queue_name).values_list("message_id", flat=True)
+    )
+    assert set(acked) == set(good) and set(acked.values()) == {1}
+    assert Receipt.objects.filter(message=poison, outcome="dead_lettered").count() == 1
+    with broker.connection() as conn:
+        assert broker.inspect_queue(conn.channel(), dlq)[0] == 1  # exactly one copy
+        assert broker.inspect_queue(conn.channel(), queue_name)[0] == 0
+
+
+def test_every_node_of_the_consumers_list_down_for_a_while_then_back(
+    on_cluster: Cluster, start_consumer: Any, queue_name: str
+) -> None:
+    row = quorum_queue(queue_name)
+    ids = publish_many(row, COUNT // 2)
+    first, *others = on_cluster.nodes
+    urls = [node.url for node in others]  # the consumer knows only these two nodes
+    env = env_with(cluster_env(urls), PACE)
+    with node_stopped(on_cluster, *others):
+        # Started while its nodes are down: it waits (logging each try), never exits.
+        consumer = start_consumer(queue_name, "--prefetch", "20", "-v", "2", handler=PACED, env=env)
+        wait_until(lambda: "broker not ready (try 3)" in consumer.stderr, 60, "three tries")
+        assert consumer.alive(), consumer.describe()
+        assert not acked_ids(queue_name)
+    connected_to(consumer, on_cluster)
+    wait_until(lambda: len(acked_ids(queue_name)) >= COUNT // 4, 120, "a half acked")
+    with node_stopped(on_cluster, *others):  # and lost again once consuming
+        wait_until(lambda: "broker connection lost" in consumer.stderr, 60, "the loss seen")
+        assert consumer.alive(), consumer.describe()
+    wait_until(lambda: len(acked_ids(queue_name)) >= len(ids), 180, "every message acked")
+    assert consumer.alive(), consumer.describe()
+    stop_and_wait(consumer)
+    check_exactly_once(queue_name, ids, context=f"{[n.name for n in others]} down, {first.name} up")
