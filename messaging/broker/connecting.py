@@ -133,15 +133,9 @@ def _blocking_connection(url: str, *, connection_name: str | None) -> BlockingCo
 
 
 def connected_node(conn: BlockingConnection) -> str:
-    """``host:port`` of the node ``conn`` is connected to (and the cluster's name, when
-    the broker sends one), for ``-v 2`` output."""
-    impl = getattr(conn, "_impl", None)
-    params = getattr(impl, "params", None)
-    where = f"{params.host}:{params.port}" if params is not None else "?"
-    cluster = (getattr(impl, "server_properties", None) or {}).get("cluster_name")
-    if isinstance(cluster, bytes):
-        cluster = cluster.decode(errors="replace")
-    return f"{where} (cluster {cluster})" if cluster else where
+    """``host:port`` of the node ``conn`` is connected to, for ``-v 2`` output."""
+    params = getattr(getattr(conn, "_impl", None), "params", None)
+    return f"{params.host}:{params.port}" if params is not None else "?"
 
 
 @contextmanager

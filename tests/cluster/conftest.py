@@ -301,7 +301,9 @@ def node_stopped(cluster: Cluster, *nodes: Node) -> Iterator[None]:
         cluster.heal()
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+def wait_until(
+    predicate: Callable[[], Any], timeout: float, what: str, *, interval: float = 0.1
+) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -309,7 +311,7 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
             return value
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.1)
+        time.sleep(interval)
 
 
 def statuses(ids: Sequence[str]) -> dict[str, int]:

@@ -67,6 +67,7 @@ def test_leader_stop_app_while_two_consumers_drain_a_quorum_queue(
     with node_stopped(on_cluster, leader):
         wait_until(lambda: len(acked_ids(queue_name)) >= COUNT * 3 // 5, 180, "more acked")
         assert all(c.alive() for c in consumers), [c.describe() for c in consumers]
+        assert on_cluster.leader(queue_name) is not leader  # a new leader took over
     wait_until(lambda: len(acked_ids(queue_name)) >= COUNT, 180, "every message acked")
     for consumer in consumers:
         assert consumer.alive(), consumer.describe()
@@ -104,22 +105,38 @@ def test_leader_lost_while_send_publishes_leaves_rows_pending_then_relayed_once(
 ) -> None:
     row = quorum_queue(queue_name)
     leader = on_cluster.leader(queue_name)
-    env = cluster_env(on_cluster.urls, PUBLISH_RETRY_DELAY=0.0, CONFIRM_TIMEOUT=5.0)
+    # send knows only the leader's node, so losing it cuts send's own connection.
+    env = cluster_env([leader.url], PUBLISH_RETRY_DELAY=0.0, CONFIRM_TIMEOUT=5.0)
     sender = spawn("send", queue_name, "payload", "--count", str(COUNT * 2), "-v", "0", env=env)
-    wait_until(lambda: Message.objects.filter(queue=row).exists(), 60, "the first rows")
-    with node_stopped(on_cluster, leader):
+    try:
+        # send saves its rows, then connects and publishes them: kill the node at once
+        # (rabbitmqctl would take a second to start), while it connects or publishes.
+        rows = Message.objects.filter(queue=row)
+        wait_until(rows.exists, 120, "send's rows", interval=0.002)
+        leader.kill()
         out, err = sender.communicate(timeout=300)
+    finally:
+        on_cluster.heal()
     ids = list(Message.objects.filter(queue=row).values_list("message_id", flat=True))
     assert len(ids) == COUNT * 2, (sender.returncode, err.decode()[-2000:])
     assert_none_failed(ids)  # pending (or published), never failed by the outage
-    relayed = manage("relay", "--once", env=env, timeout=300)
+    before = statuses(ids)
+    assert before.get(Message.Status.PENDING), (before, err.decode()[-2000:])
+    relayed = manage("relay", "--once", env=cluster_env(on_cluster.urls), timeout=300)
     assert relayed.returncode == 0, relayed.stderr.decode()[-2000:]
-    assert statuses(ids) == {Message.Status.PUBLISHED: len(ids)}, statuses(ids)
+    assert statuses(ids) == {Message.Status.PUBLISHED: len(ids)}, (before, statuses(ids))
     consumer = start_consumer(
-        queue_name, "--prefetch", "50", "--idle-timeout", "5", "-v", "2", env=env
+        queue_name,
+        "--prefetch",
+        "50",
+        "--idle-timeout",
+        "5",
+        "-v",
+        "2",
+        env=cluster_env(on_cluster.urls),
     )
     assert consumer.wait(timeout=300) == 0, consumer.describe()
-    check_exactly_once(queue_name, ids, context=f"leader {leader.name} stopped during send")
+    check_exactly_once(queue_name, ids, context=f"{leader.name} killed during send {before}")
 
 
 def test_dead_letter_queue_node_down_while_a_poison_message_is_retried(
