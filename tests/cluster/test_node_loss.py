@@ -12,9 +12,12 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from django.conf import settings
+from django.test import override_settings
 
 from messaging import broker
 from messaging.models import Message, Queue, Receipt, dead_letter_queue_name
+from messaging.relay import relay_once
 from tests.cluster.conftest import (
     Cluster,
     cluster_env,
@@ -202,3 +205,40 @@ def test_every_node_of_the_consumers_list_down_for_a_while_then_back(
     assert consumer.alive(), consumer.describe()
     stop_and_wait(consumer)
     check_exactly_once(queue_name, ids, context=f"{[n.name for n in others]} down, {first.name} up")
+
+
+def test_a_classic_queues_home_node_down_is_an_outage_not_a_failure(
+    on_cluster: Cluster, start_consumer: Any, queue_name: str
+) -> None:
+    """The 404 "home node ... is down or inaccessible" of a classic queue: publish()
+    leaves the row pending (error class QueueUnavailable), the consumer waits, and once
+    the node is back the relay sends the row and the consumer handles it once."""
+    from messaging import publish
+
+    row = Queue.objects.create(name=queue_name)  # classic: it lives on one node
+    first, *_ = on_cluster.nodes
+    with override_settings(MESSAGING={**settings.MESSAGING, "BROKER_URL": [first.url]}):
+        assert broker.declare_queues([row]).declared == [queue_name]  # home: msgc1
+    home = on_cluster.leader(queue_name)
+    others = [node.url for node in on_cluster.nodes if node is not home]
+    ids = publish_many(row, 100)
+    consumer = start_consumer(queue_name, "--prefetch", "20", "-v", "2", env=cluster_env(others))
+    wait_until(lambda: len(acked_ids(queue_name)) >= 100, 120, "the first messages acked")
+    with node_stopped(on_cluster, home):
+        with override_settings(MESSAGING={**settings.MESSAGING, "BROKER_URL": others}):
+            message = publish(row, b"while the home node is down")
+        assert message.status == Message.Status.PENDING, message.last_error
+        assert message.error_class == "QueueUnavailable", message.last_error
+        wait_until(
+            lambda: "QueueUnavailable" in consumer.stderr or "home node" in consumer.stderr,
+            60,
+            "the consumer seeing the queue down",
+        )
+        assert consumer.alive(), consumer.describe()
+    Message.objects.filter(pk=message.pk).update(next_attempt_at=None)  # due now
+    assert relay_once().published == 1
+    ids.append(message.message_id)
+    wait_until(lambda: len(acked_ids(queue_name)) >= len(ids), 120, "the late message acked")
+    assert consumer.alive(), consumer.describe()
+    stop_and_wait(consumer)
+    check_exactly_once(queue_name, ids, context=f"home node {home.name} stopped")
