@@ -14,10 +14,12 @@ there is nothing else it could test against).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -223,12 +225,41 @@ class Cluster:
                 node.start()
 
 
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 def _erlang_node_up(node: Node) -> bool:
     out = node.ctl("-q", "eval", "ok.", check=False, timeout=30)
     return out.strip() == "ok"
 
 
 NODES = [("msgc1", 5673, 25673), ("msgc2", 5674, 25674), ("msgc3", 5675, 25675)]
+#: Held while a test session uses the cluster: two runs on one machine (SQLite and
+#: PostgreSQL side by side) take turns, and a node found running while holding it can
+#: only be left over by an interrupted run, so it is stopped.
+LOCK_FILE = Path(tempfile.gettempdir()) / "messaging-cluster-suite.lock"
+LOCK_WAIT = 1200
+
+
+@contextmanager
+def cluster_lock() -> Iterator[None]:
+    with LOCK_FILE.open("a") as lock:
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"another test run has held {LOCK_FILE} for {LOCK_WAIT}s")
+                time.sleep(1)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @pytest.fixture(scope="session")
@@ -236,11 +267,17 @@ def cluster() -> Iterator[Cluster]:
     """Start and join the three nodes (once per session); stop them at the end."""
     if shutil.which("rabbitmq-server") is None or shutil.which("rabbitmqctl") is None:
         pytest.skip("rabbitmq-server is not installed: the cluster suite runs its own nodes")
+    with cluster_lock():
+        yield from _run_cluster()
+
+
+def _run_cluster() -> Iterator[Cluster]:
     base = Path(tempfile.mkdtemp(prefix="messaging-cluster-"))
     base.chmod(0o755)
     nodes = [Node(short, port, dist, base / short) for short, port, dist in NODES]
     for node in nodes:
-        node.stop()  # a node of ours left over by an interrupted run (never another one)
+        if _port_open(node.dist_port) and _erlang_node_up(node):
+            node.stop()  # left over by an interrupted run (we hold the lock)
         if node.answers():
             pytest.fail(f"port {node.port} is taken: the cluster suite needs 5673-5675 free")
         node.prepare()
