@@ -239,6 +239,19 @@ def test_bad_cluster_settings_name_the_key(key, value):
         conf.get(key)
 
 
+@pytest.mark.parametrize(
+    "key", ["DEFAULT_QUEUE_TYPE", "DEAD_LETTER_QUEUE_TYPE", "SHUFFLE_BROKER_URLS"]
+)
+def test_manage_check_reports_bad_cluster_settings(key):
+    from messaging.checks import check_settings
+
+    with messaging(**{key: 42}):
+        errors = check_settings()
+    assert [(e.id, key in e.msg) for e in errors] == [("messaging.E007", True)]
+    with messaging():
+        assert check_settings() == []
+
+
 def test_classic_queues_are_pointed_out_only_on_a_cluster():
     queues = [row("classic"), SimpleNamespace(name="q2", queue_type="quorum")]
     with messaging(BROKER_URL=URLS[0]):
