@@ -35,7 +35,12 @@ class Command(BaseCommand):
             if options["verbosity"] >= 1:
                 self.stdout.write(f"declared {name} ({result.ready[name]} ready)")
         for exc in result.failed.values():
-            label = "drift" if isinstance(exc, QueueMismatch) else "refused"
+            if isinstance(exc, QueueMismatch):
+                label = "drift"
+            elif broker.is_temporary(exc):
+                label = "unavailable (a node is down; run again later)"
+            else:
+                label = "refused"
             self.stderr.write(self.style.WARNING(f"{label}: {exc}"))
         if result.error is not None:
             raise CommandError(str(result.error))
