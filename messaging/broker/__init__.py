@@ -82,6 +82,7 @@ from .topology import (
     purge_queue,
     purge_queues,
     queue_name_problem,
+    queues_down,
 )
 
 __all__ = [
@@ -139,6 +140,7 @@ __all__ = [
     "purge_queue",
     "purge_queues",
     "queue_name_problem",
+    "queues_down",
     "refusal",
     "translate",
     "translating",

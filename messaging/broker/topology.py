@@ -268,6 +268,32 @@ def inspect_queues(
     return states
 
 
+def queues_down(publisher: Any, names: Iterable[str]) -> dict[str, BrokerError]:
+    """Of ``names`` — queues a message sent straight to just came back from unroutable —
+    the ones that exist but cannot take messages now (a classic queue whose home node is
+    down answers a publish with basic.return, a passive declare with 404 "home node ...
+    is down or inaccessible"): name -> that temporary error. Asked at once over
+    ``publisher``'s connection; when asking fails (the connection is gone) every name
+    counts as down, so an outage never fails a message."""
+    names = list(dict.fromkeys(names))
+    if not names:
+        return {}
+    try:
+        answers = publisher.call_each(
+            "queue_declare", [{"queue": n, "passive": True} for n in names]
+        )
+    except BrokerError as exc:
+        unavailable = exc if exc.temporary else BrokerUnavailable(str(exc))
+        return dict.fromkeys(names, unavailable)
+    down: dict[str, BrokerError] = {}
+    for name, answer in zip(names, answers, strict=True):
+        if isinstance(answer, BaseException):
+            error = translate(answer, queue=name)
+            if error.temporary:
+                down[name] = error
+    return down
+
+
 def purge_queues(
     names: Iterable[str], urls: Iterable[str] | None = None
 ) -> list[int | BrokerError]:

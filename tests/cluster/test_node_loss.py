@@ -242,3 +242,35 @@ def test_a_classic_queues_home_node_down_is_an_outage_not_a_failure(
     assert consumer.alive(), consumer.describe()
     stop_and_wait(consumer)
     check_exactly_once(queue_name, ids, context=f"home node {home.name} stopped")
+
+
+def test_a_long_lived_publisher_keeps_rows_pending_when_a_queues_node_goes_down(
+    on_cluster: Cluster, transactional_db: None, queue_name: str
+) -> None:
+    """The relay's publisher stays connected (its declarations cached) while the home
+    node of a classic queue stops: the rows it then publishes stay pending."""
+    from messaging.publishing import build_message, publish_rows
+
+    row = Queue.objects.create(name=queue_name)
+    first, second, _ = on_cluster.nodes
+    with override_settings(MESSAGING={**settings.MESSAGING, "BROKER_URL": [first.url]}):
+        assert broker.declare_queues([row]).declared == [queue_name]  # home: msgc1
+    publisher = broker.PipelinedPublisher([second.url])
+    try:
+        before = [build_message(row, b"before")]
+        Message.objects.bulk_create(before)
+        assert publish_rows(before, publisher=publisher).published
+        with node_stopped(on_cluster, first):
+            during = [build_message(row, f"during{i}".encode()) for i in range(3)]
+            Message.objects.bulk_create(during)
+            result = publish_rows(during, publisher=publisher)
+            assert not result.published
+            rows = Message.objects.filter(pk__in=[m.pk for m in during])
+            assert {(m.status, m.error_class) for m in rows} == {("pending", "QueueUnavailable")}, [
+                m.last_error for m in rows
+            ]
+        Message.objects.filter(pk__in=[m.pk for m in during]).update(next_attempt_at=None)
+        assert publish_rows(list(rows), publisher=publisher).published
+    finally:
+        publisher.close()
+    assert statuses([m.message_id for m in [*before, *during]]) == {"published": 4}

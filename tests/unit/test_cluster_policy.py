@@ -258,3 +258,56 @@ def test_classic_queues_are_pointed_out_only_on_a_cluster():
         assert queue_types.classic_on_cluster(queues) == []
     with messaging(BROKER_URL=URLS):
         assert queue_types.classic_on_cluster(queues) == ["jobs"]
+
+
+# --------------------------------------------------------------------------- unroutable
+
+
+class AnsweringPublisher:
+    """Stands in for a PipelinedPublisher's ``call_each``: the broker's answers (pika's
+    exception objects, as the real one returns them) to passive declares, by name."""
+
+    def __init__(self, answers: dict[str, object] | BaseException) -> None:
+        self.answers = answers
+        self.asked: list[str] = []
+
+    def call_each(self, method: str, calls: list[dict[str, object]]) -> list[object]:
+        assert method == "queue_declare" and all(c["passive"] for c in calls)
+        if isinstance(self.answers, BaseException):
+            raise self.answers
+        self.asked.extend(str(c["queue"]) for c in calls)
+        return [self.answers[str(c["queue"])] for c in calls]
+
+
+def test_an_unroutable_message_to_a_queue_whose_node_is_down_stays_pending():
+    from messaging.publishing.outbox import recheck_unroutable
+
+    pub = AnsweringPublisher(
+        {
+            "down": pe.ChannelClosedByBroker(404, HOME_NODE_DOWN),
+            "gone": pe.ChannelClosedByBroker(404, "NOT_FOUND - no queue 'gone' in vhost '/'"),
+        }
+    )
+    returned = Unroutable("unroutable")
+    outcomes = recheck_unroutable(
+        pub, ["down", "gone", "down", "", "down"], [returned, returned, None, returned, returned]
+    )
+    assert [type(o).__name__ if o else None for o in outcomes] == [
+        "QueueUnavailable",
+        "Unroutable",  # the queue really is gone: the message's fault
+        None,
+        "Unroutable",  # sent to an exchange: no queue to ask about
+        "QueueUnavailable",
+    ]
+    assert pub.asked == ["down", "gone"]  # each queue asked once
+
+
+def test_unroutable_answers_are_kept_when_nothing_was_returned_or_the_broker_is_gone():
+    from messaging.publishing.outbox import recheck_unroutable
+
+    silent = AnsweringPublisher({})
+    assert recheck_unroutable(silent, ["q"], [None]) == [None]
+    assert silent.asked == []
+    gone = AnsweringPublisher(BrokerUnavailable("the connection closed"))
+    (outcome,) = recheck_unroutable(gone, ["q"], [Unroutable("unroutable")])
+    assert is_temporary(outcome)  # cannot tell now: never failed by an outage
