@@ -107,13 +107,16 @@ class Node:
         """Start the Erlang node and the app; returns once it takes AMQP connections."""
         with suppress(FileNotFoundError):
             self.pid_file.unlink()
-        subprocess.run(
+        r = subprocess.run(
             ["rabbitmq-server", "-detached"],
             env=self.env(),
             capture_output=True,
+            text=True,
             timeout=60,
-            check=True,
+            check=False,
         )
+        if r.returncode != 0:
+            raise RuntimeError(f"rabbitmq-server ({self.name}): {r.stderr.strip() or r.stdout}")
         self.ctl("wait", str(self.pid_file), "--timeout", str(START_TIMEOUT), timeout=150)
         self.ctl("await_startup", timeout=150)
         self.wait_answering()
