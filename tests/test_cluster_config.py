@@ -240,3 +240,32 @@ def test_demo_settings_take_several_comma_separated_urls() -> None:
     )
     assert r.returncode == 0, r.stderr.decode()
     assert json.loads(r.stdout) == [f"amqp://u:p@node{i}:5672/%2F" for i in (1, 2, 3)]
+
+
+def test_migration_0011_gives_rows_an_outage_failed_the_error_class_of_an_outage(
+    queue_name: str,
+) -> None:
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("messaging.migrations.0011_error_class")
+    row = Queue.objects.create(name=queue_name)
+    texts = {
+        "down": "broker says not found: NOT_FOUND - home node 'rabbit@b' of durable queue "
+        "'q' in vhost '/' is down or inaccessible",
+        "unreachable": "cannot reach the broker at amqp://guest:***@b:5672/%2F: refused",
+        "unroutable": "unroutable: no queue bound for exchange x routing key y",
+    }
+    for body, text in texts.items():
+        message = build_message(row, body)
+        message.status, message.last_error = Message.Status.FAILED, text
+        message.save()
+    migration.classify_outage_failures(apps, None)
+    classes = dict(Message.objects.values_list("body", "error_class"))
+    assert {bytes(k).decode(): v for k, v in classes.items()} == {
+        "down": "QueueUnavailable",
+        "unreachable": "BrokerUnavailable",
+        "unroutable": "",
+    }
+    assert relay_once().published == 2  # the two an outage failed; the other stays failed
