@@ -30,6 +30,7 @@ from tests.faults.conftest import (
     acked_ids,
     check_exactly_once,
     env_with,
+    handled_counts,
     publish_many,
     stop_and_wait,
 )
@@ -125,8 +126,13 @@ def test_leader_lost_while_send_publishes_leaves_rows_pending_then_relayed_once(
     assert_none_failed(ids)  # pending (or published), never failed by the outage
     before = statuses(ids)
     assert before.get(Message.Status.PENDING), (before, err.decode()[-2000:])
-    relayed = manage("relay", "--once", env=cluster_env(on_cluster.urls), timeout=300)
-    assert relayed.returncode == 0, relayed.stderr.decode()[-2000:]
+    relay_env = cluster_env(on_cluster.urls, PUBLISH_RETRY_DELAY=0.0)
+    for _ in range(3):  # a relay always runs on a cluster: a pass or three
+        relayed = manage("relay", "--once", env=relay_env, timeout=300)
+        assert relayed.returncode == 0, relayed.stderr.decode()[-2000:]
+        assert_none_failed(ids)
+        if statuses(ids) == {Message.Status.PUBLISHED: len(ids)}:
+            break
     assert statuses(ids) == {Message.Status.PUBLISHED: len(ids)}, (before, statuses(ids))
     consumer = start_consumer(
         queue_name,
@@ -176,10 +182,26 @@ def test_dead_letter_queue_node_down_while_a_poison_message_is_retried(
         Receipt.objects.acked().filter(queue_name=queue_name).values_list("message_id", flat=True)
     )
     assert set(acked) == set(good) and set(acked.values()) == {1}
-    assert Receipt.objects.filter(message=poison, outcome="dead_lettered").count() == 1
+    assert handled_counts() == Counter(dict.fromkeys(good, 1))  # never the poison's
+    # In the DLQ: the poison message, nothing else. (A connection lost between the
+    # confirmed copy and the ack may leave a second copy: at-least-once, never lost.)
+    copies = dlq_ids(dlq)
+    assert copies and set(copies) == {poison}, copies
+    assert Receipt.objects.filter(message=poison, outcome="dead_lettered").count() == len(copies)
     with broker.connection() as conn:
-        assert broker.inspect_queue(conn.channel(), dlq)[0] == 1  # exactly one copy
         assert broker.inspect_queue(conn.channel(), queue_name)[0] == 0
+
+
+def dlq_ids(dlq: str) -> list[str]:
+    """message_ids of what is in ``dlq`` (left in place)."""
+    ids = []
+    with broker.connection() as conn:
+        channel = conn.channel()
+        while True:
+            method, props, _ = channel.basic_get(dlq, auto_ack=False)
+            if method is None:
+                return ids
+            ids.append(props.message_id)
 
 
 def test_every_node_of_the_consumers_list_down_for_a_while_then_back(
