@@ -67,6 +67,13 @@ DEFAULTS: dict[str, Any] = {
     # Seconds publish() may reuse a Queue row it read (this process's own changes to
     # Queue rows are seen at once); 0 reads the row on every call.
     "QUEUE_CACHE_SECONDS": 10.0,
+    # Cluster: each process tries the broker URLs in its own random order, so
+    # connections (and client-local queue leaders) spread over the nodes.
+    "SHUFFLE_BROKER_URLS": True,
+    # Type of the Queue rows the app creates itself (send, publish() to a new name).
+    "DEFAULT_QUEUE_TYPE": "classic",
+    # Type of <queue>.dlq (and delay queues): "same" as the queue, "classic" or "quorum".
+    "DEAD_LETTER_QUEUE_TYPE": "same",
 }
 
 
@@ -133,6 +140,12 @@ VALIDATORS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "PUBLISH_RETRY_MAX_DELAY": (_non_negative_number, "a number of seconds >= 0"),
     "SENT_AT_HEADER": (lambda v: isinstance(v, bool), "True or False"),
     "QUEUE_CACHE_SECONDS": (_non_negative_number, "a number of seconds >= 0 (0: no cache)"),
+    "SHUFFLE_BROKER_URLS": (lambda v: isinstance(v, bool), "True or False"),
+    "DEFAULT_QUEUE_TYPE": (lambda v: v in ("classic", "quorum"), '"classic" or "quorum"'),
+    "DEAD_LETTER_QUEUE_TYPE": (
+        lambda v: v in ("same", "classic", "quorum"),
+        '"same", "classic" or "quorum"',
+    ),
 }
 
 

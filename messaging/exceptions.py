@@ -54,6 +54,14 @@ class ConsumerTimedOut(BrokerUnavailable):
     temporary = True
 
 
+class QueueUnavailable(BrokerUnavailable):
+    """The queue exists but cannot be reached now: its home node (classic queue) is down
+    or inaccessible, or it has no leader (quorum queue, while a node is lost) — a node
+    loss, so temporary: consumers reconnect, rows stay ``pending``."""
+
+    temporary = True
+
+
 class AuthenticationFailed(BrokerError):
     """The broker refused the username/password."""
 

@@ -289,6 +289,15 @@ class Message(models.Model):
     )
     attempts = models.PositiveIntegerField(_("publish attempts"), default=0)
     last_error = models.TextField(_("last error"), blank=True)
+    error_class = models.CharField(
+        _("error class"),
+        max_length=64,
+        blank=True,
+        help_text=_(
+            "The kind of the last error (Unroutable, QueueMismatch, BrokerUnavailable…). "
+            "A failed row whose error class is a broker outage is retried by the relay."
+        ),
+    )
     next_attempt_at = models.DateTimeField(
         _("next attempt"),
         null=True,

@@ -75,11 +75,20 @@ class RelayResult:
 
 
 def due(now: datetime | None = None) -> QuerySet[Message]:
-    """Pending messages whose next attempt is due."""
+    """Pending messages whose next attempt is due, and ``failed`` ones whose
+    ``error_class`` was a broker outage (:func:`outage_failed`)."""
     now = now or timezone.now()
-    return Message.objects.filter(status=Message.Status.PENDING).filter(
+    return Message.objects.filter(Q(status=Message.Status.PENDING) | outage_failed()).filter(
         Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
     )
+
+
+def outage_failed() -> Q:
+    """Rows ``failed`` by an outage: their ``error_class`` is one the broker package
+    counts temporary (failed under an older rule, or set so by migration 0011 from
+    their ``last_error``). A node loss is never the message's fault: the relay sends
+    them again."""
+    return Q(status=Message.Status.FAILED, error_class__in=sorted(broker.temporary_error_classes()))
 
 
 def relay_once(

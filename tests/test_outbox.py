@@ -155,21 +155,32 @@ def test_each_outcome_writes_its_fields():
         "published_at": now,
         "published_by_id": 7,
         "last_error": "",
+        "error_class": "",
         "next_attempt_at": None,
     }
     assert outcome_fields(PublishNacked("nacked"), attempts=3, now=now, user_id=7) == {
         "status": Message.Status.PENDING,
         "last_error": "nacked",
+        "error_class": "PublishNacked",
         "next_attempt_at": now + retry_delay(3),
     }
     assert outcome_fields(Unroutable("unroutable"), attempts=3, now=now, user_id=7) == {
         "status": Message.Status.FAILED,
         "last_error": "unroutable",
+        "error_class": "Unroutable",
         "next_attempt_at": None,
     }
 
 
-STORED = ("status", "attempts", "last_error", "next_attempt_at", "published_at", "published_by")
+STORED = (
+    "status",
+    "attempts",
+    "last_error",
+    "error_class",
+    "next_attempt_at",
+    "published_at",
+    "published_by",
+)
 
 
 def test_the_objects_hold_what_their_rows_got(transactional_db, queue_name):

@@ -197,6 +197,7 @@ STATUS_FIELDS = (
     "status",
     "attempts",
     "last_error",
+    "error_class",
     "created_at",
     "published_at",
     "published_by",

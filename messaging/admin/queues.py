@@ -20,6 +20,7 @@ from ..broker import QueueSpec
 from ..exceptions import BrokerError
 from ..models import Message, Queue
 from ..overview import INVALID_NAME, broker_snapshot
+from ..queue_types import CLASSIC_ON_CLUSTER, classic_on_cluster
 from .dead_letters import dead_letters_view
 from .forms import QueueForm
 from .queue_actions import (  # noqa: F401 - the moved names stay importable from here
@@ -143,6 +144,14 @@ class QueueAdmin(QueueActions, admin.ModelAdmin):
                 request,
                 _("The broker is unreachable, so live counts are missing: %(error)s")
                 % {"error": error},
+                messages.WARNING,
+            )
+        classic = classic_on_cluster(changelist.result_list)
+        if classic:
+            self.message_user(
+                request,
+                _("%(names)s: %(warning)s.")
+                % {"names": ", ".join(classic), "warning": _(CLASSIC_ON_CLUSTER)},
                 messages.WARNING,
             )
         return changelist

@@ -39,6 +39,7 @@ from ..exceptions import (
     PublishInterrupted,
     PublishNacked,
     QueueMismatch,
+    QueueUnavailable,
     Unroutable,
 )
 from . import rpc  # noqa: F401 - messaging.call()'s pika side (broker.rpc.request)
@@ -46,10 +47,13 @@ from .connecting import (
     close_quietly,
     connect,
     connect_first,
+    connected_node,
     connection,
     connection_parameters,
     default_connection_name,
+    describe_node,
     open_channel,
+    ordered_urls,
 )
 from .deadletter import (
     DeadLetterer,
@@ -63,8 +67,11 @@ from .delay import DelayPublisher
 from .errors import (
     CONNECTION_ERRORS,
     ENCODE_ERRORS,
+    error_class,
+    is_queue_down,
     is_temporary,
     refusal,
+    temporary_error_classes,
     translate,
     translating,
 )
@@ -123,6 +130,7 @@ from .topology import (
     purge_queue,
     purge_queues,
     queue_name_problem,
+    queues_down,
 )
 
 __all__ = [
@@ -171,12 +179,16 @@ __all__ = [
     "PublisherFactory",
     "QueueMismatch",
     "QueueSpec",
+    "QueueUnavailable",
     "Unroutable",
     "check_headers",
     "close_process_publisher",
     "close_quietly",
     "connect",
     "connect_first",
+    "connected_node",
+    "describe_node",
+    "ordered_urls",
     "connection",
     "connection_parameters",
     "copy_properties",
@@ -189,9 +201,12 @@ __all__ = [
     "get_publisher_factory",
     "inspect_queue",
     "inspect_queues",
+    "error_class",
+    "is_queue_down",
     "is_temporary",
     "missing_exchanges",
     "discard_messages",
+    "temporary_error_classes",
     "move_messages",
     "peek_messages",
     "open_channel",
@@ -201,6 +216,7 @@ __all__ = [
     "purge_queue",
     "purge_queues",
     "queue_name_problem",
+    "queues_down",
     "refusal",
     "reply_properties",
     "set_publisher_factory",

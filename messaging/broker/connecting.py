@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import socket
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -59,16 +60,51 @@ def default_connection_name() -> str:
     return f"messaging@{socket.gethostname()}:{os.getpid()}"
 
 
+#: This process's order of each URL list (shuffled once per process: see ordered_urls).
+_ORDERS: dict[tuple[int, tuple[str, ...]], list[str]] = {}
+
+
+def ordered_urls(urls: Iterable[str], *, shuffle: bool | None = None) -> list[str]:
+    """``urls`` in the order this process tries them: shuffled once per process (and
+    kept, so a process fails over in a fixed order) unless ``SHUFFLE_BROKER_URLS`` is
+    False, so that the connections of many processes — and with RabbitMQ's
+    ``client-local`` placement the quorum leaders they declare — spread over a
+    cluster's nodes instead of all landing on the first URL."""
+    urls = list(urls)
+    if shuffle is None:
+        shuffle = conf.get("SHUFFLE_BROKER_URLS")
+    if not shuffle or len(urls) < 2:
+        return urls
+    key = (os.getpid(), tuple(urls))  # a forked child shuffles again
+    if key not in _ORDERS:
+        _ORDERS[key] = random.sample(urls, len(urls))
+    return list(_ORDERS[key])
+
+
+def describe_node(url: str) -> str:
+    """``host:port`` of ``url`` (no credentials): which node a log line is about."""
+    try:
+        params = pika.URLParameters(url)
+    except Exception:  # noqa: BLE001 - only for a log line
+        return conf.redact_url(url)
+    return f"{params.host}:{params.port}"
+
+
 def connect_first(urls: Iterable[str] | None, attempt: Callable[[str], T]) -> T:
-    """``attempt(url)`` for each URL in turn (``BROKER_URL`` when ``urls`` is ``None``)
-    until one connects. A refused password or vhost is raised at once (a configuration
+    """``attempt(url)`` for each URL in turn (``BROKER_URL`` in this process's
+    :func:`ordered_urls` order when ``urls`` is ``None``; a list given is tried in its
+    own order) until one connects; logs (INFO) which
+    node it connected to. A refused password or vhost is raised at once (a configuration
     error, not a dead node); else the only error, or a :class:`BrokerUnavailable`
     naming each URL's."""
-    urls = list(urls) if urls is not None else conf.broker_urls()
+    urls = list(urls) if urls is not None else ordered_urls(conf.broker_urls())
     errors: list[BrokerError] = []
     for url in urls:
         try:
-            return attempt(url)
+            connected = attempt(url)
+            if len(urls) > 1 or errors:
+                logger.info("connected to broker node %s", describe_node(url))
+            return connected
         except Exception as exc:  # noqa: BLE001 - translated below
             error = translate(exc, url=url)
             if isinstance(error, AuthenticationFailed | AccessRefused):
@@ -94,6 +130,12 @@ def connect(
 
 def _blocking_connection(url: str, *, connection_name: str | None) -> BlockingConnection:
     return pika.BlockingConnection(connection_parameters(url, connection_name=connection_name))
+
+
+def connected_node(conn: BlockingConnection) -> str:
+    """``host:port`` of the node ``conn`` is connected to, for ``-v 2`` output."""
+    params = getattr(getattr(conn, "_impl", None), "params", None)
+    return f"{params.host}:{params.port}" if params is not None else "?"
 
 
 @contextmanager

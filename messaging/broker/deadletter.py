@@ -3,9 +3,10 @@ moving messages from one queue to another (the admin's requeue of dead letters).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
@@ -22,11 +23,14 @@ class DeadLetterer:
     channel, declaring ``messaging.dlx`` + ``<queue>.dlq`` + binding once per queue
     (and again on a reopened channel).
 
+    ``sources`` maps a queue name to its row or :class:`QueueSpec`, whose type a DLQ
+    declared here follows (:func:`~messaging.queue_types.derived_queue_type`).
     Used only from the thread that owns the connection (the consumer's I/O thread).
     """
 
-    def __init__(self, conn: BlockingConnection) -> None:
+    def __init__(self, conn: BlockingConnection, sources: Mapping[str, Any] | None = None) -> None:
         self._conn = conn
+        self._sources = dict(sources or {})
         self._channel: BlockingChannel | None = None
         self._declared = DeclarationCache()
 
@@ -41,7 +45,9 @@ class DeadLetterer:
 
         with translating(queue=dlq):
             channel = self._ready_channel()
-            declare = partial(declare_dead_letter_queue, channel, queue, dlq)
+            declare = partial(
+                declare_dead_letter_queue, channel, queue, dlq, source=self._sources.get(queue)
+            )
             self._declared.ensure(channel, queue, declare)
             channel.basic_publish(
                 exchange=DEAD_LETTER_EXCHANGE,

@@ -28,6 +28,7 @@ from ..exceptions import (
     NotFound,
     PublishNacked,
     QueueMismatch,
+    QueueUnavailable,
     Unroutable,
 )
 from ..validators import first_message, validate_message_fields
@@ -58,6 +59,29 @@ ENCODE_ERRORS: tuple[type[BaseException], ...] = (
     RecursionError,
 )
 
+#: Channel-level failures that are not the broker's answer to what we sent (a channel
+#: closed by us or under us, used after it closed): the connection may be fine, the
+#: attempt is worth repeating on a new channel.
+CHANNEL_ERRORS: tuple[type[BaseException], ...] = (
+    pe.ChannelClosedByClient,
+    pe.ChannelWrongStateError,
+)
+
+#: What RabbitMQ says (with 404 NOT_FOUND, or 541 INTERNAL_ERROR) about a queue that
+#: exists but cannot be reached *now*: its home node is down (classic queue), its
+#: process is stopped or restarting, or it has no leader (quorum queue) — a node loss.
+QUEUE_DOWN = re.compile(
+    r"is down or inaccessible|process is stopped by supervisor|\bis down\b|"
+    r"\bnodedown\b|\bnoproc\b|\bnot_running\b|\btimeout\b|\bno leader\b|"
+    r"\bminority\b|\bunavailable\b",
+    re.IGNORECASE,
+)
+
+#: Reply codes that say the broker (a node) is going away or failing, never the client's
+#: fault: CONNECTION_FORCED (320, sent on shutdown), 302 (an old CONNECTION_FORCED),
+#: INTERNAL_ERROR (541, e.g. a quorum queue without a leader).
+UNAVAILABLE_CODES = frozenset({302, 320, 541})
+
 _INEQUIVALENT = re.compile(
     r"inequivalent arg '(?P<arg>[^']+)' for queue '(?P<queue>[^']*)' in vhost '[^']*': "
     r"received (?P<received>.+?) but current is (?P<current>.+)$"
@@ -82,9 +106,37 @@ def translating(*, url: str | None = None, queue: str = "") -> Iterator[None]:
 
 
 def is_temporary(exc: BaseException) -> bool:
-    """True when trying again later may succeed: the broker was unreachable, did not
-    answer or did not confirm; never the message's fault (``exc.temporary``)."""
-    return isinstance(exc, MessagingError) and exc.temporary
+    """True when trying again later may succeed: the broker (or the node a queue lives
+    on) was unreachable, went away, did not answer or did not confirm; never the
+    message's fault (``exc.temporary``). A pika or socket exception is translated
+    first, so the answer is the same before and after :func:`translate`."""
+    if not isinstance(exc, MessagingError):
+        exc = translate(exc)
+    return exc.temporary
+
+
+def error_class(exc: BaseException) -> str:
+    """The name stored with an outcome (``Message.error_class``): the translated class."""
+    return type(exc if isinstance(exc, MessagingError) else translate(exc)).__name__
+
+
+def temporary_error_classes() -> frozenset[str]:
+    """Names of every :class:`BrokerError` class that is temporary — rows ``failed``
+    with one of these were failed by an outage (under an older rule) and are retried."""
+    found: set[str] = set()
+    todo: list[type[BaseException]] = [BrokerError]
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if getattr(cls, "temporary", False):
+            found.add(cls.__name__)
+    return frozenset(found)
+
+
+def is_queue_down(text: str) -> bool:
+    """True when a NOT_FOUND / INTERNAL_ERROR text is about a queue whose node is down
+    (or that has no leader), not about a queue that does not exist."""
+    return bool(QUEUE_DOWN.search(text))
 
 
 def translate(exc: BaseException, *, url: str | None = None, queue: str = "") -> BrokerError:
@@ -104,6 +156,8 @@ def translate(exc: BaseException, *, url: str | None = None, queue: str = "") ->
         return _closed_by_broker(exc, where, queue)
     if isinstance(exc, CONNECTION_ERRORS):
         return BrokerUnavailable(f"cannot reach the broker{where}: {_describe(exc)}")
+    if isinstance(exc, CHANNEL_ERRORS):
+        return BrokerUnavailable(f"the channel closed{where}: {_describe(exc)}")
     if isinstance(exc, ENCODE_ERRORS):
         return refusal(exc)
     return BrokerError(f"{type(exc).__name__}: {exc}")
@@ -149,9 +203,11 @@ def _closed_by_broker(
         return QueueMismatch(f"broker refused the declaration: {text}", queue=queue)
     if code == 403:
         return AccessRefused(f"broker refused access: {text}")
+    if code in (404, 541) and is_queue_down(text):
+        return QueueUnavailable(f"queue unavailable (a node is down): ({code}) {text}")
     if code == 404:
         return NotFound(f"broker says not found: {text}")
-    if code in (320, 302) or isinstance(exc, pe.ConnectionClosedByBroker):
+    if code in UNAVAILABLE_CODES or isinstance(exc, pe.ConnectionClosedByBroker):
         return BrokerUnavailable(f"broker closed the connection{where}: ({code}) {text}")
     return BrokerError(f"broker closed the channel: ({code}) {text}")
 

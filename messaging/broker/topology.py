@@ -6,7 +6,8 @@ declares a queue once per connection.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,9 +16,10 @@ from django.core.exceptions import ValidationError
 from pika.adapters.blocking_connection import BlockingChannel
 
 from ..exceptions import BrokerError, BrokerUnavailable, MessageRefused
+from ..queue_types import derived_queue_arguments
 from ..validators import first_message, validate_queue_name
 from .connecting import default_connection_name
-from .errors import translate, translating
+from .errors import is_queue_down, translate, translating
 
 
 @dataclass(frozen=True)
@@ -96,18 +98,51 @@ class DeclarationCache:
 # --------------------------------------------------------------------------- one queue
 
 
-def declare_dead_letter_queue(channel: BlockingChannel, queue: str, dlq: str) -> int:
+def declare_dead_letter_queue(
+    channel: BlockingChannel, queue: str, dlq: str, *, source: Any = None
+) -> int:
     """Declare the ``messaging.dlx`` direct exchange, the durable ``dlq`` and the binding
-    that routes ``queue``'s dead letters (routing key ``queue``) into it."""
+    that routes ``queue``'s dead letters (routing key ``queue``) into it; returns the
+    DLQ's ready count.
+
+    A ``dlq`` that does not exist yet is declared with the type
+    :func:`~messaging.queue_types.derived_queue_type` gives for ``source`` (the queue's
+    row or :class:`QueueSpec`; quorum for a quorum queue by default). One that exists is
+    kept as it is, whatever its type (an older classic DLQ keeps working: declaring it
+    again with another ``x-queue-type`` would be refused). A DLQ whose node is down
+    raises :class:`~messaging.exceptions.QueueUnavailable` (temporary)."""
     from ..models import DEAD_LETTER_EXCHANGE
 
     with translating(queue=dlq):
         channel.exchange_declare(
             exchange=DEAD_LETTER_EXCHANGE, exchange_type="direct", durable=True
         )
-        result = channel.queue_declare(queue=dlq, durable=True)
+        with _scratch_channel(channel) as scratch:
+            state = inspect_queue(scratch, dlq)
+        if state is None:
+            arguments = derived_queue_arguments(source)
+            result = channel.queue_declare(queue=dlq, durable=True, arguments=arguments or None)
+            ready = result.method.message_count
+        else:
+            ready = state[0]
         channel.queue_bind(queue=dlq, exchange=DEAD_LETTER_EXCHANGE, routing_key=queue)
-    return result.method.message_count
+    return ready
+
+
+@contextmanager
+def _scratch_channel(channel: Any) -> Iterator[Any]:
+    """A channel a passive declare may get closed: a new one on a blocking channel's
+    connection (closed afterwards), else ``channel`` itself when it reopens on its own
+    (a publisher's RPC channel)."""
+    if not isinstance(channel, BlockingChannel):
+        yield channel
+        return
+    scratch = channel.connection.channel()
+    try:
+        yield scratch
+    finally:
+        if scratch.is_open:
+            scratch.close()
 
 
 def declare_queue(channel: BlockingChannel, queue: Any) -> int:
@@ -118,7 +153,7 @@ def declare_queue(channel: BlockingChannel, queue: Any) -> int:
     """
     spec = QueueSpec.of(queue)
     if spec.dead_letter_queue and not spec.passive:
-        declare_dead_letter_queue(channel, spec.name, spec.dead_letter_queue)
+        declare_dead_letter_queue(channel, spec.name, spec.dead_letter_queue, source=spec)
     with translating(queue=spec.name):
         if spec.passive:
             result = channel.queue_declare(queue=spec.name, passive=True)
@@ -133,16 +168,22 @@ def inspect_queue(channel: BlockingChannel, name: str) -> tuple[int, int] | None
     """(ready messages, consumers) for an existing queue, ``None`` if it does not exist.
 
     Uses a passive declare, which closes the channel when the queue is missing: pass a
-    channel you can throw away.
+    channel you can throw away. A queue whose node is down is not "missing": that
+    raises :class:`~messaging.exceptions.QueueUnavailable`.
     """
     with translating(queue=name):
         try:
             result = channel.queue_declare(queue=name, passive=True)
         except pe.ChannelClosedByBroker as exc:
-            if exc.reply_code == 404:
+            if _missing(exc):
                 return None
             raise
     return result.method.message_count, result.method.consumer_count
+
+
+def _missing(exc: pe.ChannelClosedByBroker) -> bool:
+    """A NOT_FOUND that means "no such queue" (not "its node is down")."""
+    return exc.reply_code == 404 and not is_queue_down(exc.reply_text)
 
 
 def purge_queue(channel: BlockingChannel, name: str) -> int:
@@ -282,13 +323,39 @@ def inspect_and_compare(
 def _states(names: list[str], answers: list[Any]) -> list[tuple[int, int] | None | BrokerError]:
     states: list[tuple[int, int] | None | BrokerError] = []
     for name, answer in zip(names, answers, strict=True):
-        if isinstance(answer, pe.ChannelClosedByBroker) and answer.reply_code == 404:
+        if isinstance(answer, pe.ChannelClosedByBroker) and _missing(answer):
             states.append(None)
         elif isinstance(answer, BaseException):
             states.append(translate(answer, queue=name))
         else:
             states.append((answer.method.message_count, answer.method.consumer_count))
     return states
+
+
+def queues_down(publisher: Any, names: Iterable[str]) -> dict[str, BrokerError]:
+    """Of ``names`` — queues a message sent straight to just came back from unroutable —
+    the ones that exist but cannot take messages now (a classic queue whose home node is
+    down answers a publish with basic.return, a passive declare with 404 "home node ...
+    is down or inaccessible"): name -> that temporary error. Asked at once over
+    ``publisher``'s connection; when asking fails (the connection is gone) every name
+    counts as down, so an outage never fails a message."""
+    names = list(dict.fromkeys(names))
+    if not names:
+        return {}
+    try:
+        answers = publisher.call_each(
+            "queue_declare", [{"queue": n, "passive": True} for n in names]
+        )
+    except BrokerError as exc:
+        unavailable = exc if exc.temporary else BrokerUnavailable(str(exc))
+        return dict.fromkeys(names, unavailable)
+    down: dict[str, BrokerError] = {}
+    for name, answer in zip(names, answers, strict=True):
+        if isinstance(answer, BaseException):
+            error = translate(answer, queue=name)
+            if error.temporary:
+                down[name] = error
+    return down
 
 
 def purge_queues(

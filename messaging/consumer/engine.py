@@ -55,8 +55,10 @@ class Consumer:
         policies: Mapping[str, QueuePolicy] | None = None,
         register: bool = False,
         consume_arguments: Mapping[str, Any] | None = None,
+        connect_timeout: float | None = None,
     ) -> None:
         queues = list(queues)
+        self.connect_timeout = connect_timeout
         self.specs = [QueueSpec.of(q) for q in queues]
         self.prefetch, self.batch_size = _sizes(self.specs, handlers, prefetch, batch_size)
         self.host, self.pid = socket.gethostname(), os.getpid()
@@ -102,6 +104,7 @@ class Consumer:
             consume_arguments=self.consume_arguments,
             on_named=self._named,
             delays_refused=delays_refused,
+            connect_timeout=self.connect_timeout,
         )
 
     def _named(self, spec_name: str, name: str) -> None:

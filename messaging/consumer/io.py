@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any
@@ -52,6 +53,7 @@ class ConsumerIO:
         consume_arguments: Mapping[str, Any] | None = None,
         on_named: Callable[[str, str], None] = lambda spec_name, name: None,
         delays_refused: set[str] | None = None,
+        connect_timeout: float | None = None,
     ) -> None:
         self.specs = list(specs)
         #: The Binding rows of these queues, read once here (the calling thread) and
@@ -67,12 +69,14 @@ class ConsumerIO:
         self.name = name
         self.urls = list(urls) if urls is not None else None
         self.reconnect = reconnect
+        #: Seconds to keep trying the first connection (and declarations); None: forever.
+        self.connect_timeout = connect_timeout
         self.on_event = on_event
         self._describe = describe
         self._stop = stop
         self._close = threading.Event()
         self._ready = threading.Event()
-        self._settler = Settler(policies, delays_refused)
+        self._settler = Settler(policies, {spec.name: spec for spec in self.specs}, delays_refused)
         self._watch = TimeoutWatch(float(conf.get("BROKER_CONSUMER_TIMEOUT")))
         self._thread: threading.Thread | None = None
         self.generation = 0
@@ -119,8 +123,7 @@ class ConsumerIO:
     # ------------------------------------------------------------------ the I/O thread
 
     def _main(self) -> None:
-        delay = float(conf.get("RECONNECT_DELAY"))
-        max_delay = float(conf.get("RECONNECT_MAX_DELAY"))
+        started = time.monotonic()
         attempt = 0
         while not self._close.is_set() and not self._stop.is_set():
             generation = self.generation
@@ -128,29 +131,13 @@ class ConsumerIO:
                 self._serve()
                 return
             except BrokerUnavailable as exc:
-                if not self.reconnect or not self._ready.is_set():
-                    # Never connected: a wrong URL or a broker that is down is reported
-                    # at once; once consuming, connection loss means reconnect.
-                    self._fatal(exc)
+                # The broker (a node) is down, restarting or lost: never our mistake.
+                # Before the first success too (a deploy during an outage), so a
+                # supervisor never sees a crash loop; --connect-timeout bounds that.
+                if not self.reconnect or self._gave_up(started, exc):
                     return
-                if isinstance(exc, ConsumerTimedOut):
-                    logger.error(
-                        "%s; a handler ran longer than the broker allows "
-                        "(raise consumer_timeout or make the handler faster)",
-                        exc,
-                    )
                 attempt = 1 if self.generation != generation else attempt + 1
-                self.stats.reconnects += 1
-                observability.reconnect("consumer")
-                pause = backoff(min(attempt, 11), first=delay, cap=max_delay, jitter=True)
-                logger.warning(
-                    "broker connection lost (%s); retrying in %.1fs",
-                    exc,
-                    pause,
-                    extra={"consumer": self.name, "role": "consumer"},
-                )
-                self.on_event(f"broker unavailable: {exc}; retrying in {pause:.1f}s")
-                if self._stop.wait(pause):
+                if not self._wait_to_retry(exc, attempt, started):
                     return
             except BrokerError as exc:
                 self._fatal(exc)  # our mistake (mismatch, access): stop, don't loop
@@ -159,6 +146,46 @@ class ConsumerIO:
                 logger.exception("consumer I/O thread crashed")
                 self._fatal(BrokerError(f"consumer I/O failed: {type(exc).__name__}: {exc}"))
                 return
+
+    def _gave_up(self, started: float, exc: BrokerUnavailable) -> bool:
+        """Before the first success: past ``connect_timeout``, hand the error over."""
+        if self._ready.is_set() or self.connect_timeout is None:
+            return False
+        waited = time.monotonic() - started
+        if waited < self.connect_timeout:
+            return False
+        self._fatal(BrokerUnavailable(f"gave up after {waited:.1f}s (--connect-timeout): {exc}"))
+        return True
+
+    def _wait_to_retry(self, exc: BrokerUnavailable, attempt: int, started: float) -> bool:
+        """Log the try, wait the backoff (False: stopped meanwhile)."""
+        delay = float(conf.get("RECONNECT_DELAY"))
+        max_delay = float(conf.get("RECONNECT_MAX_DELAY"))
+        pause = backoff(min(attempt, 11), first=delay, cap=max_delay, jitter=True)
+        if isinstance(exc, ConsumerTimedOut):
+            logger.error(
+                "%s; a handler ran longer than the broker allows "
+                "(raise consumer_timeout or make the handler faster)",
+                exc,
+            )
+        if self._ready.is_set():
+            self.stats.reconnects += 1
+            observability.reconnect("consumer")
+            what = "broker connection lost"
+        else:
+            what = f"broker not ready (try {attempt})"
+            if self.connect_timeout is not None:
+                left = self.connect_timeout - (time.monotonic() - started)
+                pause = max(0.0, min(pause, left))
+        logger.warning(
+            "%s (%s); retrying in %.1fs",
+            what,
+            exc,
+            pause,
+            extra={"consumer": self.name, "role": "consumer"},
+        )
+        self.on_event(f"{what}: {exc}; retrying in {pause:.1f}s")
+        return not self._stop.wait(pause)
 
     def _fatal(self, exc: BaseException) -> None:
         """Hand an error the consumer cannot go on after to the calling thread."""
@@ -207,7 +234,10 @@ class ConsumerIO:
             channel.add_on_cancel_callback(lambda frame: cancelled.append("cancelled"))
             self.drive.attach(conn)
         self._ready.set()
-        self.on_event(f"consuming {', '.join(names)} {self._describe()}")
+        self.on_event(
+            f"consuming {', '.join(names)} {self._describe()} "
+            f"on broker node {broker.connected_node(conn)}"
+        )
         return cancelled
 
     def _declare(self, channel: Any, spec: QueueSpec) -> str:

@@ -30,9 +30,14 @@ class Settler:
     """Settles deliveries of the current channel; ``attach`` it to each new one."""
 
     def __init__(
-        self, policies: Mapping[str, QueuePolicy], delays_refused: set[str] | None = None
+        self,
+        policies: Mapping[str, QueuePolicy],
+        sources: Mapping[str, Any] | None = None,
+        delays_refused: set[str] | None = None,
     ) -> None:
         self.policies = policies
+        #: Queue name -> its QueueSpec: the type a DLQ declared here follows.
+        self.sources = dict(sources or {})
         self.connection: Any = None
         self.channel: Any = None
         self.generation = 0
@@ -86,7 +91,7 @@ class Settler:
         dlq = policy.dead_letter_queue or dead_letter_queue_name(delivery.queue)
         try:
             if self._dead_letterer is None:
-                self._dead_letterer = broker.DeadLetterer(self.connection)
+                self._dead_letterer = broker.DeadLetterer(self.connection, self.sources)
             self._dead_letterer.publish(
                 delivery.queue,
                 dlq,

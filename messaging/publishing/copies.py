@@ -21,7 +21,7 @@ from ..exceptions import BrokerError, MessageRefused
 from ..models import Message
 from ..validators import message_problem
 from .engine import _dispatch, _user_id, amqp_timestamp
-from .outbox import PublishResult, as_transient, lease_end, store_outcomes
+from .outbox import PublishResult, as_transient, lease_end, recheck_unroutable, store_outcomes
 
 #: Rows inserted and published per round by :func:`send_copies`.
 COPIES_CHUNK = 5000
@@ -114,7 +114,7 @@ class _CopiesRun:
         template = self.template
         headers = observability.outgoing_headers(template)  # one dict for the chunk
         try:
-            return self.pub.publish_many(
+            outcomes = self.pub.publish_many(
                 broker.Outgoing(
                     self.exchange,
                     self.routing_key,
@@ -130,6 +130,8 @@ class _CopiesRun:
             )
         except BrokerError as exc:
             return [as_transient(exc)] * len(ids)
+        queue = "" if self.exchange else self.routing_key
+        return recheck_unroutable(self.pub, [queue] * len(ids), outcomes)
 
     def finish(self, ids: list[str], outcomes: _Outcomes) -> PublishResult:
         """Store the outcomes of a published chunk and signal them after the commit."""

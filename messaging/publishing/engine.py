@@ -22,6 +22,7 @@ from .outbox import (
     apply_outcomes,
     as_transient,
     is_transient,
+    recheck_unroutable,
     store_outcomes,
 )
 
@@ -67,6 +68,8 @@ def _send(pub: Any, rows: Sequence[Message]) -> list[BrokerError | None]:
                 answers = pub.publish_many(_outgoing(rows[i]) for i in sendable)
             except BrokerError as exc:  # the connection died before anything was sent
                 answers = [as_transient(exc)] * len(sendable)
+            queues = [_queue_of(rows[i]) for i in sendable]
+            answers = recheck_unroutable(pub, queues, answers)
             for index, answer in zip(sendable, answers, strict=True):
                 outcomes[index] = answer
     return outcomes
@@ -127,6 +130,11 @@ def _check_destinations(
         else:
             sendable.append(index)
     return sendable
+
+
+def _queue_of(message: Message) -> str:
+    """The queue a row is sent straight to (``""`` for one sent to an exchange)."""
+    return "" if message.exchange or message.queue_id is None else message.queue.name
 
 
 def _outgoing(message: Message) -> broker.Outgoing:

@@ -15,7 +15,7 @@ from django.db.models import F, Q
 
 from .. import conf
 from ..backoff import backoff
-from ..broker import is_temporary
+from ..broker import error_class, is_temporary, queues_down
 from ..db import operations
 from ..exceptions import (
     BrokerError,
@@ -23,6 +23,7 @@ from ..exceptions import (
     ConfirmTimeout,
     PublishInterrupted,
     PublishNacked,
+    Unroutable,
 )
 from ..models import Message
 
@@ -84,6 +85,22 @@ def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 def is_transient(error: BaseException) -> bool:
     """True when ``error`` leaves the row ``pending`` for a retry (``error.temporary``)."""
     return is_temporary(error)
+
+
+def recheck_unroutable(
+    pub: Any, queues: Sequence[str], outcomes: Sequence[BrokerError | None]
+) -> list[BrokerError | None]:
+    """``outcomes`` of messages sent straight to ``queues`` (one name per message, ``""``
+    for one sent to an exchange), with each :class:`Unroutable` of a queue that exists
+    but whose node is down replaced by that outage (pending, not failed)."""
+    names = [q for q, o in zip(queues, outcomes, strict=True) if q and isinstance(o, Unroutable)]
+    if not names:
+        return list(outcomes)
+    down = queues_down(pub, names)
+    return [
+        down.get(q, o) if isinstance(o, Unroutable) else o
+        for q, o in zip(queues, outcomes, strict=True)
+    ]
 
 
 def as_transient(error: BrokerError) -> BrokerError:
@@ -187,15 +204,22 @@ def outcome_fields(
             "published_at": now,
             "published_by_id": user_id,
             "last_error": "",
+            "error_class": "",
             "next_attempt_at": None,
         }
     if is_transient(outcome):
         return {
             "status": Message.Status.PENDING,
             "last_error": str(outcome),
+            "error_class": error_class(outcome),
             "next_attempt_at": now + retry_delay(attempts),
         }
-    return {"status": Message.Status.FAILED, "last_error": str(outcome), "next_attempt_at": None}
+    return {
+        "status": Message.Status.FAILED,
+        "last_error": str(outcome),
+        "error_class": error_class(outcome),
+        "next_attempt_at": None,
+    }
 
 
 def store_outcomes(

@@ -22,6 +22,7 @@ from django.db.models.signals import post_delete, post_migrate, post_save
 
 from .. import conf
 from ..models import Queue
+from ..queue_types import default_queue_type
 
 _lock = threading.Lock()
 #: (database alias, name) -> (monotonic expiry, field values of the row)
@@ -36,14 +37,16 @@ def _copied(values: list[Any]) -> list[Any]:
 
 
 def cached_queue(name: str) -> Queue:
-    """The ``Queue`` row named ``name`` (created durable and classic when missing)."""
+    """The ``Queue`` row named ``name`` (created durable, of ``DEFAULT_QUEUE_TYPE``, when
+    missing)."""
     alias = router.db_for_write(Queue)
     key = (alias, name)
     hit = _rows.get(key)
     now = time.monotonic()
     if hit is not None and hit[0] > now:
         return Queue.from_db(alias, _FIELDS, _copied(hit[1]))
-    row = Queue.objects.using(alias).get_or_create(name=name)[0]
+    defaults = {"queue_type": default_queue_type()}
+    row = Queue.objects.using(alias).get_or_create(name=name, defaults=defaults)[0]
     seconds = conf.get("QUEUE_CACHE_SECONDS")
     if seconds:
         values = _copied([getattr(row, field) for field in _FIELDS])

@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from messaging import broker
 from messaging.exceptions import QueueMismatch
 from messaging.models import Binding, Exchange, Queue
+from messaging.queue_types import CLASSIC_ON_CLUSTER, classic_on_cluster
 
 
 class Command(BaseCommand):
@@ -42,6 +43,8 @@ class Command(BaseCommand):
             bindings = bindings.filter(queue__in=queues)
             exchanges = exchanges.filter(bindings__in=bindings).distinct()
         self.verbose = options["verbosity"] >= 1
+        for name in classic_on_cluster(list(queues)):
+            self.stderr.write(self.style.WARNING(f"{name}: {CLASSIC_ON_CLUSTER}"))
         if options["check"]:
             self._check(list(exchanges), list(queues), list(bindings))
             return
@@ -70,7 +73,12 @@ class Command(BaseCommand):
                 text = f"declared {name}{ready}" if kind == "queue" else f"declared {kind} {name}"
                 self.stdout.write(text)
         for exc in result.failed.values():
-            label = "drift" if isinstance(exc, QueueMismatch) else "refused"
+            if isinstance(exc, QueueMismatch):
+                label = "drift"
+            elif broker.is_temporary(exc):
+                label = "unavailable (a node is down; run again later)"
+            else:
+                label = "refused"
             self.stderr.write(self.style.WARNING(f"{label}: {exc}"))
         if result.error is not None:
             raise CommandError(str(result.error))

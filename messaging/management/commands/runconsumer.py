@@ -124,6 +124,16 @@ class Command(BaseCommand):
         )
         add_observing_arguments(parser, health_file=True)
 
+        parser.add_argument(
+            "--connect-timeout",
+            type=non_negative_float,
+            default=None,
+            metavar="SECONDS",
+            help="Give up (exit 1 with one line) when the first connection and "
+            "declarations have not succeeded within SECONDS (default: keep retrying "
+            "with backoff, logging each try).",
+        )
+
     def handle(self, *args: Any, **options: Any) -> None:
         verbosity: int = options["verbosity"]
         configure_logging(verbosity)
@@ -139,6 +149,7 @@ class Command(BaseCommand):
             batch_size=options["batch_size"],
             register=True,
             consume_arguments=consume_arguments(options["offset"]),
+            connect_timeout=options["connect_timeout"],
             on_event=(lambda text: self.stderr.write(text)) if verbosity >= 2 else None,
         )
         if verbosity >= 1:
@@ -239,6 +250,10 @@ class Command(BaseCommand):
             with broker.connection() as conn:
                 state = broker.inspect_queue(conn.channel(), name)
         except BrokerError as exc:
+            if broker.is_temporary(exc):
+                # The broker is down for now: the consumer waits for it, and its
+                # passive declare says then whether the queue exists.
+                return broker.QueueSpec(name=name, passive=True)
             raise CommandError(str(exc)) from exc
         if state is None:
             raise CommandError(
