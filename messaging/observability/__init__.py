@@ -158,7 +158,7 @@ def connected(target: Any, role: str = "", on_event: Callable[[str], None] | Non
 
 
 def _role(name: str | None) -> str:
-    if not name or name.startswith("messaging@"):
+    if not name or name.startswith(("messaging@", "messaging publisher")):
         return "publisher"
     if name.startswith("messaging-relay"):
         return "relay"
