@@ -51,7 +51,13 @@ def publisher_connections(pid: int | None = None) -> list[str]:
         f'{{"connection_name","messaging publisher {socket.gethostname()}:{pid or os.getpid()}"}}'
     )
     out = rabbitmqctl("list_connections", "name", "client_properties")
-    return [line.split("\t")[0] for line in out.splitlines() if name in line]
+    found = [line.split("\t")[0] for line in out.splitlines() if name in line]
+    return [peer for peer in found if peer not in _BEFORE]
+
+
+#: Connections of this process's name open before the test (an earlier test's publisher
+#: in this pytest process): not the test's to count.
+_BEFORE: set[str] = set()
 
 
 def drain(queue: str) -> list[tuple[str, bytes]]:
@@ -70,8 +76,11 @@ def drain(queue: str) -> list[tuple[str, bytes]]:
 def fresh_publisher() -> Iterator[broker.ProcessPublisher]:
     """This process's publisher, with no connection yet (closed again afterwards)."""
     broker.close_process_publisher()
+    _BEFORE.clear()
+    _BEFORE.update(publisher_connections())
     yield broker.process_publisher()
     broker.close_process_publisher()
+    _BEFORE.clear()
 
 
 @pytest.fixture
