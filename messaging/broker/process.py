@@ -77,9 +77,8 @@ def _connection_settings() -> tuple[Any, ...]:
 
 
 class ProcessPublisher(PublisherBase):
-    """A thread-safe, fork-safe, reconnecting front for one publisher (by default a
-    :class:`PipelinedPublisher`) with the same methods. :meth:`close` leaves the
-    connection to the process; :meth:`shutdown` closes it."""
+    """A thread-safe, fork-safe, reconnecting front for one :class:`PipelinedPublisher`
+    (or the factory's); :meth:`close` keeps the connection, :meth:`shutdown` closes it."""
 
     def __init__(self, factory: PublisherFactory | None = None) -> None:
         self._factory = factory
