@@ -133,13 +133,18 @@ def test_declarequeues_says_when_a_classic_queue_sits_on_a_cluster(
     Queue.objects.create(name=queue_name)
     Queue.objects.create(name=f"{queue_name}.q", queue_type=Queue.QueueType.QUORUM)
     urls = [settings.MESSAGING["BROKER_URL"]] * 2  # two URLs: a cluster
-    r = manage("declarequeues", queue_name, f"{queue_name}.q", env=env(BROKER_URL=urls))
-    assert r.returncode == 0, r.stderr.decode()
-    err = r.stderr.decode()
-    assert f"{queue_name}: classic queue on a cluster" in err
-    assert f"{queue_name}.q: classic" not in err
-    single = manage("declarequeues", queue_name)
-    assert b"classic queue on a cluster" not in single.stderr
+    try:
+        r = manage("declarequeues", queue_name, f"{queue_name}.q", env=env(BROKER_URL=urls))
+        assert r.returncode == 0, r.stderr.decode()
+        err = r.stderr.decode()
+        assert f"{queue_name}: classic queue on a cluster" in err
+        assert f"{queue_name}.q: classic" not in err
+        single = manage("declarequeues", queue_name)
+        assert b"classic queue on a cluster" not in single.stderr
+    finally:  # the queue_name fixture removes queue_name's queues, not this one's
+        with broker.connection() as conn:
+            for name in (f"{queue_name}.q", dead_letter_queue_name(f"{queue_name}.q")):
+                conn.channel().queue_delete(name)
 
 
 def test_the_queue_admin_says_when_a_classic_queue_sits_on_a_cluster(
