@@ -22,6 +22,7 @@ from ..exceptions import BrokerError, QueueMismatch
 from ..models import Binding, Exchange, Message
 from ..overview import broker_snapshot
 from . import audit
+from .feedback import BrokerKeepsDeleted
 from .topology_page import topology_view
 
 UNREACHABLE = "unreachable"
@@ -107,7 +108,7 @@ class _LiveAdmin(admin.ModelAdmin):
 
 
 @admin.register(Exchange)
-class ExchangeAdmin(_LiveAdmin):
+class ExchangeAdmin(BrokerKeepsDeleted, _LiveAdmin):
     list_display = (
         "name",
         "exchange_type",
@@ -174,15 +175,6 @@ class ExchangeAdmin(_LiveAdmin):
             current_app=self.admin_site.name,
         )
         return format_html('<a href="{}?exchange={}">{}</a>', url, obj.name, _("Publish a message"))
-
-    def delete_model(self, request: HttpRequest, obj: Exchange) -> None:
-        super().delete_model(request, obj)
-        self._tell_broker_untouched(request, [obj.name])
-
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Exchange]) -> None:
-        names = list(queryset.values_list("name", flat=True))
-        super().delete_queryset(request, queryset)
-        self._tell_broker_untouched(request, names)
 
     def _tell_broker_untouched(self, request: HttpRequest, names: list[str]) -> None:
         self.message_user(

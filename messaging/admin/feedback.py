@@ -1,10 +1,13 @@
-"""What the message admin tells the user after publishing (``message_user``)."""
+"""What the admin tells the user after publishing, and after deleting rows whose broker
+objects stay (``message_user``)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from django.contrib import messages
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -91,3 +94,21 @@ class PublishFeedback:
                 % {"count": count, "error": error},
                 messages.ERROR,
             )
+
+
+class BrokerKeepsDeleted:
+    """Mixin for a ``ModelAdmin`` of rows naming broker objects (queues, exchanges):
+    deleting rows never deletes on the broker, so after each delete the user is told
+    which names stay there (``_tell_broker_untouched``, worded by each admin)."""
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        super().delete_model(request, obj)  # type: ignore[misc]
+        self._tell_broker_untouched(request, [obj.name])
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        names = list(queryset.values_list("name", flat=True))
+        super().delete_queryset(request, queryset)  # type: ignore[misc]
+        self._tell_broker_untouched(request, names)
+
+    def _tell_broker_untouched(self, request: HttpRequest, names: list[str]) -> None:
+        raise NotImplementedError

@@ -9,7 +9,6 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
-from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
@@ -22,6 +21,7 @@ from ..models import Message, Queue
 from ..overview import INVALID_NAME, broker_snapshot
 from ..queue_types import CLASSIC_ON_CLUSTER, classic_on_cluster
 from .dead_letters import dead_letters_view
+from .feedback import BrokerKeepsDeleted
 from .forms import QueueForm
 from .queue_actions import (  # noqa: F401 - the moved names stay importable from here
     PurgeResult,
@@ -88,7 +88,7 @@ def _count_or_state(state: Any, index: int) -> Any:
 
 
 @admin.register(Queue)
-class QueueAdmin(QueueActions, admin.ModelAdmin):
+class QueueAdmin(BrokerKeepsDeleted, QueueActions, admin.ModelAdmin):
     form = QueueForm
     list_display = (
         "name",
@@ -251,15 +251,6 @@ class QueueAdmin(QueueActions, admin.ModelAdmin):
         return text
 
     # ----------------------------------------------------------------- deleting
-
-    def delete_model(self, request: HttpRequest, obj: Queue) -> None:
-        super().delete_model(request, obj)
-        self._tell_broker_untouched(request, [obj.name])
-
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Queue]) -> None:
-        names = list(queryset.values_list("name", flat=True))
-        super().delete_queryset(request, queryset)
-        self._tell_broker_untouched(request, names)
 
     def _tell_broker_untouched(self, request: HttpRequest, names: list[str]) -> None:
         self.message_user(

@@ -44,21 +44,15 @@ def publish(
 ) -> Message:
     """Record a message and publish it (persistent, confirmed, ``mandatory``).
 
-    ``json=obj`` sends ``obj`` as a JSON body (``application/json``). The AMQP properties
-    (``correlation_id``, ``reply_to``, ``priority`` 0-255, ``expiration`` in ms or a
-    ``timedelta``, ``type``, ``app_id``; ``timestamp`` always) are stored on the row. A bad
-    property, or a body failing the queue row's ``schema``, raises
-    :class:`~messaging.exceptions.InvalidMessage` and saves nothing.
+    ``json=obj`` sends a JSON body. The AMQP properties (``expiration`` in ms or a
+    ``timedelta``; ``timestamp`` always) are stored on the row. A bad property, or a body
+    failing the queue's ``schema``, raises :class:`~messaging.exceptions.InvalidMessage`.
 
-    Inside ``transaction.atomic()`` the row is written in that transaction and sent after
-    the commit, with the transaction's other messages in one flush (nothing on rollback);
-    outside one it is sent at once. A broker that is down, nacks or does not confirm in
-    time leaves the row ``pending`` for the relay (no exception); a refusal for good
-    (unroutable, missing exchange, drift) makes it ``failed`` and raises that
-    :class:`~messaging.exceptions.BrokerError` outside a transaction, or is logged and
-    sent as ``message_failed`` after a commit. ``PUBLISH_MODE = "relay"`` only writes
-    the row.
-    """
+    Inside ``atomic()`` the row is sent after the commit, with the transaction's other
+    messages in one flush (nothing on rollback); outside, at once. An outage leaves it
+    ``pending`` for the relay (no exception); a refusal for good (unroutable, missing
+    exchange, drift) makes it ``failed`` and raises that ``BrokerError`` (after a commit:
+    logged, ``message_failed`` sent). ``PUBLISH_MODE = "relay"`` only writes the row."""
     message = build_message(
         queue,
         body,

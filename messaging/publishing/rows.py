@@ -53,6 +53,15 @@ def _as_bytes(body: Any) -> bytes:
     raise TypeError(f"body must be bytes or str, not {type(body).__name__}")
 
 
+def _check_destination(queue: Queue | str | None, exchange: str, routing_key: str) -> None:
+    if queue is None and not exchange:
+        raise ValueError("publish needs a queue or an exchange")
+    if routing_key and not exchange:
+        raise ValueError("routing_key needs an exchange (the default exchange routes by queue)")
+    if queue is not None and exchange:
+        raise ValueError("give a queue or an exchange, not both")
+
+
 def build_message(
     queue: Queue | str | None = None,
     body: bytes | str = b"",
@@ -76,12 +85,7 @@ def build_message(
     if json is not NO_JSON:
         body, content_type = _json_body(json, body, content_type)
     body = _as_bytes(body)
-    if queue is None and not exchange:
-        raise ValueError("publish needs a queue or an exchange")
-    if routing_key and not exchange:
-        raise ValueError("routing_key needs an exchange (the default exchange routes by queue)")
-    if queue is not None and exchange:
-        raise ValueError("give a queue or an exchange, not both")
+    _check_destination(queue, exchange, routing_key)
     try:
         validate_message_fields(
             exchange=exchange, routing_key=routing_key, content_type=content_type, headers=headers
