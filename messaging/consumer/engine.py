@@ -14,6 +14,7 @@ from .. import conf, observability
 from ..broker import QueueSpec
 from ..handlers import Delivery, Handler
 from ..models import dead_letter_queue_name
+from ..queue_types import QUORUM, derived_queue_type
 from .batches import Inbox, default_batch_size
 from .budget import HandlerBudget, budget_for
 from .database import DatabaseDown, DatabaseGuard
@@ -213,12 +214,12 @@ def policy_for(spec: QueueSpec, queue: Any) -> QueuePolicy:
             broker_dead_letters=bool(queue.dead_letter_exchange),
             schema=getattr(queue, "schema", None),
             stream=getattr(queue, "queue_type", "") == "stream",
-            quorum=_is_quorum(spec),
+            quorum=derived_queue_type(spec) == QUORUM,
             handler_time_budget=getattr(queue, "handler_time_budget", None),
         )
     return QueuePolicy(
         dead_letter_queue=spec.dead_letter_queue or dead_letter_queue_name(spec.name),
-        quorum=_is_quorum(spec),
+        quorum=derived_queue_type(spec) == QUORUM,
     )
 
 
@@ -227,10 +228,6 @@ def _budget(policies: Mapping[str, QueuePolicy], stats: ConsumerStats) -> Handle
     default = conf.get("HANDLER_TIME_BUDGET")
     budgets = {n: budget_for(p.handler_time_budget, default) for n, p in policies.items()}
     return HandlerBudget(budgets, stats)
-
-
-def _is_quorum(spec: QueueSpec) -> bool:
-    return (spec.arguments or {}).get("x-queue-type") == "quorum"
 
 
 def _sizes(

@@ -58,7 +58,8 @@ class QueuePolicy:
     #: A stream (RabbitMQ 3.9+): it takes no nack (the broker closes the connection), so
     #: a failure cannot be requeued — it goes to the dead-letter queue at once.
     stream: bool = False
-    #: A quorum queue (its delay queues are quorum too).
+    #: Its delay queues are quorum (queue_types.derived_queue_type: a quorum queue, or
+    #: DEAD_LETTER_QUEUE_TYPE = "quorum").
     quorum: bool = False
     #: Seconds a handler may run before a warning (``Queue.handler_time_budget``).
     handler_time_budget: float | None = None
