@@ -24,7 +24,7 @@ OPTIONS: list[tuple[str, str, type, Any, str]] = [
     ("--retry-delay", "BENCH_RETRY_DELAY", float, 5.0, "RETRY_DELAY of the retry rows"),
     ("--retry-attempts", "BENCH_RETRY_ATTEMPTS", int, 3, "MAX_ATTEMPTS of the retry rows"),
     ("--prefetch", "BENCH_PREFETCH", int, 300, "the high prefetch"),
-    ("--batch-size", "BENCH_BATCH", int, 100, "runconsumer --batch-size at high prefetch"),
+    ("--batch-size", "BENCH_BATCH", int, 100, "runconsumer --batch-size, raw (c)'s batch"),
     ("--ack-every", "BENCH_ACK_EVERY", int, 100, "raw (a) acks multiple every N"),
     ("--size", "BENCH_SIZE", int, 256, "message body bytes"),
     ("--idle-timeout", "BENCH_IDLE", float, 2.0, "runconsumer --idle-timeout (never timed)"),
@@ -55,7 +55,9 @@ PHASES = {
     "one call at a time (outside a transaction, 1 and 10 per atomic(); 1 and 8 threads) "
     "against raw pika, the same work on a kept channel and Celery send_task",
     "consume": "consume-high and consume-p1",
-    "consume-high": "rows a and pPREFETCH-DB",
+    "consume-high": "rows a, c-DB (raw pika, prefetch PREFETCH, per --batch-size one "
+    "COPY / executemany of the receipt rows + commit + multiple-ack) and pPREFETCH-DB, "
+    "back to back in each round",
     "consume-p1": "rows b-DB (raw pika, prefetch 1, one receipt INSERT + commit + ack per "
     "message) and p1-DB (runconsumer --prefetch 1), back to back in each round",
     "memory": "row mem-DB (PostgreSQL if listed, else the first of --dbs)",

@@ -4,17 +4,19 @@ No Django here: this is what a plain pika script does. The driver runs each base
 ``python -m bench.raw '<json spec>'`` in its own process (like ``runconsumer``) and reads
 one JSON line from stdout: ``{"messages": n, "seconds": s}``. Times are taken inside the
 loop: consumers from the first delivery to the last ack (after the last commit for the
-database loop), publishers from the first publish to the broker's answer to a
+database loops), publishers from the first publish to the broker's answer to a
 synchronous request sent after the last one (so every message has been routed).
+
+The same-work floors of the app's rows write with :mod:`bench.raw_db`: b-DB (of p1-DB,
+:func:`consume_db`), c-DB (of pPREFETCH-DB, :func:`consume_db_batch`) and s-DB (of
+send-DB, :mod:`bench.raw_send`).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import socket
-import sqlite3
 import sys
 import time
 import uuid
@@ -24,6 +26,8 @@ from typing import Any
 
 import pika
 import pika.exceptions
+
+from bench.raw_db import Receipts
 
 PERSISTENT = pika.DeliveryMode.Persistent.value
 
@@ -161,68 +165,31 @@ def consume_multi_ack(
     return {"messages": state["n"], "seconds": seconds}
 
 
-class _Database:
-    """One INSERT per message, committed on its own: sqlite3 or psycopg, nothing else.
-
-    ``spec["columns"]`` gives each column's value: ``{"var": key}`` from the message,
-    ``{"const": value}``, or ``{"process": "name" | "host" | "pid"}``, this process's
-    (``name`` is ``host:pid``, as ``runconsumer`` names itself).
-    """
-
-    def __init__(self, spec: dict[str, Any]) -> None:
-        self.kind = spec["kind"]
-        self.sql = spec["sql"]
-        host, pid = socket.gethostname(), os.getpid()
-        process = {"name": f"{host}:{pid}", "host": host, "pid": pid}
-        self.columns = [
-            {"const": process[c["process"]]} if "process" in c else c for c in spec["columns"]
-        ]
-        if self.kind == "sqlite":
-            self.conn = sqlite3.connect(spec["path"], isolation_level=None, timeout=30)
-            self.conn.execute("PRAGMA foreign_keys = ON")  # as Django's connection
-        else:
-            import psycopg
-
-            self.conn = psycopg.connect(spec["dsn"])
-
-    def insert(self, values: dict[str, Any]) -> None:
-        row = [values[c["var"]] if "var" in c else c["const"] for c in self.columns]
-        if self.kind == "sqlite":
-            self.conn.execute("BEGIN")
-            self.conn.execute(self.sql, row)
-            self.conn.execute("COMMIT")
-        else:
-            self.conn.execute(self.sql, row)
-            self.conn.commit()
-
-    def now(self) -> Any:
-        now = dt.datetime.now(dt.UTC)
-        # Django stores SQLite datetimes as naive UTC text.
-        return str(now.replace(tzinfo=None)) if self.kind == "sqlite" else now
-
-    def close(self) -> None:
-        self.conn.close()
+def delivery_values(db: Receipts, method: Any, props: Any) -> dict[str, Any]:
+    """What a receipt row takes from one delivery, as ``runconsumer`` takes it (its
+    ``received_at`` now, when the delivery is in hand)."""
+    return {
+        "message_id": props.message_id or "",
+        "delivery_tag": method.delivery_tag,
+        "redelivered": bool(method.redelivered),
+        "consumer_tag": method.consumer_tag,
+        "exchange": method.exchange,
+        "routing_key": method.routing_key,
+        "received_at": db.now(),
+    }
 
 
 def consume_db(url: str, queue: str, count: int, database: dict[str, Any]) -> dict[str, Any]:
-    """Baseline (b): prefetch 1; per message one INSERT, commit, then ack."""
-    db = _Database(database)
+    """Floor b-DB (of p1-DB): prefetch 1; per message one INSERT, commit, then ack."""
+    db = Receipts(database)
     state = {"n": 0, "start": 0.0}
 
     def on_message(channel: Any, method: Any, props: Any, body: bytes) -> None:
         if state["n"] == 0:
             state["start"] = time.perf_counter()
-        received = db.now()
-        db.insert(
-            {
-                "message_id": props.message_id or "",
-                "delivery_tag": method.delivery_tag,
-                "redelivered": bool(method.redelivered),
-                "consumer_tag": method.consumer_tag,
-                "received_at": received,
-                "finished_at": db.now(),
-            }
-        )
+        values = delivery_values(db, method, props)
+        values["finished_at"] = db.now()
+        db.insert(values)
         channel.basic_ack(delivery_tag=method.delivery_tag)
         state["n"] += 1
         if state["n"] == count:
@@ -240,6 +207,58 @@ def consume_db(url: str, queue: str, count: int, database: dict[str, Any]) -> di
     return {"messages": state["n"], "seconds": seconds}
 
 
+class BatchConsumer:
+    """Floor c-DB (of pPREFETCH-DB): prefetch N; every ``batch`` deliveries (and the
+    last, smaller one) their receipt rows in one ``COPY`` / ``executemany`` + commit,
+    then one ``basic_ack(multiple=True)``. Each batch's rows share one ``finished_at``,
+    taken before the write, as ``runconsumer``'s do."""
+
+    def __init__(self, db: Receipts, count: int, batch: int) -> None:
+        self.db, self.count, self.batch = db, count, batch
+        self.pending: list[dict[str, Any]] = []
+        self.n = 0
+        self.start = 0.0
+
+    def on_message(self, channel: Any, method: Any, props: Any, body: bytes) -> None:
+        if self.n == 0:
+            self.start = time.perf_counter()
+        self.pending.append(delivery_values(self.db, method, props))
+        self.n += 1
+        if len(self.pending) == self.batch or self.n == self.count:
+            self.flush(channel, method.delivery_tag)
+        if self.n == self.count:
+            channel.stop_consuming()
+
+    def flush(self, channel: Any, last_tag: int) -> None:
+        finished = self.db.now()
+        rows = []
+        for values in self.pending:
+            values["finished_at"] = finished
+            rows.append(self.db.row(values))
+        self.db.insert_batch(rows)
+        channel.basic_ack(delivery_tag=last_tag, multiple=True)
+        self.pending.clear()
+
+
+def consume_db_batch(
+    url: str, queue: str, count: int, prefetch: int, batch: int, database: dict[str, Any]
+) -> dict[str, Any]:
+    """Run :class:`BatchConsumer`; timed from the first delivery to the last ack (sent
+    after the last commit)."""
+    db = Receipts(database)
+    consumer = BatchConsumer(db, count, batch)
+    try:
+        with connection(url) as conn:
+            channel = conn.channel()
+            channel.basic_qos(prefetch_count=prefetch)
+            channel.basic_consume(queue, consumer.on_message, auto_ack=False)
+            channel.start_consuming()
+            seconds = time.perf_counter() - consumer.start
+    finally:
+        db.close()
+    return {"messages": consumer.n, "seconds": seconds}
+
+
 # --------------------------------------------------------------------------- entry point
 
 
@@ -255,6 +274,9 @@ def main(argv: list[str]) -> int:
         result = consume_multi_ack(url, queue, count, spec["prefetch"], spec["ack_every"])
     elif mode == "consume_db":
         result = consume_db(url, queue, count, spec["database"])
+    elif mode == "consume_db_batch":
+        args = spec["prefetch"], spec["batch"], spec["database"]
+        result = consume_db_batch(url, queue, count, *args)
     else:
         raise SystemExit(f"bench.raw: unknown mode {mode!r}")
     result["pid"] = os.getpid()

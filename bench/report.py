@@ -127,6 +127,8 @@ def add_targets(results: Results, kinds: list[str], prefetch: int) -> None:
         results.ratio(f"floor-{kind}", "calls-P1", None)
     for kind in kinds:
         results.ratio(f"p1-{kind}", f"b-{kind}", 0.8)
+        results.ratio(f"c-{kind}", "a", None)  # what writing the receipts costs by hand
+        results.ratio(f"p{prefetch}-{kind}", f"c-{kind}", 0.8)
         results.ratio(f"p{prefetch}-{kind}", "a", 0.6 if kind == "postgres" else None)
     for kind in kinds:
         results.ratio(f"retry-{kind}", f"retry-base-{kind}", 0.9)

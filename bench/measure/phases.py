@@ -58,7 +58,8 @@ def run_calls(ctx: Context) -> None:
 
 
 def run_consume(ctx: Context, high: bool, p1: bool) -> None:
-    """``high``: a, then pPREFETCH-DB; ``p1``: b-DB then p1-DB, back to back."""
+    """``high``: a, then per database c-DB and pPREFETCH-DB back to back; ``p1``: b-DB
+    then p1-DB, back to back."""
     a, r = ctx.args, ctx.results
     if high:
         label = f"consume: raw pika, prefetch {a.prefetch}, multiple-ack every {a.ack_every}"
@@ -68,17 +69,7 @@ def run_consume(ctx: Context, high: bool, p1: bool) -> None:
         if p1:
             _prefetch_one(ctx, kind)
         if high:
-            row = r.row(
-                f"p{a.prefetch}-{kind}",
-                f"consume: `runconsumer` prefetch {a.prefetch} batch {a.batch_size}, {KINDS[kind]}",
-                messages=a.n,
-            )
-            ctx.measure(
-                row,
-                lambda row=row, kind=kind: runconsumer.consume(
-                    ctx, row, kind, a.prefetch, a.batch_size, a.n
-                ),
-            )
+            _prefetch_high(ctx, kind)
 
 
 def _prefetch_one(ctx: Context, kind: str) -> None:
@@ -87,12 +78,36 @@ def _prefetch_one(ctx: Context, kind: str) -> None:
     driver = "sqlite3" if kind == "sqlite" else "psycopg"
     row = r.row(
         f"b-{kind}",
-        f"consume: raw pika, prefetch 1, {driver} INSERT + commit + ack, {KINDS[kind]}",
+        f"consume (floor of p1-{kind}): raw pika, prefetch 1, {driver} INSERT + commit + ack, "
+        f"{KINDS[kind]}",
         messages=a.n_p1,
     )
     ctx.measure(row, lambda: raw_consume.insert_commit_ack(ctx, row, kind))
     p1 = r.row(f"p1-{kind}", f"consume: `runconsumer` prefetch 1, {KINDS[kind]}", messages=a.n_p1)
     ctx.measure(p1, lambda: runconsumer.consume(ctx, p1, kind, 1, 1, a.n_p1))
+
+
+def _prefetch_high(ctx: Context, kind: str) -> None:
+    """c-DB (raw COPY / executemany + commit + multiple-ack per batch) and pPREFETCH-DB."""
+    a, r = ctx.args, ctx.results
+    app = f"p{a.prefetch}-{kind}"
+    write = "psycopg COPY" if kind == "postgres" else "sqlite3 executemany"
+    row = r.row(
+        f"c-{kind}",
+        f"consume (floor of {app}): raw pika, prefetch {a.prefetch}, per {a.batch_size} "
+        f"{write} + commit + multiple-ack, {KINDS[kind]}",
+        messages=a.n,
+    )
+    ctx.measure(row, lambda: raw_consume.copy_commit_ack(ctx, row, kind))
+    high = r.row(
+        app,
+        f"consume: `runconsumer` prefetch {a.prefetch} batch {a.batch_size}, {KINDS[kind]}",
+        messages=a.n,
+    )
+    ctx.measure(
+        high,
+        lambda: runconsumer.consume(ctx, high, kind, a.prefetch, a.batch_size, a.n),
+    )
 
 
 def run_memory(ctx: Context) -> None:

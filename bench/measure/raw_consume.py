@@ -1,5 +1,9 @@
-"""The raw pika consumers: (a) high prefetch, multiple acks, no database; (b) prefetch 1,
-one receipt INSERT + commit + ack per message (:func:`bench.raw.consume_db`)."""
+"""The raw pika consumers: (a) high prefetch, multiple acks, no database; and the
+same-work floors of ``runconsumer``, which write the receipt rows it writes into the same
+receipts table: (b) prefetch 1, one INSERT + commit + ack per message
+(:func:`bench.raw.consume_db`, the floor of p1-DB); (c) high prefetch, per batch one
+COPY / executemany + commit + multiple-ack (:func:`bench.raw.consume_db_batch`, the
+floor of pPREFETCH-DB)."""
 
 from __future__ import annotations
 
@@ -12,12 +16,14 @@ from bench.process import BenchError, run_raw
 from bench.provision import Databases
 from bench.report import Row
 
-#: Receipt fields the raw loop (b) fills per message, from the delivery and the clock.
+#: Receipt fields the raw loops (b, c) fill per message, from the delivery and the clock.
 PER_MESSAGE = {
     "message": "message_id",
     "delivery_tag": "delivery_tag",
     "redelivered": "redelivered",
     "consumer_tag": "consumer_tag",
+    "exchange": "exchange",
+    "routing_key": "routing_key",
     "received_at": "received_at",
     "finished_at": "finished_at",
 }
@@ -50,33 +56,45 @@ def multi_ack(ctx: Context, row: Row) -> None:
 def insert_commit_ack(ctx: Context, row: Row, kind: str) -> None:
     """(b): prefetch 1; per message one receipt INSERT into the emptied receipts table,
     commit, then ack. Checked: one row per message, the queue empty."""
+    _with_receipts(ctx, row, kind, "raw-b", ctx.args.n_p1, {"mode": "consume_db"})
+
+
+def copy_commit_ack(ctx: Context, row: Row, kind: str) -> None:
+    """(c): prefetch ``--prefetch``; per ``--batch-size`` deliveries their receipt rows
+    into the emptied receipts table by COPY (PostgreSQL) / executemany (SQLite), commit,
+    then one multiple-ack. Checked: one row per message, the queue empty."""
+    a = ctx.args
+    spec = {"mode": "consume_db_batch", "prefetch": a.prefetch, "batch": a.batch_size}
+    _with_receipts(ctx, row, kind, "raw-c", a.n, spec)
+
+
+def _with_receipts(
+    ctx: Context, row: Row, kind: str, what: str, count: int, spec: dict[str, Any]
+) -> None:
+    """One raw database loop on a new queue of ``count`` messages, the receipts table
+    emptied first; the sample is the loop's own time."""
     from messaging.models import Receipt
 
-    a = ctx.args
-    queue = ctx.queues.new(f"consume.raw-b.{kind}")
+    queue = ctx.queues.new(f"consume.{what}.{kind}")
     Databases.flush(kind, Receipt)
     try:
-        raw.fill(ctx.url, queue, a.n_p1, ctx.body)
-        spec = {
-            "mode": "consume_db",
-            "queue": queue,
-            "count": a.n_p1,
-            "database": receipt_insert(kind, queue),
-        }
-        result = run_raw(spec, timeout=120 + a.n_p1 / 20)
+        raw.fill(ctx.url, queue, count, ctx.body)
+        spec = {**spec, "queue": queue, "count": count, "database": receipt_insert(kind, queue)}
+        result = run_raw(spec, timeout=120 + count / 20)
         left = raw.depth(ctx.url, queue)
     finally:
         ctx.queues.drop(queue)
     rows = Receipt.objects.using(kind).filter(queue_name=queue, outcome="acked").count()
-    if left or rows != a.n_p1:
+    if left or rows != count:
         raise BenchError(f"{rows} rows written, {left} messages left in the queue")
     ctx.sample(row, result["seconds"])
 
 
 def receipt_insert(using: str, queue: str) -> dict[str, Any]:
-    """The raw loop's INSERT into the receipts table of the database alias ``using``: one
+    """The raw loops' rows of the receipts table of the database alias ``using``: one
     ``acked`` Receipt row with every column, valued as ``runconsumer`` values them
-    (``error`` and ``traceback`` empty, attempt 1, consumer ``host:pid``)."""
+    (``error`` and ``traceback`` empty, attempt 1, consumer ``host:pid``; exchange and
+    routing key from the delivery). The spec of :class:`bench.raw_db.Receipts`."""
     from django.db import connections
 
     from messaging.models import Receipt
@@ -99,19 +117,16 @@ def receipt_insert(using: str, queue: str) -> dict[str, Any]:
             except TypeError:
                 value = str(value)
             columns.append({"const": value})
-    sqlite = conn.vendor == "sqlite"
-    mark = "?" if sqlite else "%s"
-    table = conn.ops.quote_name(Receipt._meta.db_table)
-    sql = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join([mark] * len(names))})"
     return {
-        "kind": "sqlite" if sqlite else "postgres",
-        "sql": sql,
+        "kind": "sqlite" if conn.vendor == "sqlite" else "postgres",
+        "table": conn.ops.quote_name(Receipt._meta.db_table),
+        "names": names,
         "columns": columns,
-        **_where(conn.settings_dict),
+        **where(conn.settings_dict),
     }
 
 
-def _where(db: dict[str, Any]) -> dict[str, str]:
+def where(db: dict[str, Any]) -> dict[str, str]:
     """How sqlite3 / psycopg reach the database of a Django settings dict."""
     if db["ENGINE"].endswith("sqlite3"):
         return {"path": str(db["NAME"])}
