@@ -50,7 +50,8 @@ OPTIONS: list[tuple[str, str, type, Any, str]] = [
 
 #: --only names: phase -> what it runs (``consume`` is both consume phases).
 PHASES = {
-    "publish": "rows P0, P1, send-DB",
+    "publish": "rows P0, P1, s-DB (raw pika + psycopg / sqlite3 doing send --count's "
+    "INSERTs, pipelined confirms and UPDATEs) and send-DB, back to back in each round",
     "calls": "rows calls-P1, floor-DB, call-CASE-DB, call-CASE-8t-DB and celery: publish() "
     "one call at a time (outside a transaction, 1 and 10 per atomic(); 1 and 8 threads) "
     "against raw pika, the same work on a kept channel and Celery send_task",

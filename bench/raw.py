@@ -28,6 +28,7 @@ import pika
 import pika.exceptions
 
 from bench.raw_db import Receipts
+from bench.raw_send import send_floor
 
 PERSISTENT = pika.DeliveryMode.Persistent.value
 
@@ -274,6 +275,8 @@ def main(argv: list[str]) -> int:
         result = consume_multi_ack(url, queue, count, spec["prefetch"], spec["ack_every"])
     elif mode == "consume_db":
         result = consume_db(url, queue, count, spec["database"])
+    elif mode == "send_floor":
+        result = send_floor(url, queue, count, body_of(spec["size"]), spec["send"])
     elif mode == "consume_db_batch":
         args = spec["prefetch"], spec["batch"], spec["database"]
         result = consume_db_batch(url, queue, count, *args)

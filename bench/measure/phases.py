@@ -9,13 +9,21 @@ from bench.process import KINDS, log
 
 
 def run_publish(ctx: Context) -> None:
-    """P0, P1, send-DB."""
+    """P0, P1, then per database s-DB and send-DB back to back."""
     a, r = ctx.args, ctx.results
     row = r.row("P0", "publish: raw pika, persistent, no confirms", messages=a.publish_n)
     ctx.measure(row, lambda: publish.raw_publish(ctx, row, "publish_no_confirm", a.publish_n))
     p1 = r.row("P1", "publish: raw pika, confirm each message", messages=a.confirm_n)
     ctx.measure(p1, lambda: publish.raw_publish(ctx, p1, "publish_confirm_each", a.confirm_n))
     for kind in a.dbs:
+        driver = "sqlite3" if kind == "sqlite" else "psycopg"
+        floor = r.row(
+            f"s-{kind}",
+            f"publish (floor of send-{kind}): raw pika + {driver}, send's INSERT per chunk, "
+            f"pipelined confirms, UPDATE to published, {KINDS[kind]}",
+            messages=a.publish_n,
+        )
+        ctx.measure(floor, lambda row=floor, kind=kind: publish.send_floor(ctx, row, kind))
         row = r.row(f"send-{kind}", f"publish: `send --count`, {KINDS[kind]}", messages=a.publish_n)
         ctx.measure(row, lambda row=row, kind=kind: publish.send_count(ctx, row, kind))
 
