@@ -32,9 +32,10 @@ OPTIONS: list[tuple[str, str, type, Any, str]] = [
         "--repeat",
         "BENCH_REPEAT",
         int,
-        1,
-        "rounds of publish+consume; each row shows the median and, from 2 rounds, the "
-        "min–max of its msg/s",
+        3,
+        "rounds of the publish, calls, consume and retry phases (memory and overview run "
+        "once); each row shows the median and, from 2 rounds, the min–max of its msg/s "
+        "and of each ratio",
     ),
     ("--dbs", "BENCH_DBS", str, "sqlite,postgres", "databases"),
     (
@@ -50,17 +51,19 @@ OPTIONS: list[tuple[str, str, type, Any, str]] = [
 
 #: --only names: phase -> what it runs (``consume`` is both consume phases).
 PHASES = {
-    "publish": "rows P0, P1, s-DB (raw pika + psycopg / sqlite3 doing send --count's "
-    "INSERTs, pipelined confirms and UPDATEs) and send-DB, back to back in each round",
+    "publish": "rows P0, P1, s-DB (the floor of send-DB: raw pika + psycopg / sqlite3 "
+    "doing send --count's INSERTs, pipelined confirms and UPDATEs) and send-DB, back to "
+    "back in each round",
     "calls": "rows calls-P1, floor-DB, call-CASE-DB, call-CASE-8t-DB and celery: publish() "
     "one call at a time (outside a transaction, 1 and 10 per atomic(); 1 and 8 threads) "
     "against raw pika, the same work on a kept channel and Celery send_task",
     "consume": "consume-high and consume-p1",
-    "consume-high": "rows a, c-DB (raw pika, prefetch PREFETCH, per --batch-size one "
-    "COPY / executemany of the receipt rows + commit + multiple-ack) and pPREFETCH-DB, "
-    "back to back in each round",
-    "consume-p1": "rows b-DB (raw pika, prefetch 1, one receipt INSERT + commit + ack per "
-    "message) and p1-DB (runconsumer --prefetch 1), back to back in each round",
+    "consume-high": "rows a, c-DB (the floor of pPREFETCH-DB: raw pika, prefetch PREFETCH, "
+    "per --batch-size one COPY / executemany of the receipt rows + commit + multiple-ack) "
+    "and pPREFETCH-DB, back to back in each round",
+    "consume-p1": "rows b-DB (the floor of p1-DB: raw pika, prefetch 1, one receipt INSERT + "
+    "commit + ack per message) and p1-DB (runconsumer --prefetch 1), back to back in each "
+    "round",
     "memory": "row mem-DB (PostgreSQL if listed, else the first of --dbs)",
     "overview": "rows admin-DB and triage-DB (the failure triage page on the same data)",
     "retry": "rows retry-base-DB and retry-DB (runconsumer --prefetch 10 on N good messages, "
@@ -77,9 +80,10 @@ def _epilog() -> str:
         )
     lines += [
         "",
-        "example, the prefetch-1 target rows alone, 3 rounds:",
-        "  BENCH_ONLY=consume-p1 BENCH_DBS=postgres BENCH_N_P1=5000 BENCH_REPEAT=3 \\",
-        "    python -m bench",
+        "example, the prefetch-1 target rows alone, 3 rounds (the default):",
+        "  BENCH_ONLY=consume-p1 BENCH_DBS=postgres BENCH_N_P1=5000 python -m bench",
+        "a quick look at every row, one round:",
+        "  BENCH_REPEAT=1 BENCH_N=5000 BENCH_N_P1=1000 BENCH_PUBLISH_N=10000 python -m bench",
     ]
     return "\n".join(lines)
 
