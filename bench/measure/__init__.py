@@ -1,8 +1,11 @@
 """The measurements, one function per measured path:
 
-- :mod:`.publish`: raw publish (P0, P1) and ``send --count`` (send-DB);
-- :mod:`.raw_consume`: raw consume (a) without a database, and raw prefetch 1 with one
-  receipt INSERT + commit + ack per message (b-DB);
+- :mod:`.publish`: raw publish (P0, P1), ``send --count`` (send-DB) and its same-work
+  floor by hand (s-DB);
+- :mod:`.raw_consume`: raw consume (a) without a database, and the same-work floors of
+  ``runconsumer``: raw prefetch 1 with one receipt INSERT + commit + ack per message
+  (b-DB, of p1-DB) and raw high prefetch with one COPY / executemany + commit +
+  multiple-ack per batch (c-DB, of pPREFETCH-DB);
 - :mod:`.runconsumer`: ``runconsumer`` at high prefetch (pPREFETCH-DB) and at prefetch 1
   (p1-DB);
 - :mod:`.memory`: ``runconsumer``'s RSS (mem-DB);
