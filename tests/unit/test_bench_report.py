@@ -84,18 +84,31 @@ def test_ratio_without_a_rate_or_without_the_rows() -> None:
 
 
 def test_targets_of_the_issue() -> None:
+    """Each app row against its same-work floor (s-DB, b-DB, c-DB) at ≥ 0.8×; send also
+    ≥ 5× P1; p300 on PostgreSQL also ≥ 0.6× the no-DB consumer; P0 and a as context."""
     results = Results()
-    for key in ("P0", "P1", "send-postgres", "a", "b-postgres", "p1-postgres", "p300-postgres"):
+    rows = ("P0", "P1", "s-postgres", "send-postgres", "a", "b-postgres", "p1-postgres",
+            "c-postgres", "p300-postgres", "c-sqlite", "p300-sqlite")  # fmt: skip
+    for key in rows:
         results.row(key, key, messages=100, samples=[1.0])
-    results.row("p300-sqlite", "x", messages=100, samples=[1.0])
-    results.row("a", "a").samples = [0.5]
+    results.rows["a"].samples = [0.5]
+    results.rows["s-postgres"].samples = [0.8]
+    results.rows["c-sqlite"].samples = [0.5]
     add_targets(results, ["sqlite", "postgres"], 300)
     targets = {k: [(c.text, c.target) for c in r.checks] for k, r in results.rows.items()}
-    assert targets["send-postgres"] == [("1.00× P0", "≥ 0.5×"), ("1.00× P1", "≥ 5×")]
+    assert targets["send-postgres"] == [
+        ("0.80× s-postgres", "≥ 0.8×"),
+        ("1.00× P1", "≥ 5×"),
+        ("1.00× P0", ""),  # shown, no target
+    ]
+    assert targets["s-postgres"] == [("1.25× P0", "")]
     assert targets["p1-postgres"] == [("1.00× b-postgres", "≥ 0.8×")]
-    assert targets["p300-postgres"] == [("0.50× a", "≥ 0.6×")]
-    assert targets["p300-sqlite"] == [("0.50× a", "")]  # shown, no target
+    assert targets["p300-postgres"] == [("1.00× c-postgres", "≥ 0.8×"), ("0.50× a", "≥ 0.6×")]
+    assert targets["p300-sqlite"] == [("0.50× c-sqlite", "≥ 0.8×"), ("0.50× a", "")]
+    assert targets["c-postgres"] == [("0.50× a", "")]
     assert targets["P0"] == targets["b-postgres"] == []
+    verdicts = [c.ok for c in results.rows["p300-sqlite"].checks]
+    assert verdicts == [False, None]
 
 
 def test_render_one_round_as_before() -> None:
@@ -139,10 +152,11 @@ def test_markdown_report() -> None:
         "# Benchmark results\n\n`make bench` on 2026-12-01 10:05 UTC.\n\nMachine: 2 CPUs.\n\n"
         "Sizes: 256-byte persistent messages; consume 50,000 (prefetch 300) and 10,000 "
         "(prefetch 1); publish 100,000 (10,000 with a confirm each); memory 50,000 → "
-        "200,000; overview 1,000,000 receipts; 1 round(s), median.\n\nTABLE\n\nMethod: "
+        "200,000; overview 1,000,000 receipts; 3 round(s), median (min–max of msg/s and of "
+        "each round's ratio).\n\nTABLE\n\nMethod: "
     )
-    args.repeat = 3
-    assert "3 round(s), median (min–max of msg/s and of each round's ratio)." in markdown(
+    args.repeat = 1
+    assert "1 round(s), median." in markdown(
         "TABLE", args, "2 CPUs", dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
     )
 
