@@ -262,7 +262,7 @@ def test_raw_send_floor_writes_the_rows_send_writes(manage, queue_name, request)
     assert props.message_id in ids
 
 
-def _shape(receipt) -> dict[str, object]:
+def _shape(receipt: object) -> dict[str, object]:
     """A receipt's values where both loops must agree, the type of the others."""
     from messaging.models import Receipt
 
@@ -273,11 +273,11 @@ def _shape(receipt) -> dict[str, object]:
     return {k: v if k in same else type(v) for k, v in values.items()}
 
 
-def _shape_key(receipt) -> tuple[tuple[str, object], ...]:
+def _shape_key(receipt: object) -> tuple[tuple[str, object], ...]:
     return tuple(sorted((k, str(v)) for k, v in _shape(receipt).items()))
 
 
-def _message_shape(message) -> tuple[object, ...]:
+def _message_shape(message: object) -> tuple[object, ...]:
     """A Message row's values but its ids, queue and times."""
     from messaging.models import Message
 
