@@ -56,6 +56,17 @@ def test_ratio_is_of_the_medians_with_a_verdict() -> None:
     assert results.rows["p1-postgres"].checks == [Check("0.50× b-postgres", "≥ 0.8×", False)]
 
 
+def test_a_miss_just_below_the_target_shows_a_third_digit() -> None:
+    results = Results()
+    results.row("c-sqlite", "raw", messages=1000, samples=[1.0])
+    results.row("p300-sqlite", "app", messages=1000, samples=[1.0 / 0.797])
+    results.row("p1-sqlite", "app", messages=1000, samples=[1.0 / 0.803])
+    results.ratio("p300-sqlite", "c-sqlite", 0.8)
+    results.ratio("p1-sqlite", "c-sqlite", 0.8)
+    assert results.rows["p300-sqlite"].checks == [Check("0.797× c-sqlite", "≥ 0.8×", False)]
+    assert results.rows["p1-sqlite"].checks == [Check("0.80× c-sqlite", "≥ 0.8×", True)]
+
+
 def test_ratio_of_rounds_shows_the_min_max_of_the_same_round_pairs() -> None:
     results = Results()
     base = results.row("b-postgres", "raw", messages=100, samples=[1.0, 1.0, 2.0])
