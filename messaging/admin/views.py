@@ -85,6 +85,7 @@ def _total_chart(overview: Overview, labels: list[str]) -> SafeString:
         width=720,
         height=100,
         title=_("All queues: receipts (bars, failures in red) and published (line) per minute"),
+        values=True,
     )
     return charts.with_axes(
         chart,
