@@ -34,7 +34,7 @@ from django.urls import reverse
 
 from messaging import broker
 from messaging.broker import management
-from messaging.models import Queue
+from messaging.models import Queue, dead_letter_queue_name
 from tests.rabbitnode import (
     Node,
     give_to_rabbitmq,
@@ -127,7 +127,8 @@ def on_node(management_broker: ManagementBroker, settings: Any) -> Iterator[Call
 
 @pytest.fixture
 def queues(management_broker: ManagementBroker) -> Iterator[Callable[[int], list[str]]]:
-    """``queues(n)``: n Queue rows declared on the node; deleted from it afterwards."""
+    """``queues(n)``: n Queue rows declared on the node (with their ``.dlq``); both are
+    deleted from it afterwards."""
     names: list[str] = []
 
     def make(count: int) -> list[str]:
@@ -141,6 +142,7 @@ def queues(management_broker: ManagementBroker) -> Iterator[Callable[[int], list
     with _connection(management_broker.url) as conn:
         for name in names:
             conn.channel().queue_delete(name)
+            conn.channel().queue_delete(dead_letter_queue_name(name))
 
 
 @contextmanager
