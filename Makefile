@@ -2,7 +2,9 @@
 # make test   — install into .venv, run the whole suite on SQLite and on PostgreSQL
 #               (first makes sure Chromium is there: scripts/ensure-chromium); where
 #               rabbitmq-server is installed that includes tests/cluster/ (marker
-#               cluster), which runs its own 3-node RabbitMQ on 127.0.0.1:5673-5675
+#               cluster), which runs its own 3-node RabbitMQ on 127.0.0.1:5673-5675,
+#               and tests/test_admin_unacked.py, which runs its own node with the
+#               management plugin on 127.0.0.1:5677 (API on 15677)
 # make test-unit — the pure-logic tests (tests/unit/) on in-memory SQLite; no broker needed
 # make bench  — raw pika vs runconsumer/send side by side (sizes: make bench BENCH_N=20000)
 PYTHON ?= python3

@@ -15,6 +15,13 @@ PUBLISHED_COLOR = "#79aec8"
 RECEIVED_COLOR = "#417690"
 FAILED_COLOR = "#ba2121"
 
+#: Bar value labels (:meth:`_Grid.label`): font size and the width of one digit in it.
+LABEL_FONT_SIZE = 9
+LABEL_DIGIT_WIDTH = 5.5
+#: A label above its bar (dark, with a white halo over the line), or inside it (white).
+LABEL_ABOVE = 'fill="#333" stroke="#fff" stroke-width="2" paint-order="stroke"'
+LABEL_INSIDE = 'fill="#fff"'
+
 
 def _number(value: float) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".")
@@ -29,9 +36,11 @@ def activity_chart(
     width: int = 240,
     height: int = 48,
     title: str = "",
+    values: bool = False,
 ) -> SafeString:
     """Per-minute bars of ``received`` (the ``failed`` part of each bar in red), with
-    ``published`` drawn as a line over them. One ``<title>`` tooltip per minute."""
+    ``published`` drawn as a line over them. One ``<title>`` tooltip per minute.
+    ``values``: each non-empty bar's count printed on it too (see :meth:`_Grid.label`)."""
     count = len(received)
     failed = list(failed) if failed is not None else [0] * count
     published = list(published) if published is not None else None
@@ -50,6 +59,8 @@ def activity_chart(
     ]
     if published is not None and count:
         parts.append(grid.line(published))
+    if values:  # last, so no bar or line hides them
+        parts.extend(grid.label(index, value) for index, value in enumerate(received) if value)
     return _svg(width, height, title, "".join(parts))
 
 
@@ -138,6 +149,36 @@ class _Grid:
         return (
             f'<rect x="{_number(x)}" y="{_number(self.height - bar_height)}" '
             f'width="{_number(self.bar)}" height="{_number(bar_height)}" fill="{color}"/>'
+        )
+
+    def label(self, index: int, value: int) -> str:
+        """``value`` as text on its bar: above it where there is room, else inside at its
+        top (white); upright when it fits the bar's step, else turned on its side. Left
+        out (the tooltip still has it) only where a bar is narrower than the font."""
+        if self.bar < LABEL_FONT_SIZE:
+            return ""
+        text = str(value)
+        length = len(text) * LABEL_DIGIT_WIDTH
+        centre = index * self.step + self.bar / 2
+        bar_height = value * self.scale
+        top = self.height - bar_height
+        upright = length <= self.step
+        needed = (LABEL_FONT_SIZE + 1) if upright else (length + 3)
+        above = top >= needed or top >= bar_height
+        style = LABEL_ABOVE if above else LABEL_INSIDE
+        if upright:
+            y = top - 2 if above else top + LABEL_FONT_SIZE
+            place = f'x="{_number(centre)}" y="{_number(y)}" text-anchor="middle"'
+        else:
+            y = top - 2 if above else top + 2
+            anchor = "start" if above else "end"
+            place = (
+                f'transform="translate({_number(centre + LABEL_FONT_SIZE / 2 - 1)} '
+                f'{_number(y)}) rotate(-90)" text-anchor="{anchor}"'
+            )
+        return (
+            f'<text class="messaging-bar-value" {place} font-size="{LABEL_FONT_SIZE}" '
+            f"{style}>{text}</text>"
         )
 
     def line(self, published: Sequence[int]) -> str:

@@ -38,6 +38,7 @@ IDS = {
     "PREFETCH": "messaging.E004",
     "CONSUMERS": "messaging.E005",
     "HANDLER_IMPORT": "messaging.E006",
+    "MANAGEMENT_URL": "messaging.E008",
     "UNKNOWN_KEY": "messaging.W001",
 }
 

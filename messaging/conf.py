@@ -74,6 +74,10 @@ DEFAULTS: dict[str, Any] = {
     "DEFAULT_QUEUE_TYPE": "classic",
     # Type of <queue>.dlq (and delay queues): "same" as the queue, "classic" or "quorum".
     "DEAD_LETTER_QUEUE_TYPE": "same",
+    # RabbitMQ's management HTTP API (rabbitmq_management plugin), e.g.
+    # "http://guest:guest@localhost:15672/": the admin asks it for unacked counts (AMQP
+    # cannot tell them). None: the admin shows "—" for unacked and makes no HTTP call.
+    "MANAGEMENT_URL": None,
 }
 
 
@@ -101,6 +105,20 @@ def _non_negative_int(value: Any) -> bool:
 
 def _positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _http_url(value: Any) -> bool:
+    """An ``http://`` or ``https://`` URL with a host and (if any) a numeric port."""
+    from urllib.parse import urlsplit
+
+    if not isinstance(value, str) or any(c.isspace() for c in value):
+        return False
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def _consumers(value: Any) -> bool:
@@ -146,7 +164,15 @@ VALIDATORS: dict[str, tuple[Callable[[Any], bool], str]] = {
         lambda v: v in ("same", "classic", "quorum"),
         '"same", "classic" or "quorum"',
     ),
+    "MANAGEMENT_URL": (
+        lambda v: v is None or _http_url(v),
+        "None or the http:// or https:// URL of RabbitMQ's management API "
+        '(e.g. "http://guest:guest@localhost:15672/")',
+    ),
 }
+
+#: Settings whose value is a URL that may carry a password (shown redacted in errors).
+_URL_SETTINGS = ("BROKER_URL", "MANAGEMENT_URL")
 
 
 def user_settings() -> dict[str, Any]:
@@ -163,7 +189,7 @@ def validate(key: str, value: Any) -> None:
     """Raise ImproperlyConfigured naming ``MESSAGING['KEY']`` if ``value`` is bad."""
     check, expected = VALIDATORS.get(key, (lambda v: True, ""))
     if not check(value):
-        shown = _redacted(value) if key == "BROKER_URL" else value
+        shown = _redacted(value) if key in _URL_SETTINGS else value
         raise ImproperlyConfigured(f"MESSAGING[{key!r}] must be {expected}; got {shown!r}.")
     if key == "BROKER_URL":
         urls = [value] if isinstance(value, str) else list(value)

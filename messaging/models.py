@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import Case, F, Q, Value, When
 from django.utils.translation import gettext_lazy as _
 
 from .amqp_properties import validate_expiration, validate_priority, validate_property_text
@@ -453,8 +453,6 @@ class Receipt(models.Model):
             models.Index(
                 fields=["received_at", "queue_name", "outcome"], name="messaging_rcpt_time_idx"
             ),
-            # A message's receipts (admin inline, the consumer's redelivery look-up).
-            models.Index(fields=["message"], name="messaging_rcpt_message_idx"),
             # One queue's receipts, newest first: admin queue filter, `receipts --queue`,
             # the overview's latency sample and the loose scan for queue names.
             models.Index(fields=["queue_name", "received_at"], name="messaging_rcpt_queue_idx"),
@@ -467,9 +465,16 @@ class Receipt(models.Model):
             ),
         ]
         constraints = [
+            # Also the message_id index (a message's receipts: the admin inline, the
+            # consumer's redelivery look-up, prefix search): message_id first, and the
+            # third part is NULL — never equal to another — unless the receipt is acked
+            # and has an id, so only acked receipts of one message in one queue clash.
+            # One index where there were two: the consumer's inserts update one index
+            # keyed by a random id instead of two.
             models.UniqueConstraint(
-                fields=["queue_name", "message"],
-                condition=Q(outcome="acked") & ~Q(message=""),
+                F("message"),
+                F("queue_name"),
+                Case(When(Q(outcome="acked") & ~Q(message=""), then=Value(True))),
                 name="messaging_one_acked_receipt",
                 violation_error_message=_(
                     "This queue already has an acked receipt for this message_id."

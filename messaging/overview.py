@@ -6,7 +6,8 @@ queue_name, outcome)``, ``Message`` ``(published_at, queue)``), and grouped by t
 database — on PostgreSQL one ``GROUP BY`` per table, elsewhere range counts per minute
 (see :func:`window_counts`). Latency percentiles are computed by the database over a
 bounded sample (``percentile_cont`` on PostgreSQL, ``ORDER BY … OFFSET`` elsewhere). The
-broker is asked over one connection per page, with a passive declare per queue.
+broker is asked over one connection per page, with a passive declare per queue, and its
+management API (unacked counts, if ``MANAGEMENT_URL`` is set) with at most one request.
 """
 
 from __future__ import annotations
@@ -147,6 +148,10 @@ class QueueStats:
     latency_p95: float | None = None
     #: Ready messages in ``<name>.dlq`` now (None: no such queue, or not asked).
     dead_letters: int | None = None
+    #: Delivered but not yet acked now, from the management API (None: unknown; why is
+    #: in ``unacked_missing``).
+    unacked: int | None = None
+    unacked_missing: str = ""
 
     @property
     def ready(self) -> int | None:
@@ -181,10 +186,24 @@ class Overview:
     minutes: int
     queues: list[QueueStats]
     broker_error: BrokerError | None = None
+    #: What the management API said (None: not asked); see :mod:`messaging.broker.management`.
+    management: broker.management.ManagementCounts | None = None
 
     @property
     def minute_starts(self) -> list[datetime]:
         return [self.since + timedelta(minutes=i) for i in range(self.minutes)]
+
+    @property
+    def unacked_error(self) -> str | None:
+        """Why unacked counts are missing: the API failed, or it is not configured."""
+        return None if self.management is None else self.management.error
+
+    def total_now(self, attribute: str) -> int | None:
+        """The sum of ``ready``, ``unacked`` or ``dead_letters`` over the queues shown;
+        ``None`` when no queue has the figure (the broker or the API did not answer)."""
+        values = [getattr(s, attribute) for s in self.queues]
+        known = [v for v in values if v is not None]
+        return sum(known) if known else None
 
     def total(self, attribute: str) -> list[int]:
         """Per-minute sum of ``published``, ``received`` or ``failed`` over all queues."""
@@ -237,14 +256,25 @@ def build_overview(
 
     overview = Overview(since=since, until=now, minutes=minutes, queues=stats)
     if inspect_broker:
-        names = [n for s in stats for n in (s.name, dead_letter_queue_name(s.name))]
-        snapshot = broker_snapshot(names, urls)
-        overview.broker_error = snapshot.error
-        for queue_stats in stats:
-            queue_stats.broker_state = snapshot.state(queue_stats.name)
-            dlq = snapshot.state(dead_letter_queue_name(queue_stats.name))
-            queue_stats.dead_letters = dlq[0] if isinstance(dlq, tuple) else None
+        _add_broker_state(overview, urls)
     return overview
+
+
+def _add_broker_state(overview: Overview, urls: Iterable[str] | None) -> None:
+    """Depth and consumers over one AMQP connection; unacked from one (cached) request
+    to the management API, if ``MANAGEMENT_URL`` is set."""
+    stats = overview.queues
+    names = [n for s in stats for n in (s.name, dead_letter_queue_name(s.name))]
+    snapshot = broker_snapshot(names, urls)
+    overview.broker_error = snapshot.error
+    overview.management = management = broker.management.queue_counts()
+    for queue_stats in stats:
+        queue_stats.broker_state = snapshot.state(queue_stats.name)
+        dlq = snapshot.state(dead_letter_queue_name(queue_stats.name))
+        queue_stats.dead_letters = dlq[0] if isinstance(dlq, tuple) else None
+        queue_stats.unacked = management.unacked(queue_stats.name)
+        if queue_stats.unacked is None:
+            queue_stats.unacked_missing = management.why_missing(queue_stats.name)
 
 
 # --------------------------------------------------------------------------- counting

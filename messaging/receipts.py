@@ -44,16 +44,19 @@ def as_instances(rows: Sequence[tuple[Any, ...]]) -> list[Receipt]:
     return [Receipt(**dict(zip(names, row, strict=True))) for row in rows]
 
 
-#: Per database alias: the quoted table and column list of the receipt INSERT.
-_STATEMENT_PARTS: dict[str, tuple[str, str]] = {}
+#: Per database alias: the quoted table, the column list of the receipt INSERT and the
+#: columns' database types.
+_STATEMENT_PARTS: dict[str, tuple[str, str, tuple[str, ...]]] = {}
 
 
-def _statement_parts(conn: Any) -> tuple[str, str]:
+def _statement_parts(conn: Any) -> tuple[str, str, tuple[str, ...]]:
     parts = _STATEMENT_PARTS.get(conn.alias)
     if parts is None:
         quote = conn.ops.quote_name
-        columns = ", ".join(quote(Receipt._meta.get_field(name).column) for name in FIELDS)
-        parts = _STATEMENT_PARTS[conn.alias] = (quote(Receipt._meta.db_table), columns)
+        fields = [Receipt._meta.get_field(name) for name in FIELDS]
+        columns = ", ".join(quote(f.column) for f in fields)
+        types = tuple(f.db_type(conn) for f in fields)
+        parts = _STATEMENT_PARTS[conn.alias] = (quote(Receipt._meta.db_table), columns, types)
     return parts
 
 
@@ -64,5 +67,5 @@ def insert_receipts(rows: Sequence[tuple[Any, ...]], using: str = "default") -> 
     if not rows:
         return
     conn = connections[using]
-    table, columns = _statement_parts(conn)
-    operations(conn).insert_rows(conn, None, table, columns, rows, _DATETIMES)
+    table, columns, types = _statement_parts(conn)
+    operations(conn).insert_rows(conn, None, table, columns, rows, _DATETIMES, types)

@@ -208,6 +208,12 @@ def test_overview_page_renders_charts_and_broker_state(
     assert stats.failure_rate == 0.5
     assert f'data-queue="{queue_name}"' in content
     assert "50.0 %" in content
+    # The top chart prints each non-empty minute's receipts on its bar (2 here, unless the
+    # two receipts straddle a minute boundary).
+    total_chart = content.split('id="overview-total-chart"', 1)[1].split("</div>", 1)[0]
+    values = re.findall(r'<text class="messaging-bar-value"[^>]*>(\d+)</text>', total_chart)
+    assert sum(int(v) for v in values) == sum(page.context["overview"].total("received"))
+    assert values
 
 
 def test_overview_with_broker_down_still_renders(admin_client: Client) -> None:

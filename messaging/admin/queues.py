@@ -15,7 +15,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
-from ..broker import QueueSpec
+from ..broker import QueueSpec, management
 from ..exceptions import BrokerError
 from ..models import Message, Queue
 from ..overview import INVALID_NAME, broker_snapshot
@@ -40,9 +40,11 @@ UNREACHABLE = "unreachable"
 
 class LiveChangeList(ChangeList):
     """Asks the broker about every queue on the page (and its ``.dlq``) over one
-    connection, after the page's rows are known. POSTs (actions) do not ask."""
+    connection, after the page's rows are known, and its management API for unacked
+    counts (one cached request, if ``MANAGEMENT_URL`` is set). POSTs (actions) do not ask."""
 
     broker_error: BrokerError | None = None
+    management_counts: management.ManagementCounts | None = None
 
     def get_results(self, request: HttpRequest) -> None:
         super().get_results(request)
@@ -66,6 +68,12 @@ class LiveChangeList(ChangeList):
             row.drift = snapshot.drift.get(row.name)
             if row.dead_letter_queue:
                 row.dlq_state = snapshot.state(row.dead_letter_queue)
+        self.management_counts = counts = management.queue_counts()
+        for row in rows:
+            row.unacked_count = counts.unacked(row.name)
+            row.unacked_missing = (
+                "" if row.unacked_count is not None else counts.why_missing(row.name)
+            )
 
 
 # --------------------------------------------------------------------------- admin
@@ -94,6 +102,7 @@ class QueueAdmin(BrokerKeepsDeleted, QueueActions, admin.ModelAdmin):
         "name",
         "matches_broker",
         "ready",
+        "unacked",
         "consumers",
         "dead_letters",
         "publish_link",
@@ -146,6 +155,14 @@ class QueueAdmin(BrokerKeepsDeleted, QueueActions, admin.ModelAdmin):
                 % {"error": error},
                 messages.WARNING,
             )
+        counts = getattr(changelist, "management_counts", None)
+        if counts is not None and counts.configured and not counts.available:
+            self.message_user(
+                request,
+                _("Unacked counts are missing: the management API did not answer: %(error)s")
+                % {"error": counts.error},
+                messages.WARNING,
+            )
         classic = classic_on_cluster(changelist.result_list)
         if classic:
             self.message_user(
@@ -195,6 +212,17 @@ class QueueAdmin(BrokerKeepsDeleted, QueueActions, admin.ModelAdmin):
     def ready(self, obj: Queue) -> Any:
         return _count_or_state(getattr(obj, "broker_state", NOT_ASKED), 0)
 
+    @admin.display(description=gettext_lazy("unacked"))
+    def unacked(self, obj: Queue) -> Any:
+        """Delivered and not acked yet, from the management API (``MANAGEMENT_URL``)."""
+        if not hasattr(obj, "unacked_count"):
+            return "-"  # not asked (not a GET)
+        if obj.unacked_count is None:
+            return format_html(
+                '<span class="messaging-missing" title="{}">—</span>', obj.unacked_missing
+            )
+        return obj.unacked_count
+
     @admin.display(description=gettext_lazy("consumers"))
     def consumers(self, obj: Queue) -> Any:
         return _count_or_state(getattr(obj, "broker_state", NOT_ASKED), 1)
@@ -241,6 +269,9 @@ class QueueAdmin(BrokerKeepsDeleted, QueueActions, admin.ModelAdmin):
         text += ", " + ngettext("%(count)d consumer", "%(count)d consumers", state[1]) % {
             "count": state[1]
         }
+        unacked = management.queue_counts().unacked(obj.name)
+        if unacked is not None:
+            text += ", " + _("%(count)d unacked") % {"count": unacked}
         if obj.dead_letter_queue:
             dlq = snapshot.state(obj.dead_letter_queue)
             if isinstance(dlq, tuple):

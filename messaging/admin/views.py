@@ -1,8 +1,8 @@
 """Admin views of their own.
 
-- The overview page (``admin:messaging_overview``): per queue, depth and consumers now,
-  messages published and receipts per minute over the last hour, failure rate, and
-  publish→receipt latency, with small server-rendered SVG charts.
+- The overview page (``admin:messaging_overview``): per queue, depth, consumers, unacked
+  and dead letters now, messages published and receipts per minute over the last hour,
+  failure rate, and publish→receipt latency, with small server-rendered SVG charts.
 - A message body as a download (``admin:messaging_message_body``).
 """
 
@@ -40,6 +40,7 @@ def overview_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpRe
         "overview": overview,
         "rows": [_queue_row(stats, overview, labels, latency_max) for stats in overview.queues],
         "total_chart": _total_chart(overview, labels),
+        "totals": {name: overview.total_now(name) for name in ("ready", "unacked", "dead_letters")},
         "window_minutes": WINDOW_MINUTES,
         "latency_sample": LATENCY_SAMPLE,
         "first_label": labels[0] if labels else "",
@@ -84,6 +85,7 @@ def _total_chart(overview: Overview, labels: list[str]) -> SafeString:
         width=720,
         height=100,
         title=_("All queues: receipts (bars, failures in red) and published (line) per minute"),
+        values=True,
     )
     return charts.with_axes(
         chart,

@@ -20,6 +20,9 @@ consumer and the tests go through it. Every name below is importable from here.
 - :mod:`.publisher` — :class:`PipelinedPublisher`, many confirms in flight, built from
   :mod:`.loop` (its connection), :mod:`.confirms` and :mod:`.batch` (publishing) and
   :mod:`.calls` (declarations and other RPCs).
+- :mod:`.management` — RabbitMQ's management HTTP API (``MANAGEMENT_URL``): the unacked
+  counts AMQP cannot report, every queue of the vhost in one cached request
+  (:func:`management.queue_counts`).
 - :mod:`.process` — :func:`process_publisher`, the one long-lived publisher of a process
   (threads, fork, reconnect; :mod:`.keeper` services it while idle), and
   :func:`set_publisher_factory`, what it is built from.
@@ -42,7 +45,10 @@ from ..exceptions import (
     QueueUnavailable,
     Unroutable,
 )
-from . import rpc  # noqa: F401 - messaging.call()'s pika side (broker.rpc.request)
+from . import (
+    management,  # noqa: F401 - broker.management.queue_counts() (unacked counts)
+    rpc,  # noqa: F401 - messaging.call()'s pika side (broker.rpc.request)
+)
 from .connecting import (
     close_quietly,
     connect,

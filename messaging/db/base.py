@@ -77,9 +77,11 @@ class DatabaseOperations:
         columns: str,
         rows: Sequence[tuple[Any, ...]],
         datetimes: Sequence[int],
+        types: Sequence[str] = (),
     ) -> None:
         """INSERT plain tuples (aware datetimes at the ``datetimes`` positions), on
-        ``cursor`` or (None) a cursor of ``connection``."""
+        ``cursor`` or (None) a cursor of ``connection``. ``types``: the columns' database
+        types (``field.db_type()``), for vendors that send rows in a binary format."""
         if cursor is None:
             with connection.cursor() as cursor:
                 return self.insert_rows(connection, cursor, table, columns, rows, datetimes)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,6 +16,8 @@ from .base import DatabaseOperations
 CODE_POINT_COLLATIONS = frozenset({"C", "POSIX", "C.UTF-8", "C.utf8", "ucs_basic"})
 #: From this many rows COPY (two round trips) beats one multi-row INSERT statement.
 COPY_THRESHOLD = 10
+#: A type modifier in ``db_type()``: ``(255)``, ``(10, 2)``.
+_TYPMOD = re.compile(r"\(.*?\)")
 
 
 class EscapeEncode(Func):
@@ -90,25 +93,53 @@ class PostgreSQLOperations(DatabaseOperations):
         columns: str,
         rows: Sequence[tuple[Any, ...]],
         datetimes: Sequence[int],
+        types: Sequence[str] = (),
     ) -> None:
-        """COPY from :data:`COPY_THRESHOLD` rows; one row with server-side binding."""
+        """COPY from :data:`COPY_THRESHOLD` rows — binary when ``types`` are given (about
+        a sixth of the text format's client time, and less parsing on the server); one
+        row with server-side binding."""
         if len(rows) == 1:
             connection.ensure_connection()
             _insert_prepared(connection, f"INSERT INTO {table} ({columns}) VALUES ", rows[0])
             return
         if cursor is None:
             with connection.cursor() as cursor:
-                return self.insert_rows(connection, cursor, table, columns, rows, datetimes)
+                return self.insert_rows(connection, cursor, table, columns, rows, datetimes, types)
         if len(rows) >= COPY_THRESHOLD:
-            raw = cursor.cursor  # psycopg's own cursor: COPY is not in the DB-API
-            with (
-                connection.wrap_database_errors,
-                raw.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
-            ):
-                for row in rows:
-                    copy.write_row(row)
+            _copy(connection, cursor.cursor, table, columns, rows, _binary_types(types))
             return
         super().insert_rows(connection, cursor, table, columns, rows, datetimes)
+
+
+def _binary_types(types: Sequence[str]) -> list[str] | None:
+    """psycopg's names for ``db_type()`` strings (``varchar(255)`` → ``varchar``); None
+    (text COPY) without them or with naive datetimes (``USE_TZ = False``), which the
+    binary ``timestamptz`` format does not take."""
+    from django.conf import settings
+
+    if not types or not settings.USE_TZ:
+        return None
+    return [_TYPMOD.sub("", t).strip() for t in types]
+
+
+def _copy(
+    connection: Any,
+    raw: Any,
+    table: str,
+    columns: str,
+    rows: Sequence[tuple[Any, ...]],
+    types: list[str] | None,
+) -> None:
+    """``COPY … FROM STDIN`` on psycopg's own cursor ``raw`` (COPY is not in the DB-API)."""
+    binary = " (FORMAT BINARY)" if types else ""
+    with (
+        connection.wrap_database_errors,
+        raw.copy(f"COPY {table} ({columns}) FROM STDIN{binary}") as copy,
+    ):
+        if types:
+            copy.set_types(types)
+        for row in rows:
+            copy.write_row(row)
 
 
 def _collation_sorts_by_code_point(connection: Any) -> bool:

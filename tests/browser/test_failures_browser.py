@@ -37,6 +37,8 @@ def test_operator_sees_a_failure_group_and_replays_one_dead_letter(
     expect(
         page.locator(f"tr.overview-queue[data-queue='{queue_name}'] td.dead-letters")
     ).to_have_text("2")
+    # The top chart prints the minute's receipts on its bar.
+    expect(page.locator("#overview-total-chart text.messaging-bar-value").first).to_be_visible()
     screenshot("overview")
     page.get_by_role("link", name="Failures: what is failing and why").click()
     group = page.locator(f"tr.failure-group[data-queue='{queue_name}']")
