@@ -61,7 +61,10 @@ class Receipts:
         mark = "?" if self.kind == "sqlite" else "%s"
         marks = ", ".join([mark] * len(spec["names"]))
         self.insert_sql = f"INSERT INTO {spec['table']} ({names}) VALUES ({marks})"
-        self.copy_sql = f"COPY {spec['table']} ({names}) FROM STDIN"
+        # Binary COPY when the column types are given (PostgreSQL), as the app copies.
+        self.types = spec.get("types") or None
+        binary = " (FORMAT BINARY)" if self.types else ""
+        self.copy_sql = f"COPY {spec['table']} ({names}) FROM STDIN{binary}"
         self.conn = connect(spec)
 
     def row(self, values: dict[str, Any]) -> list[Any]:
@@ -84,13 +87,16 @@ class Receipts:
 
     def insert_batch(self, rows: Sequence[Sequence[Any]]) -> None:
         """``rows`` (from :meth:`row`) in one transaction: ``COPY … FROM STDIN`` on
-        PostgreSQL, ``executemany`` on SQLite, then the commit."""
+        PostgreSQL (binary with ``spec["types"]``), ``executemany`` on SQLite, then the
+        commit."""
         if self.kind == "sqlite":
             self.conn.execute("BEGIN")
             self.conn.executemany(self.insert_sql, rows)
             self.conn.execute("COMMIT")
             return
         with self.conn.cursor() as cursor, cursor.copy(self.copy_sql) as copy:
+            if self.types:
+                copy.set_types(self.types)
             for row in rows:
                 copy.write_row(row)
         self.conn.commit()

@@ -202,6 +202,7 @@ def test_raw_batch_loop_writes_the_rows_runconsumer_writes(manage, queue_name, r
     ran = manage("runconsumer", queue_name, *args)
     assert ran.returncode == 0, ran.stderr
     spec = receipt_insert("default", raw_queue)
+    assert bool(spec["types"]) == (bench_kind() == "postgres")  # binary COPY, as the app's
     result = raw.consume_db_batch(url, raw_queue, count, 300, 100, spec)
     assert result["messages"] == count and result["seconds"] > 0
     assert raw.depth(url, raw_queue) == 0 == raw.depth(url, queue_name)

@@ -99,7 +99,7 @@ def _prefetch_high(ctx: Context, kind: str) -> None:
     """c-DB (raw COPY / executemany + commit + multiple-ack per batch) and pPREFETCH-DB."""
     a, r = ctx.args, ctx.results
     app = f"p{a.prefetch}-{kind}"
-    write = "psycopg COPY" if kind == "postgres" else "sqlite3 executemany"
+    write = "psycopg binary COPY" if kind == "postgres" else "sqlite3 executemany"
     row = r.row(
         f"c-{kind}",
         f"consume (floor of {app}): raw pika, prefetch {a.prefetch}, per {a.batch_size} "

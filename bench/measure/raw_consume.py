@@ -8,6 +8,7 @@ floor of pPREFETCH-DB)."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from bench import raw
@@ -94,7 +95,8 @@ def receipt_insert(using: str, queue: str) -> dict[str, Any]:
     """The raw loops' rows of the receipts table of the database alias ``using``: one
     ``acked`` Receipt row with every column, valued as ``runconsumer`` values them
     (``error`` and ``traceback`` empty, attempt 1, consumer ``host:pid``; exchange and
-    routing key from the delivery). The spec of :class:`bench.raw_db.Receipts`."""
+    routing key from the delivery), and on PostgreSQL the columns' types for a binary
+    COPY. The spec of :class:`bench.raw_db.Receipts`."""
     from django.db import connections
 
     from messaging.models import Receipt
@@ -102,9 +104,8 @@ def receipt_insert(using: str, queue: str) -> dict[str, Any]:
     conn = connections[using]
     constant = {"queue_name": queue, "outcome": "acked", "attempt": 1, "error": "", "traceback": ""}
     names, columns = [], []
-    for f in Receipt._meta.concrete_fields:
-        if f.primary_key:
-            continue
+    fields = [f for f in Receipt._meta.concrete_fields if not f.primary_key]
+    for f in fields:
         names.append(conn.ops.quote_name(f.column))
         if f.name in PER_MESSAGE:
             columns.append({"var": PER_MESSAGE[f.name]})
@@ -117,11 +118,16 @@ def receipt_insert(using: str, queue: str) -> dict[str, Any]:
             except TypeError:
                 value = str(value)
             columns.append({"const": value})
+    sqlite = conn.vendor == "sqlite"
+    # PostgreSQL: the columns' types for a binary COPY (varchar(255) → varchar), as the
+    # app's receipt COPY sends its rows.
+    types = [] if sqlite else [re.sub(r"\(.*?\)", "", f.db_type(conn)).strip() for f in fields]
     return {
-        "kind": "sqlite" if conn.vendor == "sqlite" else "postgres",
+        "kind": "sqlite" if sqlite else "postgres",
         "table": conn.ops.quote_name(Receipt._meta.db_table),
         "names": names,
         "columns": columns,
+        "types": types,
         **where(conn.settings_dict),
     }
 
