@@ -5,6 +5,7 @@ inside the caller's transaction."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from typing import Any
 
 from django.db import connections
@@ -60,12 +61,17 @@ def _statement_parts(conn: Any) -> tuple[str, str, tuple[str, ...]]:
     return parts
 
 
-def insert_receipts(rows: Sequence[tuple[Any, ...]], using: str = "default") -> None:
+def insert_receipts(
+    rows: Sequence[tuple[Any, ...]], using: str = "default", *, last: bool = False
+) -> None:
     """Insert receipt rows (tuples in :data:`FIELDS` order, aware datetimes) in the
     current transaction of ``using``. Unique-constraint violations raise IntegrityError
-    as ``bulk_create`` would."""
+    as ``bulk_create`` would. ``last``: nothing else runs in the transaction after this
+    (see :meth:`~messaging.db.base.DatabaseOperations.last_statement`)."""
     if not rows:
         return
     conn = connections[using]
     table, columns, types = _statement_parts(conn)
-    operations(conn).insert_rows(conn, None, table, columns, rows, _DATETIMES, types)
+    ops = operations(conn)
+    with ops.last_statement(conn) if last else nullcontext():
+        ops.insert_rows(conn, None, table, columns, rows, _DATETIMES, types)

@@ -85,3 +85,51 @@ def test_a_message_id_look_up_reads_the_index() -> None:
             cursor.execute(f"ANALYZE {Receipt._meta.db_table}")
     plan = Receipt.objects.filter(message_id="id-00042").explain()
     assert "messaging_one_acked_receipt" in plan, plan
+
+
+class Boom(Exception):
+    pass
+
+
+def _status() -> object:
+    """psycopg's transaction status of the default connection (None elsewhere)."""
+    if connection.vendor != "postgresql":
+        return None
+    from psycopg.pq import TransactionStatus
+
+    return TransactionStatus(connection.connection.pgconn.transaction_status).name
+
+
+@pytest.mark.django_db(transaction=True)
+def test_receipts_as_the_only_statement_are_committed_with_nothing_left_open() -> None:
+    rows = [row(f"l-{n}", n) for n in range(20)]
+    with transaction.atomic():
+        insert_receipts(rows, last=True)
+        if connection.vendor == "postgresql":
+            # Committed on their own (no BEGIN / COMMIT round trips); autocommit is back.
+            assert _status() == "IDLE"
+            assert connection.connection.autocommit is False
+    assert Receipt.objects.filter(message_id__startswith="l-").count() == 20
+
+
+@pytest.mark.django_db(transaction=True)
+def test_receipts_after_other_work_stay_in_its_transaction() -> None:
+    from messaging.models import Queue
+
+    with pytest.raises(Boom), transaction.atomic():
+        Queue.objects.create(name="handler-work")  # what a handler wrote first
+        insert_receipts([row(f"w-{n}", n) for n in range(20)], last=True)
+        if connection.vendor == "postgresql":
+            assert _status() == "INTRANS"
+        raise Boom
+    assert not Queue.objects.filter(name="handler-work").exists()
+    assert not Receipt.objects.filter(message_id__startswith="w-").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_receipts_in_a_nested_atomic_stay_in_the_outer_transaction() -> None:
+    with pytest.raises(Boom), transaction.atomic():
+        with transaction.atomic():
+            insert_receipts([row("n-1", 1)], last=True)
+        raise Boom
+    assert not Receipt.objects.filter(message_id="n-1").exists()

@@ -75,8 +75,8 @@ class ReceiptRecorder:
         replies: Sequence[Reply | None] | None = None,
     ) -> list[Receipt] | None:
         """Insert ``acked`` receipts for ``deliveries`` in the current transaction (with
-        the reply each one's handler returned, if any); the saved rows when someone
-        listens for the signal, else None (plain INSERT/COPY)."""
+        the reply each one's handler returned, if any) as its last statement; the saved
+        rows when someone listens for the signal, else None (plain INSERT/COPY)."""
         now = timezone.now()
         replies = replies or [None] * len(deliveries)
         rows = [
@@ -85,7 +85,7 @@ class ReceiptRecorder:
         ]
         if self.listened:  # receivers get saved rows (with pk)
             return Receipt.objects.bulk_create(as_instances(rows))
-        insert_receipts(rows)
+        insert_receipts(rows, last=True)
         return None
 
     def record(

@@ -4,12 +4,20 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from django.db.models import Expression, Func, TextField, Value
 
 from .base import DatabaseOperations
+
+try:
+    from psycopg.pq import TransactionStatus
+
+    _IDLE = TransactionStatus.IDLE
+except ImportError:  # pragma: no cover - psycopg2 is not supported
+    _IDLE = None
 
 #: Collations that order text by code point, as ``PrefixRange``'s range needs
 #: (``C.UTF-8`` is glibc's code-point collation).
@@ -84,6 +92,26 @@ class PostgreSQLOperations(DatabaseOperations):
             f"SELECT {', '.join(selected)} FROM unnest(%s::varchar[]) AS m",
             [*params, list(ids)],
         )
+
+    @contextmanager
+    def last_statement(self, connection: Any) -> Iterator[None]:
+        """psycopg sends BEGIN before a transaction's first statement and COMMIT at the
+        end, two round trips a batch of receipts waits for. When the outermost
+        ``atomic()`` has sent nothing yet (a handler that did no database work), the
+        statement runs in autocommit instead: committed as one, with the same effect;
+        Django's COMMIT then finds no transaction open and does nothing."""
+        connection.ensure_connection()
+        raw = connection.connection
+        status = getattr(getattr(raw, "pgconn", None), "transaction_status", None)
+        alone = len(connection.atomic_blocks) == 1 and not raw.autocommit and status == _IDLE
+        if not alone:
+            yield
+            return
+        raw.autocommit = True
+        try:
+            yield
+        finally:
+            raw.autocommit = False
 
     def insert_rows(
         self,
