@@ -14,6 +14,9 @@ MAX_DEFAULT_BATCH = 500
 
 Item = Delivery | BaseException
 
+#: Put by :meth:`Inbox.wake`: no delivery, it only ends a wait.
+_WAKE = object()
+
 
 def default_batch_size(prefetch: int) -> int:
     """Receipts per commit for a prefetch: a third of it (so the broker keeps sending
@@ -39,8 +42,20 @@ class Inbox:
     def put(self, item: Item) -> None:
         self._queue.put(item)
 
+    def wake(self) -> None:
+        """End the calling thread's wait now (the consumer is stopping).
+
+        Needed, not just quicker: CPython's ``SimpleQueue.get(timeout=…)``, interrupted
+        by a signal whose handler runs past the remaining timeout, recomputes a negative
+        timeout and then waits forever — until something is put. A SIGTERM arriving near
+        the end of an idle poll left ``runconsumer`` hanging that way."""
+        self._queue.put(_WAKE)  # type: ignore[arg-type]
+
     def get_nowait(self) -> Item:
-        return self._queue.get_nowait()
+        item = self._queue.get_nowait()
+        while item is _WAKE:
+            item = self._queue.get_nowait()
+        return item
 
     def first(self, wait: float, generation: Callable[[], int]) -> Delivery | None:
         """The next delivery within ``wait`` seconds if it belongs to the current
@@ -51,6 +66,8 @@ class Inbox:
         except queue_module.Empty:
             return None
         self.carried = None
+        if item is _WAKE:
+            return None
         if isinstance(item, BaseException):
             raise item
         if item.generation != generation():
@@ -66,7 +83,7 @@ class Inbox:
         deadline = time.monotonic() + self.flush_interval
         while len(batch) < limit and not self._stop.is_set():
             item = self._next_before(deadline)
-            if item is None:
+            if item is None or item is _WAKE:
                 break
             if isinstance(item, BaseException):
                 return batch, item

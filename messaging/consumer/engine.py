@@ -132,6 +132,7 @@ class Consumer:
     def stop(self) -> None:
         """Finish the deliveries in hand, ack them, and return from :meth:`run`."""
         self._stop.set()
+        self.inbox.wake()
 
     @property
     def stopping(self) -> bool:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+
 import pika
 import pytest
 
@@ -76,3 +81,53 @@ def test_a_fatal_error_ends_the_batch_and_is_returned_with_it():
 )
 def test_default_batch_size(prefetch, batch):
     assert default_batch_size(prefetch) == batch
+
+
+def test_wake_ends_a_wait_and_is_never_handed_out_as_a_delivery():
+    inbox = Inbox(flush_interval=5)
+    inbox.wake()
+    started = time.monotonic()
+    assert inbox.first(5, generation=lambda: 1) is None
+    inbox.put(delivery(2))
+    inbox.wake()
+    inbox.put(delivery(3))
+    batch, fatal = inbox.collect(delivery(1), limit=10)  # ends at the wake, not in 5 s
+    assert [d.delivery_tag for d in batch] == [1, 2] and fatal is None
+    assert time.monotonic() - started < 1
+    inbox.wake()
+    assert inbox.get_nowait().delivery_tag == 3
+
+
+#: A stop signal whose handler outlasts what is left of a 0.2 s poll of the inbox: in
+#: CPython's SimpleQueue.get(timeout=...) that turns into a wait without end, unless the
+#: handler wakes the inbox (what Consumer.stop() does).
+HANDLER_OUTLASTS_THE_POLL = """
+import signal, sys, threading, time
+import django
+django.setup()
+from messaging.consumer import Inbox
+inbox, stop = Inbox(0.05), threading.Event()
+def on_signal(signum, frame):
+    time.sleep(0.3)
+    stop.set()
+    if sys.argv[1] == "wake":
+        inbox.wake()
+signal.signal(signal.SIGALRM, on_signal)
+signal.setitimer(signal.ITIMER_REAL, 0.5)
+while not stop.is_set():
+    inbox.first(0.2, lambda: 1)
+"""
+
+
+def test_a_slow_stop_signal_during_a_poll_still_ends_the_loop():
+    """Without the wake the loop below never ends on CPython 3.11 (the get waits forever);
+    with it, it ends right after the handler."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "project.settings"}
+    done = subprocess.run(
+        [sys.executable, "-c", HANDLER_OUTLASTS_THE_POLL, "wake"],
+        timeout=20,
+        capture_output=True,
+        check=False,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
