@@ -6,8 +6,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Expression, Func, TextField, Value
 
 from .base import DatabaseOperations
@@ -139,15 +141,19 @@ class PostgreSQLOperations(DatabaseOperations):
         super().insert_rows(connection, cursor, table, columns, rows, datetimes)
 
 
-def _binary_types(types: Sequence[str]) -> list[str] | None:
+def _binary_types(types: Sequence[str]) -> tuple[str, ...] | None:
     """psycopg's names for ``db_type()`` strings (``varchar(255)`` → ``varchar``); None
     (text COPY) without them or with naive datetimes (``USE_TZ = False``), which the
     binary ``timestamptz`` format does not take."""
-    from django.conf import settings
-
     if not types or not settings.USE_TZ:
         return None
-    return [_TYPMOD.sub("", t).strip() for t in types]
+    return _psycopg_names(tuple(types))
+
+
+@lru_cache(maxsize=16)
+def _psycopg_names(types: tuple[str, ...]) -> tuple[str, ...]:
+    """Worked out once per column list, not for every batch of receipts."""
+    return tuple(_TYPMOD.sub("", t).strip() for t in types)
 
 
 def _copy(
@@ -156,7 +162,7 @@ def _copy(
     table: str,
     columns: str,
     rows: Sequence[tuple[Any, ...]],
-    types: list[str] | None,
+    types: tuple[str, ...] | None,
 ) -> None:
     """``COPY … FROM STDIN`` on psycopg's own cursor ``raw`` (COPY is not in the DB-API)."""
     binary = " (FORMAT BINARY)" if types else ""
