@@ -3,9 +3,9 @@
 #               (first makes sure Chromium is there: scripts/ensure-chromium); where
 #               rabbitmq-server is installed that includes tests/cluster/ (marker
 #               cluster), which runs its own 3-node RabbitMQ on 127.0.0.1:5673-5675,
-#               and tests/test_admin_unacked.py, which runs its own node with the
+#               and tests/admin/test_unacked.py, which runs its own node with the
 #               management plugin on 127.0.0.1:5677 (API on 15677)
-# make test-unit — the pure-logic tests (tests/unit/) on in-memory SQLite; no broker needed
+# make test-unit — the pure-logic tests (marker unit) on in-memory SQLite; no broker needed
 # make bench  — raw pika vs runconsumer/send side by side (sizes: make bench BENCH_N=20000)
 PYTHON ?= python3
 VENV   := .venv
@@ -28,9 +28,9 @@ demo: install
 
 test: test-sqlite test-postgres
 
-# No RabbitMQ, no Chromium, no PostgreSQL: tests/unit/conftest.py looks for no broker.
+# No RabbitMQ, no Chromium, no PostgreSQL: tests marked `unit` look for no broker.
 test-unit: install
-	MESSAGING_TEST_DB=sqlite DATABASE_URL=sqlite://:memory: $(BIN)/pytest tests/unit
+	MESSAGING_TEST_DB=sqlite DATABASE_URL=sqlite://:memory: $(BIN)/pytest -m unit
 
 # The browser tests need Chromium: installed here when missing (root + apt-get), else
 # the run stops before anything else with one line saying what to install.

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from . import moved
 from .exceptions import (
     AccessRefused,
     AuthenticationFailed,
@@ -28,9 +29,9 @@ from .exceptions import (
 )
 
 if TYPE_CHECKING:
-    from .calls import call
-    from .handlers import Delivery
+    from .consumer.handlers import Delivery
     from .publishing import apublish, publish
+    from .rpc.client import call
 
 __all__ = [
     "AccessRefused",
@@ -51,6 +52,8 @@ __all__ = [
 
 __version__ = "0.1.0"
 
+moved.install()  # old module paths (messaging.validators, ...) still import
+
 
 def __getattr__(name: str) -> Any:
     # Lazy: importing the package must not import models before apps are ready.
@@ -59,11 +62,11 @@ def __getattr__(name: str) -> Any:
 
         return getattr(publishing, name)
     if name == "call":
-        from .calls import call
+        from .rpc.client import call
 
         return call
     if name == "Delivery":
-        from .handlers import Delivery
+        from .consumer.handlers import Delivery
 
         return Delivery
     raise AttributeError(f"module 'messaging' has no attribute {name!r}")

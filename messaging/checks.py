@@ -77,8 +77,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
 
 
 def _check_handlers(consumers: dict[str, str]) -> list[Any]:
+    from .consumer.handlers import load_handler
     from .exceptions import HandlerImportError
-    from .handlers import load_handler
 
     errors = []
     for queue, path in consumers.items():

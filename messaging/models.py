@@ -12,17 +12,16 @@ from django.db import models
 from django.db.models import Case, F, Q, Value, When
 from django.utils.translation import gettext_lazy as _
 
-from .amqp_properties import validate_expiration, validate_priority, validate_property_text
-from .fields import LooseForeignKey
-from .schemas import check_schema
-from .topology_rules import (
+from .amqp.exchange_rules import (
     validate_arguments_object,
     validate_binding_arguments,
     validate_binding_key,
     validate_declared_exchange_name,
     validate_exchange_type,
 )
-from .validators import (
+from .amqp.properties import validate_expiration, validate_priority, validate_property_text
+from .amqp.schemas import check_schema
+from .amqp.validators import (
     validate_content_type,
     validate_exchange_name,
     validate_headers,
@@ -30,6 +29,7 @@ from .validators import (
     validate_routing_key,
     validate_x_arguments,
 )
+from .fields import LooseForeignKey
 
 #: Arguments that have their own field on ``Queue`` and may not appear in ``arguments``.
 RESERVED_ARGUMENTS = ("x-queue-type", "x-dead-letter-exchange", "x-dead-letter-routing-key")

@@ -11,7 +11,7 @@ logged (logger ``messaging.signals``) and never breaks publishing or consuming.
     is ``failed`` for good (unroutable, missing exchange, queue differing from its row).
 ``receipt_recorded(sender=Receipt, receipt=Receipt, delivery=Delivery)``
     after a consumer's receipt is committed (before its ack is sent); ``delivery`` is the
-    :class:`messaging.handlers.Delivery` it records.
+    :class:`messaging.consumer.handlers.Delivery` it records.
 
 Receivers run in the process that did the work (a web request, ``runconsumer``, the relay,
 a Celery worker), synchronously: keep them quick, hand slow work to a task.

@@ -1,10 +1,10 @@
 """Celery tasks (the app works without Celery; import this module only where Celery is).
 
 ``messaging.tasks.relay_outbox``
-    one relay pass: publishes the due ``pending`` messages (see :mod:`messaging.relay`).
+    one relay pass: publishes the due ``pending`` messages (see :mod:`messaging.publishing.relay`).
     Schedule it with Celery beat every few seconds; overlapping runs are safe.
 ``messaging.tasks.purge_messages``
-    deletes old messages and receipts in batches (see :mod:`messaging.retention`).
+    deletes old messages and receipts in batches (see :mod:`messaging.publishing.retention`).
 ``messaging.tasks.publish_messages_task``
     publishes the given messages (primary keys), for the admin's bulk "publish" when
     ``MESSAGING["PUBLISH_VIA_CELERY"]`` is on.
@@ -20,8 +20,7 @@ from typing import Any
 from celery import shared_task
 from django.db import close_old_connections, connection
 
-from . import relay, retention
-from .publishing import publish_ids
+from .publishing import publish_ids, relay, retention
 
 
 def _tidy_connections() -> None:

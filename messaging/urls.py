@@ -3,7 +3,7 @@ at ``/messaging/``): ``metrics``, ``health/live``, ``health/ready``."""
 
 from django.urls import path
 
-from .observability import views
+from .observability import endpoints as views
 
 app_name = "messaging"
 

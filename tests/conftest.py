@@ -1,4 +1,4 @@
-"""Shared fixtures: the broker (looked for only when a test outside tests/unit/ runs),
+"""Shared fixtures: the broker (looked for only when a test outside the unit tier runs),
 per-test queue names, a broker channel, and manage.py subprocesses that use the test
 database."""
 
@@ -19,17 +19,17 @@ from django.conf import settings
 from django.db import connection
 
 from messaging import broker
-from tests import services
+from tests.support import services
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="session", autouse=True)
-def live_broker() -> str:
-    """The RabbitMQ every test outside tests/unit/ may use, looked for once (see
-    :mod:`tests.services`) and put in ``MESSAGING['BROKER_URL']`` and the environment
-    (for subprocesses). None to be had: each such test fails with the one-line reason.
-    tests/unit/conftest.py replaces this fixture with one that finds none."""
+@pytest.fixture(scope="session")
+def broker_url() -> str:
+    """The RabbitMQ every test but the unit tier's may use, looked for once (see
+    :mod:`tests.support.services`) and put in ``MESSAGING['BROKER_URL']`` and the
+    environment (for subprocesses). None to be had: each such test fails with the
+    one-line reason."""
     try:
         url = services.broker_url()
     except SystemExit as exc:
@@ -38,6 +38,15 @@ def live_broker() -> str:
         settings.MESSAGING["BROKER_URL"] = url
         return url
     pytest.fail(reason, pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def live_broker(request: pytest.FixtureRequest) -> str | None:
+    """Every test finds the broker first, except the unit tier (``pytest.mark.unit``,
+    ``make test-unit``): pure-logic tests that look for none and run where there is none."""
+    if request.node.get_closest_marker("unit"):
+        return None
+    return request.getfixturevalue("broker_url")
 
 
 @pytest.fixture
@@ -201,4 +210,4 @@ def topo_names(request: pytest.FixtureRequest) -> Iterator[Any]:
 
 
 # The interop tests' fixtures (``launch``: subprocesses read line by line).
-from tests.interop import launch, launched  # noqa: E402, F401
+from tests.support.interop import launch, launched  # noqa: E402, F401

@@ -1,5 +1,5 @@
 """Settings for the test suite: the demo project's, pointed at the services found
-by :mod:`tests.services`.
+by :mod:`tests.support.services`.
 
 The broker is not looked for here: BROKER_URL is ``MESSAGING_BROKER_URL`` when set,
 else a placeholder that the ``live_broker`` fixture (tests/conftest.py) replaces once a
@@ -12,7 +12,7 @@ import dj_database_url
 
 from project.settings import *  # noqa: F403
 from project.settings import MESSAGING
-from tests.services import database_url, known_broker_url
+from tests.support.services import database_url, known_broker_url
 
 MESSAGING = {**MESSAGING, "BROKER_URL": known_broker_url(), "RECONNECT_DELAY": 0.2}
 

@@ -23,7 +23,7 @@ PREFETCH = 10
 
 def consume(ctx: Context, row: Row, kind: str, poison: bool) -> None:
     """One run on a new queue; the sample is the good messages' receipt span."""
-    from messaging.consumer.delays import delay_queue_name, delay_steps
+    from messaging.amqp.retry_delays import delay_queue_name, delay_steps
     from messaging.models import Receipt
 
     a = ctx.args

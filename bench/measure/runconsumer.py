@@ -22,7 +22,7 @@ def command(ctx: Context, queue: str, prefetch: int, batch: int) -> list[str]:
         "--idle-timeout",
         f"{ctx.args.idle_timeout:g}",
         "--handler",
-        "messaging.handlers.discard",
+        "messaging.consumer.handlers.discard",
         "-v",
         "0",
     )

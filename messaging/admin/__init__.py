@@ -17,10 +17,10 @@ re-exported here.
 
 from __future__ import annotations
 
-from .bodies import body_as_text, body_preview
-from .consumers import ConsumerAdmin, filter_status
-from .exchanges import BindingAdmin, ExchangeAdmin
-from .messages import (
+from .body_preview import body_as_text, body_preview
+from .consumer_admin import ConsumerAdmin, filter_status
+from .exchange_admin import BindingAdmin, ExchangeAdmin
+from .message_admin import (
     PUBLISHABLE,
     MessageAdmin,
     MessageForm,
@@ -31,8 +31,8 @@ from .messages import (
     publish_selected,
     republish_selected,
 )
-from .queues import PurgeResult, QueueAdmin, ReplayOutcome, purge_selected, replay_selected
-from .receipts import ReceiptAdmin
+from .queue_admin import PurgeResult, QueueAdmin, ReplayOutcome, purge_selected, replay_selected
+from .receipt_admin import ReceiptAdmin
 
 __all__ = [
     "BindingAdmin",

@@ -17,10 +17,11 @@ from django.db.models.functions import Length, Substr
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from .. import broker, schemas
-from ..amqp_properties import NAMES as PROPERTY_NAMES
+from .. import broker
+from ..amqp import schemas
+from ..amqp.properties import NAMES as PROPERTY_NAMES
 from ..models import Message, Queue
-from .bodies import BIG_BODY, BIG_BODY_PREVIEW, body_as_text, bounded_preview, same_text
+from .body_preview import BIG_BODY, BIG_BODY_PREVIEW, body_as_text, bounded_preview, same_text
 
 #: Annotations the admin puts on the Message rows it shows, so that a big body is never
 #: loaded (or decoded) whole for a page: its first bytes and its length.

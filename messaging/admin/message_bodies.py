@@ -16,7 +16,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy, ngettext
 
 from ..models import Message
-from .bodies import BIG_BODY, BIG_BODY_PREVIEW, body_as_text, body_preview, bounded_preview
+from .body_preview import BIG_BODY, BIG_BODY_PREVIEW, body_as_text, body_preview, bounded_preview
 from .forms import BODY_HEAD, BODY_SIZE, pretty_json, stored_body, with_body_head
 from .views import body_download_view
 

@@ -29,8 +29,8 @@ from ..exceptions import (
     QueueMismatch,
 )
 from ..models import Queue
-from ..overview import broker_snapshot
 from . import audit
+from .overview import broker_snapshot
 
 # --------------------------------------------------------------------------- plain functions
 
@@ -87,8 +87,8 @@ class ReplayOutcome:
 
 def replay_selected(queues: Iterable[Queue], limit: int | None = None) -> ReplayOutcome:
     """Move the dead letters of each queue (``<name>.dlq``) back to it with
-    :func:`messaging.deadletters.replay`. Never raises a broker error."""
-    from ..deadletters import replay
+    :func:`messaging.consumer.replay.replay`. Never raises a broker error."""
+    from ..consumer.replay import replay
 
     outcome = ReplayOutcome()
     for queue in queues:

@@ -2,7 +2,7 @@
 the queues, with each queue's live depth, drawn as server-rendered SVG; with
 ``?exchange=E&routing_key=K`` (and optional ``headers`` as JSON) it also shows which
 queues a message published there reaches, computed from the rows with RabbitMQ's
-matching rules (:mod:`messaging.routing`)."""
+matching rules (:mod:`messaging.amqp.routing`)."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext as _
 
+from ..amqp.routing import Route, edges_from_rows, route
 from ..models import Binding, Exchange, Queue
-from ..overview import broker_snapshot
-from ..routing import Route, edges_from_rows, route
-from ..topology_chart import Node, topology_svg
+from .overview import broker_snapshot
+from .topology_drawing import Node, topology_svg
 
 
 def topology_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpResponse:

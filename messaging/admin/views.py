@@ -21,8 +21,8 @@ from django.utils.http import content_disposition_header
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
-from .. import charts
-from ..overview import LATENCY_SAMPLE, WINDOW_MINUTES, Overview, QueueStats, build_overview
+from . import charts
+from .overview import LATENCY_SAMPLE, WINDOW_MINUTES, Overview, QueueStats, build_overview
 
 
 def overview_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpResponse:

@@ -28,7 +28,7 @@ consumer and the tests go through it. Every name below is importable from here.
   :func:`set_publisher_factory`, what it is built from.
 """
 
-from .. import conf  # noqa: F401 - reached as broker.conf by tests
+from .. import conf  # noqa: F401 - reached as broker.conf by tests (until the seams land)
 from ..exceptions import (
     AccessRefused,
     AuthenticationFailed,
@@ -45,10 +45,8 @@ from ..exceptions import (
     QueueUnavailable,
     Unroutable,
 )
-from . import (
-    management,  # noqa: F401 - broker.management.queue_counts() (unacked counts)
-    rpc,  # noqa: F401 - messaging.call()'s pika side (broker.rpc.request)
-)
+from . import management_api as management  # noqa: F401 - broker.management (old name)
+from . import reply_to as rpc  # noqa: F401 - broker.rpc (old name)
 from .connecting import (
     close_quietly,
     connect,
@@ -61,7 +59,7 @@ from .connecting import (
     open_channel,
     ordered_urls,
 )
-from .deadletter import (
+from .dead_letters import (
     DeadLetterer,
     MoveResult,
     Peeked,
@@ -69,7 +67,7 @@ from .deadletter import (
     move_messages,
     peek_messages,
 )
-from .delay import DelayPublisher
+from .delay_publisher import DelayPublisher
 from .errors import (
     CONNECTION_ERRORS,
     ENCODE_ERRORS,
@@ -95,7 +93,7 @@ from .exchanges import (
     declare_exchanges,
     exchange_spec,
 )
-from .message_properties import (
+from .pika_properties import (
     ATTEMPTS_HEADER,
     DEATH_HEADER,
     PERSISTENT,
@@ -122,8 +120,7 @@ from .publisher import (
     PipelinedPublisher,
     PublisherBase,
 )
-from .subscriptions import declare_subscription, missing_exchanges
-from .topology import (
+from .queues import (
     DeclarationCache,
     DeclareResult,
     QueueSpec,
@@ -138,6 +135,7 @@ from .topology import (
     queue_name_problem,
     queues_down,
 )
+from .subscriptions import declare_subscription, missing_exchanges
 
 __all__ = [
     "MATCHES",

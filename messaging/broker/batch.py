@@ -12,7 +12,7 @@ from pika.adapters.blocking_connection import ReturnedMessage
 
 from ..exceptions import BrokerError, PublishInterrupted, PublishNacked
 from .errors import translate
-from .message_properties import properties
+from .pika_properties import properties
 
 if TYPE_CHECKING:
     from .publisher import Outgoing

@@ -16,6 +16,7 @@ import pika.exceptions as pe
 from django.core.exceptions import ValidationError
 
 from .. import conf
+from ..amqp.validators import first_message, validate_message_fields
 from ..exceptions import (
     AccessRefused,
     AuthenticationFailed,
@@ -31,7 +32,6 @@ from ..exceptions import (
     QueueUnavailable,
     Unroutable,
 )
-from ..validators import first_message, validate_message_fields
 
 if TYPE_CHECKING:
     from .publisher import Outgoing

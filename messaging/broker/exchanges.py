@@ -19,8 +19,8 @@ from typing import Any
 import pika.exceptions as pe
 from django.core.exceptions import ValidationError
 
+from ..amqp.validators import first_message
 from ..exceptions import BrokerError, BrokerUnavailable, MessageRefused
-from ..validators import first_message
 from .errors import translate, translating
 
 #: What :func:`check_exchanges` says of an exchange that exists as its row says.
@@ -193,7 +193,7 @@ def declare_bindings(channel: Any, bindings: Sequence[BindingSpec]) -> None:
 
 
 def _publisher(urls: Iterable[str] | None, purpose: str) -> Any:
-    from .topology import _publisher as make
+    from .queues import _publisher as make
 
     return make(urls, purpose)
 
@@ -206,8 +206,8 @@ def declare_many(
 ) -> Any:
     """``declare(channel, item)`` for each item over one connection (a refusal closes
     only its channel); a :class:`~messaging.broker.DeclareResult` keyed by ``label``."""
-    from .calls import _SyncChannel
-    from .topology import DeclareResult
+    from .channel_calls import _SyncChannel
+    from .queues import DeclareResult
 
     result = DeclareResult()
     if not items:
@@ -241,7 +241,7 @@ def declare_many(
 def declare_exchanges(exchanges: Iterable[Any], urls: Iterable[str] | None = None) -> Any:
     """Declare each exchange as its row says (a :class:`DeclareResult` keyed by name); a
     row whose name the validators refuse is failed with the reason, never sent."""
-    from ..topology_rules import validate_declared_exchange_name
+    from ..amqp.exchange_rules import validate_declared_exchange_name
 
     specs, refused = [], {}
     for spec in (ExchangeSpec.of(e) for e in exchanges):
@@ -295,7 +295,7 @@ def check_queues(queues: Iterable[Any], urls: Iterable[str] | None = None) -> li
     """Per queue (rows or :class:`QueueSpec`), as :func:`check_exchanges`: ``(ready,
     consumers)`` when it exists as its row says, ``None`` when missing, else the error
     (:class:`QueueMismatch` for drift)."""
-    from .topology import QueueSpec
+    from .queues import QueueSpec
 
     specs = [QueueSpec.of(q) for q in queues]
     if not specs:

@@ -15,7 +15,7 @@ admin, ``send``, the relay and the Celery tasks share, from any thread.
   publishes (heartbeats, a close from the broker); :func:`close_process_publisher` runs at
   exit.
 - **Declarations**: once per queue per connection (the inner publisher's
-  :class:`~messaging.broker.topology.DeclarationCache`); a queue deleted behind the
+  :class:`~messaging.broker.queues.DeclarationCache`); a queue deleted behind the
   publisher's back (its messages come back unroutable) is declared again and its
   messages sent once more.
 
@@ -40,7 +40,7 @@ from ..exceptions import BrokerError, BrokerUnavailable, PublishInterrupted, Unr
 from .keeper import Keeper
 from .loop import _monotonic
 from .publisher import Outgoing, PipelinedPublisher, PublisherBase
-from .topology import QueueSpec
+from .queues import QueueSpec
 
 logger = logging.getLogger(__name__)
 

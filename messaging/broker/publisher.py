@@ -7,7 +7,7 @@ asynchronous API with its I/O loop run in the calling thread while a call is in 
 (:mod:`~messaging.broker.loop`): no extra thread, and the caller sees plain blocking
 methods. Its parts: the connection (:class:`~messaging.broker.loop.LoopConnection`), the
 confirm-mode channel (:class:`~messaging.broker.confirms.ConfirmChannel`) and the RPC
-channels for declarations (:class:`~messaging.broker.calls.RpcChannel`).
+channels for declarations (:class:`~messaging.broker.channel_calls.RpcChannel`).
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ import pika.exceptions as pe
 
 from .. import conf, observability
 from ..exceptions import BrokerError, ConfirmTimeout
-from .calls import RpcChannel, _SyncChannel
+from .channel_calls import RpcChannel, _SyncChannel
 from .confirms import ConfirmChannel
 from .connecting import connect_first
 from .loop import LoopConnection, _monotonic
-from .topology import DeclarationCache, QueueSpec, declare_queue
+from .queues import DeclarationCache, QueueSpec, declare_queue
 
 #: Most unconfirmed messages in flight on the channel at once.
 DEFAULT_WINDOW = 1000
@@ -45,7 +45,7 @@ class Outgoing:
     headers: Mapping[str, Any] | None = None
     persistent: bool = True
     #: AMQP timestamp (seconds since the epoch) and the other properties
-    #: (:func:`~messaging.amqp_properties.pika_kwargs`).
+    #: (:func:`~messaging.amqp.properties.pika_kwargs`).
     timestamp: int | None = None
     extra: Mapping[str, Any] | None = None
 

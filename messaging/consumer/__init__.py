@@ -23,12 +23,12 @@ Parts, one job each:
 
 from __future__ import annotations
 
-from .batches import MAX_DEFAULT_BATCH, Inbox, default_batch_size
 from .database import DB_BACKOFF_MAX, DatabaseDown
 from .engine import Consumer, policy_for
-from .policy import ERROR_MAX_CHARS, QueuePolicy, RetryPolicy, Verdict
-from .settlement import Settlement
+from .inbox import MAX_DEFAULT_BATCH, Inbox, default_batch_size
+from .retry_policy import ERROR_MAX_CHARS, QueuePolicy, RetryPolicy, Verdict
 from .stats import ConsumerStats
+from .verdicts import Settlement
 from .watch import CONSUMER_TIMEOUT_WARN_AT
 
 __all__ = [

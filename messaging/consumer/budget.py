@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from ..handlers import Delivery
+from .handlers import Delivery
 from .stats import ConsumerStats
 
 logger = logging.getLogger("messaging.consumer")

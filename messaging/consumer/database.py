@@ -10,9 +10,9 @@ from collections.abc import Callable, Sequence
 
 from django.db import DatabaseError, close_old_connections, connection
 
-from ..backoff import backoff
+from ..amqp.backoff import backoff
 from ..db import operations
-from ..handlers import Delivery
+from .handlers import Delivery
 
 logger = logging.getLogger("messaging.consumer")
 

@@ -12,18 +12,19 @@ from typing import Any
 
 from django.db import DatabaseError, IntegrityError, transaction
 
-from .. import observability, schemas
+from .. import observability
+from ..amqp import schemas
+from ..amqp.retry_delays import already_attempted, earlier_attempts
 from ..exceptions import Reject
-from ..handlers import Delivery, Handler, awaitable_error
 from ..models import Receipt
-from ..replies import Reply, outcome_of, to_reply_to
+from ..rpc.replies import Reply, outcome_of, to_reply_to
 from .budget import HandlerBudget
 from .database import DatabaseDown, DatabaseGuard
-from .delays import already_attempted, earlier_attempts
 from .failures import Failures
-from .policy import Outcome, Verdict, attempt_number
-from .settlement import Settlement
+from .handlers import Delivery, Handler, awaitable_error
+from .retry_policy import Outcome, Verdict, attempt_number
 from .stats import ConsumerStats
+from .verdicts import Settlement
 
 #: Earlier receipts of a redelivered message read to count its attempts.
 HISTORY_LIMIT = 200

@@ -17,10 +17,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..handlers import Delivery
-from .batches import Inbox
-from .settle import Settler
-from .settlement import Settlement
+from .acks import Settler
+from .handlers import Delivery
+from .inbox import Inbox
+from .verdicts import Settlement
 
 logger = logging.getLogger("messaging.consumer")
 

@@ -11,21 +11,21 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .. import conf, observability
+from ..amqp.queue_types import QUORUM, derived_queue_type
 from ..broker import QueueSpec
-from ..handlers import Delivery, Handler
 from ..models import dead_letter_queue_name
-from ..queue_types import QUORUM, derived_queue_type
-from .batches import Inbox, default_batch_size
 from .budget import HandlerBudget, budget_for
 from .database import DatabaseDown, DatabaseGuard
 from .dispatch import Dispatcher
 from .failures import Failures
+from .handlers import Delivery, Handler
+from .inbox import Inbox, default_batch_size
 from .io import ConsumerIO
-from .policy import QueuePolicy, RetryPolicy, Verdict
 from .recorder import ReceiptRecorder
 from .registry import Registry
-from .settlement import Settlement
+from .retry_policy import QueuePolicy, RetryPolicy, Verdict
 from .stats import ConsumerStats
+from .verdicts import Settlement
 
 #: How often the loop looks up from an empty inbox (stop, idle timeout).
 POLL_INTERVAL = 0.2

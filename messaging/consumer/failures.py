@@ -11,10 +11,11 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from ..handlers import Delivery
+from ..amqp.retry_delays import delay_queue_name, retry_entry
 from ..observability import log_fields
-from .delays import delay_queue_name, retry_entry
-from .policy import (
+from .handlers import Delivery
+from .recorder import ReceiptRecorder
+from .retry_policy import (
     ERROR_MAX_CHARS,
     AnonymousFailures,
     Outcome,
@@ -23,9 +24,8 @@ from .policy import (
     Verdict,
     death_record,
 )
-from .recorder import ReceiptRecorder
-from .settlement import Settlement
 from .stats import ConsumerStats
+from .verdicts import Settlement
 
 logger = logging.getLogger("messaging.consumer")
 

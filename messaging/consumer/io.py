@@ -18,16 +18,16 @@ import pika
 from django.utils import timezone
 
 from .. import broker, conf, observability
-from ..backoff import backoff
+from ..amqp.backoff import backoff
 from ..broker import QueueSpec
 from ..exceptions import BrokerError, BrokerUnavailable, ConsumerTimedOut
-from ..handlers import Delivery
-from .batches import Inbox
+from .acks import Settler
 from .drive import InlineDrive, ThreadedDrive
-from .policy import QueuePolicy
-from .settle import Settler
-from .settlement import Settlement
+from .handlers import Delivery
+from .inbox import Inbox
+from .retry_policy import QueuePolicy
 from .stats import ConsumerStats
+from .verdicts import Settlement
 from .watch import TimeoutWatch
 
 logger = logging.getLogger("messaging.consumer")

@@ -10,10 +10,10 @@ from typing import Any
 from django.utils import timezone
 
 from .. import observability, signals
-from ..handlers import Delivery
 from ..models import Receipt
-from ..receipts import as_instances, insert_receipts
-from ..replies import Reply
+from ..rpc.replies import Reply
+from .handlers import Delivery
+from .receipts import as_instances, insert_receipts
 
 Outcome = Receipt.Outcome
 Row = tuple[Any, ...]
@@ -42,7 +42,7 @@ class ReceiptRecorder:
         now: datetime | None = None,
         reply: Reply | None = None,
     ) -> Row:
-        """The receipt of ``delivery`` as a tuple in :data:`messaging.receipts.FIELDS`
+        """The receipt of ``delivery`` as a tuple in :data:`messaging.consumer.receipts.FIELDS`
         order — the one shape every receipt is built in."""
         finished = now or timezone.now()
         body, content_type = (reply.body, reply.content_type) if reply is not None else (None, "")

@@ -75,7 +75,7 @@ def age(text: str) -> timedelta:
     """argparse type: an age such as ``30d``, ``12h``, ``90m``, ``45s``, ``2w``, at most
     :data:`MAX_AGE` (checked here, so a huge one is an argparse error rather than an
     OverflowError)."""
-    from messaging.retention import parse_age
+    from messaging.publishing.retention import parse_age
 
     try:
         value = parse_age(text)

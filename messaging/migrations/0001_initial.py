@@ -3,7 +3,7 @@
 import django.db.models.deletion
 import messaging.fields
 import messaging.models
-import messaging.validators
+import messaging.amqp.validators
 from django.conf import settings
 from django.db import migrations, models
 
@@ -21,12 +21,12 @@ class Migration(migrations.Migration):
             name='Queue',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(help_text="At most 255 bytes of UTF-8; names starting with 'amq.' are reserved.", max_length=255, unique=True, validators=[messaging.validators.validate_queue_name], verbose_name='name')),
+                ('name', models.CharField(help_text="At most 255 bytes of UTF-8; names starting with 'amq.' are reserved.", max_length=255, unique=True, validators=[messaging.amqp.validators.validate_queue_name], verbose_name='name')),
                 ('durable', models.BooleanField(default=True, help_text='Survives a broker restart.', verbose_name='durable')),
                 ('queue_type', models.CharField(choices=[('classic', 'classic'), ('quorum', 'quorum')], default='classic', max_length=16, verbose_name='queue type')),
                 ('dead_letter_exchange', models.CharField(blank=True, help_text='x-dead-letter-exchange: where rejected or expired messages go.', max_length=255, verbose_name='dead-letter exchange')),
                 ('dead_letter_routing_key', models.CharField(blank=True, max_length=255, verbose_name='dead-letter routing key')),
-                ('arguments', models.JSONField(blank=True, default=dict, help_text='Other x- arguments, e.g. {"x-max-length": 10000}.', validators=[messaging.validators.validate_x_arguments], verbose_name='other arguments')),
+                ('arguments', models.JSONField(blank=True, default=dict, help_text='Other x- arguments, e.g. {"x-max-length": 10000}.', validators=[messaging.amqp.validators.validate_x_arguments], verbose_name='other arguments')),
                 ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created')),
                 ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated')),
             ],

@@ -6,7 +6,7 @@ Every message is a ``Message`` row first and a broker message second:
   after the commit, or leaves it to the relay (``PUBLISH_MODE = "relay"``);
 - :func:`publish_messages` publishes existing rows (the admin, the Celery task);
 - :func:`send_copies` records and publishes many copies of one message (``send --count``);
-- :mod:`messaging.relay` publishes the ``pending`` rows that are due.
+- :mod:`messaging.publishing.relay` publishes the ``pending`` rows that are due.
 
 Its modules: :mod:`.rows` (building a row), :mod:`.queues` (the per-process cache of
 ``Queue`` rows), :mod:`.api` (``publish``, ``apublish``, ``publish_messages``,
@@ -36,7 +36,6 @@ from __future__ import annotations
 
 from .api import apublish, publish, publish_ids, publish_messages
 from .copies import COPIES_CHUNK, send_copies
-from .engine import publish_rows
 from .outbox import (
     PUBLISHABLE,
     TRANSIENT_ERRORS,
@@ -55,6 +54,7 @@ from .outbox import (
     store_outcomes,
 )
 from .rows import NO_JSON, build_message, get_queue
+from .sending import publish_rows
 
 __all__ = [
     "COPIES_CHUNK",

@@ -17,9 +17,9 @@ from .. import broker, conf, observability
 from ..exceptions import BrokerError
 from ..models import Message, Queue
 from .commit import add_after_commit
-from .engine import publish_rows
 from .outbox import PublishResult, claim, claiming, lease_end
 from .rows import NO_JSON, build_message
+from .sending import publish_rows
 
 logger = logging.getLogger("messaging.publishing")
 

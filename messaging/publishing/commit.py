@@ -24,9 +24,9 @@ from django.utils import timezone
 
 from .. import observability
 from ..models import Message
-from .engine import _user_id, publish_rows
 from .outbox import claim_lease, lease_end
-from .queues import remember_committed
+from .queue_cache import remember_committed
+from .sending import _user_id, publish_rows
 
 logger = logging.getLogger("messaging.publishing")
 

@@ -15,13 +15,13 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from .. import broker, observability, signals
-from ..amqp_properties import pika_kwargs
+from ..amqp.properties import pika_kwargs
+from ..amqp.validators import message_problem
 from ..db import operations
 from ..exceptions import BrokerError, MessageRefused
 from ..models import Message
-from ..validators import message_problem
-from .engine import _dispatch, _user_id, amqp_timestamp
 from .outbox import PublishResult, as_transient, lease_end, recheck_unroutable, store_outcomes
+from .sending import _dispatch, _user_id, amqp_timestamp
 
 #: Rows inserted and published per round by :func:`send_copies`.
 COPIES_CHUNK = 5000

@@ -14,7 +14,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 
 from .. import conf
-from ..backoff import backoff
+from ..amqp.backoff import backoff
 from ..broker import error_class, is_temporary, queues_down
 from ..db import operations
 from ..exceptions import (

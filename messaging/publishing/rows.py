@@ -8,12 +8,12 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
-from .. import schemas
-from ..amqp_properties import clean_properties
+from ..amqp import schemas
+from ..amqp.properties import clean_properties
+from ..amqp.validators import first_message, validate_message_fields, validate_queue_name
 from ..exceptions import InvalidMessage, InvalidQueueName
 from ..models import Message, Queue
-from ..validators import first_message, validate_message_fields, validate_queue_name
-from .queues import cached_queue
+from .queue_cache import cached_queue
 
 #: ``json=`` not given (``None`` is a JSON value: ``null``).
 NO_JSON: Any = object()
@@ -76,7 +76,7 @@ def build_message(
 ) -> Message:
     """An unsaved ``pending`` Message (validated destination, properties and — when the
     queue has a schema — body). ``json=obj`` encodes ``obj`` as the body. ``properties``
-    are the AMQP properties of :data:`messaging.amqp_properties.NAMES` (``expiration``
+    are the AMQP properties of :data:`messaging.amqp.properties.NAMES` (``expiration``
     in milliseconds or a ``timedelta``)."""
     try:
         props = clean_properties(properties)

@@ -76,7 +76,7 @@ class CapturedMessage:
 
     def json(self) -> Any:
         """The body parsed as JSON (``ValueError`` with one line when it is not)."""
-        from ..schemas import decode_json
+        from ..amqp.schemas import decode_json
 
         return decode_json(self.body)
 

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from .. import conf
 from ..consumer import Consumer, DatabaseDown
-from ..handlers import Delivery, Handler, as_handler, load_handler
+from ..consumer.handlers import Delivery, Handler, as_handler, load_handler
 from ..models import Queue, Receipt
 
 if TYPE_CHECKING:

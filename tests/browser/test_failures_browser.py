@@ -23,7 +23,7 @@ def test_operator_sees_a_failure_group_and_replays_one_dead_letter(
         "runconsumer",
         queue_name,
         "--handler",
-        "tests.handlers.record_unless_poison",
+        "tests.support.handlers.record_unless_poison",
         "--max-messages",
         "2",
         "--idle-timeout",

@@ -1,7 +1,7 @@
 """The cluster suite's own RabbitMQ: three nodes on loopback beside the default broker.
 
 ``msgc1@localhost`` .. ``msgc3@localhost`` listen on 127.0.0.1:5673-5675 (Erlang
-distribution on 25673-25675), each a :class:`tests.rabbitnode.Node` with its own config
+distribution on 25673-25675), each a :class:`tests.support.rabbitnode.Node` with its own config
 file, data and log directories under one temporary directory (owned by the ``rabbitmq``
 user when run as root, as ``rabbitmq-server`` then switches to it) and an empty plugins
 file (no management or prometheus listener to collide). They are started once per test
@@ -30,7 +30,7 @@ import pytest
 
 from messaging.models import Message
 from tests.faults.conftest import ConsumerProcess, start_consumer  # noqa: F401 - a fixture
-from tests.rabbitnode import (  # noqa: F401 - Node and the rest stay importable from here
+from tests.support.rabbitnode import (  # noqa: F401 - Node and the rest stay importable from here
     CTL_TIMEOUT,
     START_TIMEOUT,
     Node,

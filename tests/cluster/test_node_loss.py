@@ -17,7 +17,7 @@ from django.test import override_settings
 
 from messaging import broker
 from messaging.models import Message, Queue, Receipt, dead_letter_queue_name
-from messaging.relay import relay_once
+from messaging.publishing.relay import relay_once
 from tests.cluster.conftest import (
     Cluster,
     cluster_env,
@@ -39,9 +39,9 @@ pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
 
 #: Messages per test: enough for a fault to land mid-stream, few enough for CI.
 COUNT = 1000
-#: Handler time per message (tests.handlers.record_paced): the fault lands mid-stream.
+#: Handler time per message (tests.support.handlers.record_paced): the fault lands mid-stream.
 PACE = {"MESSAGING_TEST_PACE": "0.005"}
-PACED = "tests.handlers.record_paced"
+PACED = "tests.support.handlers.record_paced"
 
 
 def quorum_queue(name: str) -> Queue:
@@ -163,7 +163,7 @@ def test_dead_letter_queue_node_down_while_a_poison_message_is_retried(
         "10",
         "-v",
         "2",
-        handler="tests.handlers.record_unless_poison",
+        handler="tests.support.handlers.record_unless_poison",
         env=env,
     )
     wait_until(lambda: Receipt.objects.filter(message=poison).exists(), 60, "a first attempt")

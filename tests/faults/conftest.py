@@ -108,7 +108,7 @@ def start_consumer(
     def start(
         queue: str,
         *args: str,
-        handler: str = "tests.handlers.record",
+        handler: str = "tests.support.handlers.record",
         name: str | None = None,
         env: dict[str, str] | None = None,
     ) -> ConsumerProcess:
@@ -168,7 +168,7 @@ def drain(
     queue: str,
     *args: str,
     idle: float = 3,
-    handler: str = "tests.handlers.record",
+    handler: str = "tests.support.handlers.record",
 ) -> None:
     """A final clean run that consumes whatever is left and exits on its own."""
     r = manage(
@@ -235,7 +235,7 @@ def publish_many(
 
 
 def handled_counts() -> Counter[str]:
-    """message_id -> how many times ``tests.handlers.record`` committed its row."""
+    """message_id -> how many times ``tests.support.handlers.record`` committed its row."""
     rows = (
         Message.objects.filter(exchange="handled")
         .values("routing_key")

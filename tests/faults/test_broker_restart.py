@@ -40,7 +40,7 @@ def test_broker_restart_loses_nothing_and_consumer_resumes_by_itself(start_consu
         fault_queue,
         "--prefetch",
         "10",
-        handler="tests.handlers.record_paced",
+        handler="tests.support.handlers.record_paced",
         env={
             "MESSAGING_TEST_PACE": "0.01",
             **settings_env(RECONNECT_DELAY=0.2, RECONNECT_MAX_DELAY=1),

@@ -37,7 +37,7 @@ def test_database_outage_mid_run_acks_nothing_loses_nothing_and_recovers(
         fault_queue,
         "--prefetch",
         "5",
-        handler="tests.handlers.record_paced",
+        handler="tests.support.handlers.record_paced",
         # A low MAX_ATTEMPTS: database errors must not count as handler attempts.
         env={"MESSAGING_TEST_PACE": "0.01", **outage_env(), **settings_env(MAX_ATTEMPTS=2)},
     )

@@ -34,7 +34,7 @@ def test_connection_closed_by_broker_mid_stream_reconnects_and_finishes(
         fault_queue,
         "--prefetch",
         "10",
-        handler="tests.handlers.record_paced",
+        handler="tests.support.handlers.record_paced",
         env={"MESSAGING_TEST_PACE": "0.02", **settings_env(RECONNECT_MAX_DELAY=1)},
     )
     closes = progress = 0

@@ -34,7 +34,7 @@ def test_handler_running_ten_heartbeats_acks_on_the_same_connection(
         fault_queue,
         "-v",
         "2",
-        handler="tests.handlers.record_paced",
+        handler="tests.support.handlers.record_paced",
         env={
             "MESSAGING_TEST_MARKER": str(marker),
             "MESSAGING_TEST_SLEEP": str(SLEEP),

@@ -63,7 +63,7 @@ def test_poison_message_is_dead_lettered_after_max_attempts_and_replayed(
         "runconsumer",
         fault_queue,
         "--handler",
-        "tests.handlers.record_unless_poison",
+        "tests.support.handlers.record_unless_poison",
         "--idle-timeout",
         "3",
         env=settings_env(MAX_ATTEMPTS=MAX_ATTEMPTS),
@@ -105,7 +105,7 @@ def test_poison_message_is_dead_lettered_after_max_attempts_and_replayed(
     # A fixed handler acks them (attempt counting restarted with the replay) and sees
     # the message_id, the headers and the death history they had in the DLQ. (Not
     # peeked here: on a quorum queue that would count as a delivery.)
-    drain(manage, fault_queue, handler="tests.handlers.record_with_headers")
+    drain(manage, fault_queue, handler="tests.support.handlers.record_with_headers")
     assert attempts_of(fault_queue, poison)[-1] == (1, "acked")
     assert attempts_of(fault_queue, rejected)[-1] == (1, "acked")
     for mid in (poison, rejected):

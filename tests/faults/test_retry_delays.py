@@ -17,10 +17,9 @@ from pathlib import Path
 import pytest
 
 from messaging import broker
-from messaging.consumer.delays import delay_queue_name
+from messaging.amqp.retry_delays import delay_queue_name
 from messaging.models import Queue, Receipt, dead_letter_queue_name
 from tests.conftest import queue_depth, wait_for
-from tests.delay_handlers import RUN_LOG
 from tests.faults.conftest import (
     broker_stopped,
     handled_counts,
@@ -30,10 +29,11 @@ from tests.faults.conftest import (
     stop_and_wait,
     wait_running,
 )
+from tests.support.delay_handlers import RUN_LOG
 
 pytestmark = pytest.mark.faults
 
-HANDLER = "tests.delay_handlers.log_run_fail_poison"
+HANDLER = "tests.support.delay_handlers.log_run_fail_poison"
 MAX_ATTEMPTS = 3
 
 

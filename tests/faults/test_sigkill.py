@@ -38,7 +38,7 @@ def test_sigkill_at_random_points_loses_nothing_and_handles_once(
         consumer = start_consumer(
             fault_queue,
             *args,
-            handler="tests.handlers.record_paced",
+            handler="tests.support.handlers.record_paced",
             env={"MESSAGING_TEST_PACE": PACE},
         )
         wait_for(lambda c=consumer: consumers_on(fault_queue) or not c.alive(), timeout=60)

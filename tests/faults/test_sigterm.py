@@ -40,7 +40,7 @@ def test_sigterm_mid_handler_finishes_acks_and_exits_zero(
         "10",
         "--batch-size",
         "5",
-        handler="tests.handlers.record_paced",
+        handler="tests.support.handlers.record_paced",
         env={
             "MESSAGING_TEST_MARKER": str(marker),
             "MESSAGING_TEST_SLEEP": str(SLEEP),

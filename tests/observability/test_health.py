@@ -79,7 +79,11 @@ def test_queue_without_a_live_consumer(manage, start_consumer, queue_name):
     wait_running(consumer, lambda: manage("healthcheck", "--consumers", queue_name).returncode == 0)
     stop_and_wait(consumer)
     # MESSAGING["CONSUMERS"] is the default list.
-    env = {"MESSAGING_TEST_SETTINGS": json.dumps({"CONSUMERS": {queue_name: "tests.handlers.ok"}})}
+    env = {
+        "MESSAGING_TEST_SETTINGS": json.dumps(
+            {"CONSUMERS": {queue_name: "tests.support.handlers.ok"}}
+        )
+    }
     r = manage("healthcheck", "--consumers", env=env)
     assert r.returncode == 1
     assert _out(r)[1].strip() == f"consumers {queue_name}: no live consumer in the registry"

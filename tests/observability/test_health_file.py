@@ -21,7 +21,7 @@ def test_health_file_is_fresh_then_ages_when_stuck(start_consumer, queue_name, t
         queue_name,
         "--health-file",
         str(health),
-        handler="tests.handlers.slow",
+        handler="tests.support.handlers.slow",
         env={
             **settings_env(BROKER_CONSUMER_TIMEOUT=3),
             "MESSAGING_TEST_MARKER": str(marker),

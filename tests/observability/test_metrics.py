@@ -17,7 +17,7 @@ from tests.conftest import wait_for
 from tests.faults.conftest import publish_many, settings_env, stop_and_wait, wait_running
 from tests.observability.conftest import delivery_counts, free_port, receipt_counts, samples, scrape
 
-HANDLER = "tests.observability.handlers.mixed"
+HANDLER = "tests.support.observability_handlers.mixed"
 pytestmark = pytest.mark.django_db(transaction=True)
 
 

@@ -17,10 +17,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 from opentelemetry.util._once import Once
 
-from messaging import conf, publish, relay
+from messaging import conf, publish
 from messaging.consumer import Consumer
 from messaging.models import Message
-from messaging.publishing import get_queue
+from messaging.publishing import get_queue, relay
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

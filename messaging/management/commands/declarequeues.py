@@ -8,9 +8,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from messaging import broker
+from messaging.amqp.queue_types import CLASSIC_ON_CLUSTER, classic_on_cluster
 from messaging.exceptions import QueueMismatch
 from messaging.models import Binding, Exchange, Queue
-from messaging.queue_types import CLASSIC_ON_CLUSTER, classic_on_cluster
 
 
 class Command(BaseCommand):

@@ -6,9 +6,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from messaging import retention
 from messaging.management.commandline import age, bounded_int
 from messaging.models import Message
+from messaging.publishing import retention
 
 #: Largest --batch-size: a batch's ids go into one IN (...) list, and SQLite takes at
 #: most 32766 parameters per query.

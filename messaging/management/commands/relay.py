@@ -7,10 +7,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from messaging import relay
 from messaging.management.commandline import configure_logging, install_stop_signals
 from messaging.management.observing import add_observing_arguments, observing
-from messaging.relay import RelayResult
+from messaging.publishing import relay
+from messaging.publishing.relay import RelayResult
 
 
 class Command(BaseCommand):

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from messaging.deadletters import replay
+from messaging.consumer.replay import replay
 from messaging.exceptions import MessagingError
 from messaging.management.commandline import positive_int
 

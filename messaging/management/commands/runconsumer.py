@@ -11,9 +11,11 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from messaging import broker, conf
+from messaging.amqp.stream_offsets import consume_arguments, parse_offset
+from messaging.amqp.validators import first_message, validate_exchange_name, validate_routing_key
 from messaging.consumer import Consumer
+from messaging.consumer.handlers import DEFAULT_HANDLER, discard, handler_path_for, load_handler
 from messaging.exceptions import BrokerError, MessagingError
-from messaging.handlers import DEFAULT_HANDLER, discard, handler_path_for, load_handler
 from messaging.management.commandline import (
     AMQP_SHORT_MAX,
     bounded_int,
@@ -26,8 +28,6 @@ from messaging.management.commandline import (
 from messaging.management.observing import add_observing_arguments, observing
 from messaging.models import Queue
 from messaging.publishing import get_queue
-from messaging.streams import consume_arguments, parse_offset
-from messaging.validators import first_message, validate_exchange_name, validate_routing_key
 
 logger = logging.getLogger("messaging")
 

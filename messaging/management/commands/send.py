@@ -10,7 +10,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from messaging.amqp_properties import MAX_EXPIRATION_MS, MAX_PRIORITY
+from messaging.amqp.properties import MAX_EXPIRATION_MS, MAX_PRIORITY
 from messaging.exceptions import MessagingError
 from messaging.management.commandline import bounded_int, configure_logging, positive_int
 from messaging.publishing import (

@@ -1,0 +1,299 @@
+"""Queue admin: rows with their live broker state, the overview page's URL, and the
+declare / purge / replay actions (:mod:`.queue_actions`, whose plain functions
+:func:`purge_selected` and :func:`replay_selected` are importable from here too).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
+from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
+
+from ..amqp.queue_types import CLASSIC_ON_CLUSTER, classic_on_cluster
+from ..broker import QueueSpec
+from ..broker import management_api as management
+from ..exceptions import BrokerError
+from ..models import Message, Queue
+from .dead_letter_browser import dead_letters_view
+from .feedback import BrokerKeepsDeleted
+from .forms import QueueForm
+from .overview import INVALID_NAME, broker_snapshot
+from .queue_actions import (  # noqa: F401 - the moved names stay importable from here
+    PurgeResult,
+    QueueActions,
+    ReplayOutcome,
+    purge_selected,
+    replay_selected,
+)
+from .views import overview_view
+
+UNREACHABLE = "unreachable"
+
+
+# --------------------------------------------------------------------------- changelist
+
+
+class LiveChangeList(ChangeList):
+    """Asks the broker about every queue on the page (and its ``.dlq``) over one
+    connection, after the page's rows are known, and its management API for unacked
+    counts (one cached request, if ``MANAGEMENT_URL`` is set). POSTs (actions) do not ask."""
+
+    broker_error: BrokerError | None = None
+    management_counts: management.ManagementCounts | None = None
+
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        rows = list(self.result_list)
+        self.result_list = rows  # evaluated once; the template iterates the same objects
+        can_compose = self.model_admin.message_admin_can_add(request)
+        for row in rows:
+            row.can_compose = can_compose
+        if request.method not in ("GET", "HEAD"):
+            return  # an action or a list_editable save: the broker is not shown
+        names: list[str] = []
+        for row in rows:
+            names.append(row.name)
+            if row.dead_letter_queue:
+                names.append(row.dead_letter_queue)
+        # Each row's declaration is compared with the broker on the same connection.
+        snapshot = broker_snapshot(names, compare=[QueueSpec.of(row) for row in rows])
+        self.broker_error = snapshot.error
+        for row in rows:
+            row.broker_state = snapshot.state(row.name)
+            row.drift = snapshot.drift.get(row.name)
+            if row.dead_letter_queue:
+                row.dlq_state = snapshot.state(row.dead_letter_queue)
+        self.management_counts = counts = management.queue_counts()
+        for row in rows:
+            row.unacked_count = counts.unacked(row.name)
+            row.unacked_missing = (
+                "" if row.unacked_count is not None else counts.why_missing(row.name)
+            )
+
+
+# --------------------------------------------------------------------------- admin
+
+
+#: Attribute value of a row the broker was not asked about (not a GET).
+NOT_ASKED = "not asked"
+
+
+def _count_or_state(state: Any, index: int) -> Any:
+    if state == NOT_ASKED:
+        return "-"
+    if isinstance(state, tuple):
+        return state[index]
+    if state == UNREACHABLE:
+        return format_html('<span class="messaging-unreachable">{}</span>', _("unreachable"))
+    if state == INVALID_NAME:
+        return format_html('<span class="messaging-unreachable">{}</span>', _("invalid name"))
+    return format_html('<span class="messaging-missing">{}</span>', _("not on broker"))
+
+
+@admin.register(Queue)
+class QueueAdmin(BrokerKeepsDeleted, QueueActions, admin.ModelAdmin):
+    form = QueueForm
+    list_display = (
+        "name",
+        "matches_broker",
+        "ready",
+        "unacked",
+        "consumers",
+        "dead_letters",
+        "publish_link",
+        "durable",
+        "queue_type",
+        "arguments",
+    )
+    list_filter = ("durable", "queue_type", "dead_lettering")
+    search_fields = ("name",)
+    readonly_fields = ("on_broker", "created_at", "updated_at")
+    actions = ["declare_on_broker", "purge_queues", "replay_dead_letters"]
+    delete_confirmation_template = "admin/messaging/queue/delete_confirmation.html"
+    delete_selected_confirmation_template = (
+        "admin/messaging/queue/delete_selected_confirmation.html"
+    )
+    change_list_template = "admin/messaging/queue/change_list.html"
+
+    # ----------------------------------------------------------------- plumbing
+
+    def get_urls(self) -> list[URLPattern]:
+        info = self.opts.app_label
+        view = self.admin_site.admin_view(self.overview)
+        dead_letters = self.admin_site.admin_view(self.dead_letters_page)
+        return [
+            path("overview/", view, name=f"{info}_overview"),
+            path(
+                "<path:object_id>/dead-letters/",
+                dead_letters,
+                name=f"{info}_queue_dead_letters",
+            ),
+            *super().get_urls(),
+        ]
+
+    def dead_letters_page(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        return dead_letters_view(self, request, object_id)
+
+    def overview(self, request: HttpRequest) -> HttpResponse:
+        return overview_view(self, request)
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return LiveChangeList
+
+    def get_changelist_instance(self, request: HttpRequest) -> ChangeList:
+        changelist = super().get_changelist_instance(request)
+        error = getattr(changelist, "broker_error", None)
+        if error is not None:
+            self.message_user(
+                request,
+                _("The broker is unreachable, so live counts are missing: %(error)s")
+                % {"error": error},
+                messages.WARNING,
+            )
+        counts = getattr(changelist, "management_counts", None)
+        if counts is not None and counts.configured and not counts.available:
+            self.message_user(
+                request,
+                _("Unacked counts are missing: the management API did not answer: %(error)s")
+                % {"error": counts.error},
+                messages.WARNING,
+            )
+        classic = classic_on_cluster(changelist.result_list)
+        if classic:
+            self.message_user(
+                request,
+                _("%(names)s: %(warning)s.")
+                % {"names": ", ".join(classic), "warning": _(CLASSIC_ON_CLUSTER)},
+                messages.WARNING,
+            )
+        return changelist
+
+    def get_fields(self, request: HttpRequest, obj: Queue | None = None) -> Any:
+        fields = list(super().get_fields(request, obj))
+        if obj is None:
+            fields.remove("on_broker")
+        return fields
+
+    def message_admin_can_add(self, request: HttpRequest) -> bool:
+        opts = Message._meta
+        return self.admin_site.is_registered(Message) and request.user.has_perm(
+            f"{opts.app_label}.add_{opts.model_name}"
+        )
+
+    def has_purge_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(f"{self.opts.app_label}.purge_queue")
+
+    def has_publish_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(f"{self.opts.app_label}.publish_message")
+
+    # ----------------------------------------------------------------- columns
+
+    @admin.display(description=gettext_lazy("as on broker"))
+    def matches_broker(self, obj: Queue) -> Any:
+        """Drift: the broker has this queue with other arguments than the row."""
+        state = getattr(obj, "broker_state", NOT_ASKED)
+        drift = getattr(obj, "drift", None)
+        if drift is not None:
+            return format_html(
+                '<span class="messaging-unreachable messaging-drift" title="{}">{}</span>',
+                drift,
+                _("differs: %(error)s") % {"error": drift},
+            )
+        if isinstance(state, tuple):
+            return format_html('<span class="messaging-matches">{}</span>', _("matches"))
+        return "-"
+
+    @admin.display(description=gettext_lazy("ready"))
+    def ready(self, obj: Queue) -> Any:
+        return _count_or_state(getattr(obj, "broker_state", NOT_ASKED), 0)
+
+    @admin.display(description=gettext_lazy("unacked"))
+    def unacked(self, obj: Queue) -> Any:
+        """Delivered and not acked yet, from the management API (``MANAGEMENT_URL``)."""
+        if not hasattr(obj, "unacked_count"):
+            return "-"  # not asked (not a GET)
+        if obj.unacked_count is None:
+            return format_html(
+                '<span class="messaging-missing" title="{}">—</span>', obj.unacked_missing
+            )
+        return obj.unacked_count
+
+    @admin.display(description=gettext_lazy("consumers"))
+    def consumers(self, obj: Queue) -> Any:
+        return _count_or_state(getattr(obj, "broker_state", NOT_ASKED), 1)
+
+    @admin.display(description=gettext_lazy("dead letters"))
+    def dead_letters(self, obj: Queue) -> Any:
+        if not obj.dead_letter_queue:
+            return self.get_empty_value_display()
+        count = _count_or_state(getattr(obj, "dlq_state", NOT_ASKED), 0)
+        url = reverse(
+            f"admin:{self.opts.app_label}_queue_dead_letters",
+            args=[obj.pk],
+            current_app=self.admin_site.name,
+        )
+        return format_html('<a href="{}" class="dead-letters-link">{}</a>', url, count)
+
+    @admin.display(description="")
+    def publish_link(self, obj: Queue) -> Any:
+        if not getattr(obj, "can_compose", False):
+            return ""
+        url = reverse(
+            f"admin:{Message._meta.app_label}_{Message._meta.model_name}_add",
+            current_app=self.admin_site.name,
+        )
+        return format_html('<a href="{}?queue={}">{}</a>', url, obj.pk, _("Publish a message"))
+
+    @admin.display(description=gettext_lazy("on the broker now"))
+    def on_broker(self, obj: Queue) -> str:
+        names = [obj.name] + ([obj.dead_letter_queue] if obj.dead_letter_queue else [])
+        snapshot = broker_snapshot(names)
+        state = snapshot.state(obj.name)
+        if state == UNREACHABLE:
+            return _("unreachable: %(error)s") % {"error": snapshot.error}
+        if state == INVALID_NAME:
+            return _("invalid name, not sent to the broker: %(error)s") % {
+                "error": snapshot.invalid[obj.name]
+            }
+        if state is None:
+            return _("not declared on the broker")
+        assert isinstance(state, tuple)
+        text = ngettext("%(ready)d ready message", "%(ready)d ready messages", state[0]) % {
+            "ready": state[0]
+        }
+        text += ", " + ngettext("%(count)d consumer", "%(count)d consumers", state[1]) % {
+            "count": state[1]
+        }
+        unacked = management.queue_counts().unacked(obj.name)
+        if unacked is not None:
+            text += ", " + _("%(count)d unacked") % {"count": unacked}
+        if obj.dead_letter_queue:
+            dlq = snapshot.state(obj.dead_letter_queue)
+            if isinstance(dlq, tuple):
+                text += "; " + _("%(count)d in %(dlq)s") % {
+                    "count": dlq[0],
+                    "dlq": obj.dead_letter_queue,
+                }
+        return text
+
+    # ----------------------------------------------------------------- deleting
+
+    def _tell_broker_untouched(self, request: HttpRequest, names: list[str]) -> None:
+        self.message_user(
+            request,
+            ngettext(
+                "Only the row was deleted: queue %(names)s is still on the broker with its "
+                "messages. Delete it there (rabbitmqctl delete_queue) if you mean to.",
+                "Only the rows were deleted: queues %(names)s are still on the broker with "
+                "their messages. Delete them there (rabbitmqctl delete_queue) if you mean to.",
+                len(names),
+            )
+            % {"names": ", ".join(names)},
+            messages.INFO,
+        )

@@ -1,0 +1,188 @@
+"""Publishing rows already held (created or claimed by this process): refuse the ones
+that cannot be sent, check each destination once, publish with pipelined confirms over
+one connection, store every outcome, send the signals after the commit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import nullcontext
+from functools import partial
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from .. import broker, observability, signals
+from ..amqp.properties import pika_kwargs
+from ..amqp.validators import message_problem
+from ..exceptions import BrokerError, BrokerUnavailable, MessageRefused
+from ..models import Message
+from .outbox import (
+    PublishResult,
+    apply_outcomes,
+    as_transient,
+    is_transient,
+    recheck_unroutable,
+    store_outcomes,
+)
+
+
+def publish_rows(rows: list[Message], *, user: Any = None, publisher: Any = None) -> PublishResult:
+    """Publish Message objects in order and store every outcome: on ``publisher`` (a
+    :class:`broker.PublisherBase`), else on the process's publisher
+    (:func:`broker.process_publisher`), held for the sending only (the UPDATE runs
+    after, while other threads publish)."""
+    result = PublishResult()
+    if not rows:
+        return result
+    pub = publisher if isinstance(publisher, broker.PublisherBase) else broker.process_publisher()
+    hold = pub.session() if isinstance(pub, broker.ProcessPublisher) else nullcontext()
+    try:
+        with hold, observability.sending(rows):
+            outcomes = _send(pub, rows)
+    except BrokerUnavailable as exc:  # the process's publisher stayed busy: try later
+        outcomes = [exc] * len(rows)
+    user_id = _user_id(user)
+    now = timezone.now()
+    store_outcomes(
+        [(row.message_id, row.attempts) for row in rows],
+        outcomes,
+        user_id=user_id,
+        now=now,
+        result=result,
+    )
+    apply_outcomes(rows, outcomes, user_id=user_id, now=now)
+    observability.published(rows, outcomes)
+    _send_signals(rows, outcomes)
+    return result
+
+
+def _send(pub: Any, rows: Sequence[Message]) -> list[BrokerError | None]:
+    """The outcome of each row: refused as it is, destination refused, or the broker's
+    answer to publishing it."""
+    outcomes = _refuse_invalid(rows)
+    if any(outcome is None for outcome in outcomes):
+        sendable = _check_destinations(pub, rows, outcomes)
+        if sendable:
+            try:
+                answers = pub.publish_many(_outgoing(rows[i]) for i in sendable)
+            except BrokerError as exc:  # the connection died before anything was sent
+                answers = [as_transient(exc)] * len(sendable)
+            queues = [_queue_of(rows[i]) for i in sendable]
+            answers = recheck_unroutable(pub, queues, answers)
+            for index, answer in zip(sendable, answers, strict=True):
+                outcomes[index] = answer
+    return outcomes
+
+
+def _refuse_invalid(rows: Sequence[Message]) -> list[BrokerError | None]:
+    """Per row: :class:`MessageRefused` with the reason when :func:`message_problem` says
+    it cannot be sent as it is (saved before the rules, or changed behind the ORM's back),
+    else ``None``. Such a row is failed for good and never reaches the broker."""
+    outcomes: list[BrokerError | None] = []
+    for row in rows:
+        problem = message_problem(row)
+        outcomes.append(None if problem is None else MessageRefused(problem))
+    return outcomes
+
+
+def _check_destinations(
+    pub: Any, rows: Sequence[Message], outcomes: list[BrokerError | None]
+) -> list[int]:
+    """Connect, then declare each row's queue / check each exchange once (rows already
+    refused are skipped). A refusal fails the rows concerned; a declaration the broker
+    does not answer in time leaves them pending (only them); a broker that cannot be
+    reached leaves every row still to check pending. Returns the indexes to publish."""
+    refused: dict[tuple[str, str], BrokerError] = {}
+    checked: set[tuple[str, str]] = {("", "")}
+    sendable = []
+    down: BrokerError | None = None
+    try:
+        pub.open()
+    except BrokerError as exc:  # could not connect: every row waits for a retry
+        down = as_transient(exc)
+    for index, row in enumerate(rows):
+        if outcomes[index] is not None:
+            continue
+        if down is not None:
+            outcomes[index] = down
+            continue
+        if row.exchange:
+            key = ("exchange", row.exchange)
+        elif row.queue_id is not None:
+            key = ("queue", row.queue.name)
+        else:
+            key = ("", "")
+        if key not in checked:
+            checked.add(key)
+            try:
+                if key[0] == "exchange":
+                    pub.check_exchange(row.exchange)
+                else:
+                    pub.ensure_declared(row.queue)
+            except BrokerError as exc:
+                refused[key] = exc
+                if is_transient(exc) and not pub.is_open:
+                    down = outcomes[index] = as_transient(exc)
+                    continue
+        if key in refused:
+            outcomes[index] = refused[key]
+        else:
+            sendable.append(index)
+    return sendable
+
+
+def _queue_of(message: Message) -> str:
+    """The queue a row is sent straight to (``""`` for one sent to an exchange)."""
+    return "" if message.exchange or message.queue_id is None else message.queue.name
+
+
+def _outgoing(message: Message) -> broker.Outgoing:
+    exchange, routing_key = message.destination
+    return broker.Outgoing(
+        exchange=exchange,
+        routing_key=routing_key,
+        body=message.body_bytes,
+        message_id=message.message_id,
+        content_type=message.content_type,
+        headers=observability.outgoing_headers(message),
+        persistent=message.persistent,
+        timestamp=amqp_timestamp(message),
+        extra=pika_kwargs(message) or None,
+    )
+
+
+def amqp_timestamp(message: Message) -> int:
+    """The AMQP ``timestamp`` of a row: when it was created, in whole seconds."""
+    created = message.created_at or timezone.now()
+    return int(created.timestamp())
+
+
+def _user_id(user: Any) -> int | None:
+    if user is None or isinstance(user, int):
+        return user
+    return getattr(user, "pk", None)
+
+
+def _send_signals(rows: Sequence[Message], outcomes: Sequence[BrokerError | None]) -> None:
+    """``message_published`` / ``message_failed`` once the outcomes are committed."""
+    wanted_published = signals.message_published.has_listeners(Message)
+    wanted_failed = signals.message_failed.has_listeners(Message)
+    if not (wanted_published or wanted_failed):
+        return
+    pairs = [(row, outcome) for row, outcome in zip(rows, outcomes, strict=True)]
+    transaction.on_commit(partial(_dispatch, pairs), robust=True)
+
+
+def _dispatch(pairs: Sequence[tuple[Message, BrokerError | None]]) -> None:
+    for message, outcome in pairs:
+        if outcome is None:
+            signals.send_robust(signals.message_published, Message, message=message)
+        else:
+            signals.send_robust(
+                signals.message_failed,
+                Message,
+                message=message,
+                error=outcome,
+                will_retry=is_transient(outcome),
+            )
