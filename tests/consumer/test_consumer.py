@@ -20,7 +20,7 @@ from messaging.models import Message, Queue, Receipt
 from tests.conftest import ROOT, close_broker_connections, manage_env, queue_depth, wait_for
 from tests.support.handlers import handled
 
-TUTORIAL = Path(__file__).parent / "tutorial"
+TUTORIAL = Path(__file__).resolve().parents[1] / "tutorials" / "pika"
 
 
 def publish_raw(queue: str, body: bytes, **props) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db.models import Count
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PG_NAME = f"bench_messaging_smoke_{os.getpid()}"
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "ensure-chromium"
 FAKE_APT = """#!/bin/sh
 echo "$DEBIAN_FRONTEND $*" >> "{log}"

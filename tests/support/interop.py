@@ -71,7 +71,7 @@ def launch(launched, transactional_db):
 
 
 def manage_py() -> str:
-    return str(Path(__file__).resolve().parent.parent / "manage.py")
+    return str(Path(__file__).resolve().parents[2] / "manage.py")
 
 
 def consumer(launch, *args: str, env: dict[str, str] | None = None) -> Proc:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from project.services import answers, docker_available, start_postgres, start_rabbitmq
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+BASE_DIR = Path(__file__).resolve().parents[2]
 LOCAL_BROKER = "amqp://guest:guest@localhost:5672/%2F"
 LOCAL_POSTGRES = "postgres://postgres@127.0.0.1:5432/postgres"
 # BROKER_URL until a test that needs the broker has found one: a closed port, so a unit

@@ -17,7 +17,7 @@ from tests.conftest import manage_env, wait_for
 from tests.support.interop import consumer
 from tests.support.rpc_handlers import effects
 
-TUTORIAL = Path(__file__).parent / "tutorial"
+TUTORIAL = Path(__file__).resolve().parent / "pika"
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
