@@ -16,7 +16,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
-from .validators import _check_short_string
+from .short_strings import check_short_string
 
 EXCHANGE_TYPES = ("direct", "fanout", "topic", "headers")
 X_MATCH_VALUES = ("all", "any", "all-with-x", "any-with-x")
@@ -29,7 +29,7 @@ def validate_declared_exchange_name(name: str) -> None:
             _("The default exchange (empty name) is built in: it is used, never declared."),
             code="default_exchange",
         )
-    _check_short_string(name, _("Exchange name"), names=True)
+    check_short_string(name, _("Exchange name"), names=True)
     if name.startswith("amq."):
         raise ValidationError(
             _(
@@ -52,7 +52,7 @@ def validate_exchange_type(value: str) -> None:
 def validate_binding_key(exchange_type: str, routing_key: str) -> None:
     """Refuse a routing key that cannot mean what it says on an exchange of that type."""
     if routing_key:
-        _check_short_string(routing_key, _("Routing key"), names=False)
+        check_short_string(routing_key, _("Routing key"), names=False)
     if exchange_type == "direct" and ("#" in routing_key or "*" in routing_key):
         raise ValidationError(
             _(

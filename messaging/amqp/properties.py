@@ -13,7 +13,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
-from .validators import _check_short_string, first_message
+from .short_strings import check_short_string, first_message
 
 #: The properties :func:`messaging.publish` takes as keyword arguments (and ``Message``
 #: stores in fields of the same names).
@@ -25,6 +25,14 @@ TEXT_NAMES = ("correlation_id", "reply_to", "type", "app_id")
 MAX_PRIORITY = 255
 #: RabbitMQ refuses a per-message TTL above 2**32 - 1 ms (about 49 days).
 MAX_EXPIRATION_MS = 2**32 - 1
+#: AMQP ``delivery_mode``: written to disk (survives a broker restart), or not.
+PERSISTENT = 2
+TRANSIENT = 1
+
+
+def validate_content_type(value: str) -> None:
+    if value:
+        check_short_string(value, _("Content type"), names=False)
 
 
 def validate_priority(value: Any) -> None:
@@ -68,7 +76,7 @@ def validate_property_text(value: Any) -> None:
     if value:
         if not isinstance(value, str):
             raise ValidationError(_("must be a string"), code="not_a_string")
-        _check_short_string(value, _("Property"), names=False)
+        check_short_string(value, _("Property"), names=False)
 
 
 def expiration_ms(value: int | timedelta | str | None) -> int | None:

@@ -17,9 +17,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from ..broker.pika_properties import ATTEMPTS_HEADER, RETRY_HEADER
 from .backoff import backoff
-from .validators import utf8_size
+from .headers import ATTEMPTS_HEADER, RETRY_HEADER
+from .short_strings import MAX_NAME_BYTES, utf8_size
 
 #: ``<queue>`` + this + milliseconds names a delay queue.
 DELAY_QUEUE_INFIX = ".delay."
@@ -30,7 +30,7 @@ DELAY_QUEUE_INFIX = ".delay."
 RETRY_HISTORY = 20
 #: How much of the error a retry entry carries.
 RETRY_ERROR_CHARS = 200
-MAX_QUEUE_NAME_BYTES = 255
+MAX_QUEUE_NAME_BYTES = MAX_NAME_BYTES
 
 
 def delay_for(attempt: int, first: float, cap: float) -> float:

@@ -1,4 +1,6 @@
-"""The AMQP properties a message is published with, and those of a dead-letter copy."""
+"""The AMQP properties a message is published with, and those of a dead-letter copy (the
+header names and delivery modes are pure AMQP facts, defined in :mod:`messaging.amqp`
+and importable from here as before)."""
 
 from __future__ import annotations
 
@@ -8,21 +10,14 @@ from typing import Any
 import pika
 from django.core.exceptions import ValidationError
 
-from ..amqp.validators import first_message, validate_headers
+from ..amqp.headers import ATTEMPTS_HEADER, DEATH_HEADER, DELIVERY_COUNT_HEADER, validate_headers
+from ..amqp.headers import RETRY_HEADER as RETRY_HEADER
+from ..amqp.properties import PERSISTENT, TRANSIENT
+from ..amqp.short_strings import first_message
 
-PERSISTENT = pika.DeliveryMode.Persistent.value  # 2
-TRANSIENT = pika.DeliveryMode.Transient.value  # 1
-
-#: Header the consumer appends to when it moves a message to ``<queue>.dlq``: a list of
-#: tables {queue, reason, attempts, error, consumer, time} (newest last).
-DEATH_HEADER = "x-messaging-death"
-#: Failed attempts before a copy back from a delay queue (``RETRY_DELAY`` > 0), and its
-#: retry history; see :mod:`messaging.amqp.retry_delays`.
-ATTEMPTS_HEADER = "x-messaging-attempts"
-RETRY_HEADER = "x-messaging-retry"
 #: Broker-managed header (quorum queues) that must not travel with a copy, and the
 #: attempt count, which only a delayed copy carries (a dead letter replayed starts over).
-_DROPPED_HEADERS = ("x-delivery-count", ATTEMPTS_HEADER)
+_DROPPED_HEADERS = (DELIVERY_COUNT_HEADER, ATTEMPTS_HEADER)
 
 
 def properties(
