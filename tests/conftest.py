@@ -1,11 +1,11 @@
 """Shared fixtures: the broker (looked for only when a test outside the unit tier runs),
-per-test queue names, a broker channel, and manage.py subprocesses that use the test
-database."""
+per-test queue names, a broker channel, manage.py subprocesses that use the test
+database (``runconsumer`` ones among them: ``start_consumer``), and exchange and queue
+names for topology tests. Plain helpers live in :mod:`tests.support`."""
 
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import sys
 import time
@@ -16,12 +16,11 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from messaging import broker
 from tests.support import services
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.consumers import ConsumerProcess
+from tests.support.environment import ROOT, manage_env
 
 
 @pytest.fixture(scope="session")
@@ -79,29 +78,6 @@ def channel() -> Iterator[object]:
         yield conn.channel()
 
 
-def database_url_for_subprocess() -> str:
-    """A DATABASE_URL pointing at the *test* database this process uses."""
-    s = connection.settings_dict
-    if s["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{s['NAME']}"
-    user = s.get("USER") or ""
-    password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
-    auth = f"{user}{password}@" if user else ""
-    port = f":{s['PORT']}" if s.get("PORT") else ""
-    return f"postgres://{auth}{s.get('HOST') or 'localhost'}{port}/{s['NAME']}"
-
-
-def manage_env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        DJANGO_SETTINGS_MODULE="tests.settings",
-        DATABASE_URL=database_url_for_subprocess(),
-        PYTHONUNBUFFERED="1",
-    )
-    env.update(extra)
-    return env
-
-
 @pytest.fixture
 def manage(transactional_db: None) -> Callable[..., subprocess.CompletedProcess[bytes]]:
     """Run ``manage.py ARGS`` in a subprocess against the test database."""
@@ -144,47 +120,51 @@ def spawn(transactional_db: None) -> Iterator[Callable[..., subprocess.Popen[byt
         proc.communicate(timeout=10)
 
 
-def wait_for(predicate: Callable[[], object], timeout: float = 20, interval: float = 0.05):
-    """Poll until ``predicate()`` is truthy; returns its value or fails the test."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {predicate}")
-        time.sleep(interval)
+@pytest.fixture
+def start_consumer(
+    transactional_db: None, tmp_path: Path
+) -> Iterator[Callable[..., ConsumerProcess]]:
+    """``start_consumer(queue, *args, handler=..., name=..., env=...)`` starts runconsumer
+    in the background; whatever is still running at teardown is SIGKILLed."""
+    procs: list[ConsumerProcess] = []
 
-
-def queue_depth(name: str) -> int | None:
-    """Ready messages in ``name`` (None if the queue does not exist)."""
-    with broker.connection() as conn:
-        state = broker.inspect_queue(conn.channel(), name)
-    return None if state is None else state[0]
-
-
-def close_broker_connections(name_contains: str) -> int:
-    """Close, from the broker side, the connections whose client-provided name contains
-    ``name_contains`` (needs ``rabbitmqctl``). Returns how many were closed."""
-    out = subprocess.run(
-        ["rabbitmqctl", "-q", "list_connections", "pid", "client_properties"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
-    closed = 0
-    for line in out.splitlines():
-        pid, _, client_properties = line.partition("\t")
-        if name_contains in client_properties:
-            subprocess.run(
-                ["rabbitmqctl", "-q", "close_connection", pid.strip(), "closed by test"],
-                capture_output=True,
-                timeout=60,
-                check=True,
+    def start(
+        queue: str,
+        *args: str,
+        handler: str = "tests.support.handlers.record",
+        name: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> ConsumerProcess:
+        name = name or f"fault-{uuid.uuid4().hex[:8]}"
+        n = len(procs)
+        out, err = tmp_path / f"consumer-{n}.out", tmp_path / f"consumer-{n}.err"
+        with out.open("wb") as stdout, err.open("wb") as stderr:
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    str(ROOT / "manage.py"),
+                    "runconsumer",
+                    queue,
+                    "--handler",
+                    handler,
+                    "--name",
+                    name,
+                    *args,
+                ],
+                stdout=stdout,
+                stderr=stderr,
+                stdin=subprocess.DEVNULL,
+                env=manage_env(PYTHONFAULTHANDLER="1", **(env or {})),
+                cwd=ROOT,
             )
-            closed += 1
-    return closed
+        consumer = ConsumerProcess(proc, name, queue, out, err, time.monotonic())
+        procs.append(consumer)
+        return consumer
+
+    yield start
+    for consumer in procs:
+        if consumer.alive():
+            consumer.kill()
 
 
 @pytest.fixture

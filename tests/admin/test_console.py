@@ -7,11 +7,9 @@ import uuid
 from typing import Any
 
 import pytest
-from django import forms
 from django.contrib import messages
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import User
 from django.test import Client, override_settings
-from django.urls import reverse
 from django.utils import timezone
 
 from messaging import broker
@@ -19,36 +17,25 @@ from messaging.admin import publish_selected
 from messaging.broker import declare_queues as declare_selected
 from messaging.exceptions import QueueMismatch
 from messaging.models import Message, Queue, Receipt
-from messaging.publishing import build_message
-from tests.conftest import queue_depth
+from tests.support.admin import (
+    CLOSED_PORT,
+    ESCAPED_SCRIPT,
+    SCRIPT,
+    change_form_data,
+    errors,
+    pending,
+    published,
+    run_action,
+    shown_messages,
+    staff,
+    url,
+)
+from tests.support.rabbitmq import queue_depth
 
 pytestmark = pytest.mark.django_db
 
-CLOSED_PORT = {"BROKER_URL": "amqp://guest:guest@127.0.0.1:1/%2F"}
-SCRIPT = "<script>alert(1)</script>"
-ESCAPED_SCRIPT = "&lt;script&gt;alert(1)&lt;/script&gt;"
-
 
 # --------------------------------------------------------------------------- helpers
-
-
-def url(name: str, *args: Any) -> str:
-    return reverse(f"admin:messaging_{name}", args=args)
-
-
-def pending(queue: Queue | str, body: bytes | str = b"hello", **kwargs: Any) -> Message:
-    message = build_message(queue, body, **kwargs)
-    message.save()
-    return message
-
-
-def published(queue: Queue, body: bytes | str = b"sent") -> Message:
-    message = build_message(queue, body)
-    message.status = Message.Status.PUBLISHED
-    message.published_at = timezone.now()
-    message.attempts = 1
-    message.save()
-    return message
 
 
 def receipt(message_id: str, **kwargs: Any) -> Receipt:
@@ -64,51 +51,6 @@ def receipt(message_id: str, **kwargs: Any) -> Receipt:
     }
     values.update(kwargs)
     return Receipt.objects.create(message_id=message_id, **values)
-
-
-def change_form_data(response: Any, **overrides: str) -> dict[str, Any]:
-    """What a browser would POST back from a change page (plus ``overrides``)."""
-    form = response.context["adminform"].form
-    data: dict[str, Any] = {}
-    for name, field in form.fields.items():
-        value = form[name].value()
-        if isinstance(field, forms.BooleanField):
-            if value:
-                data[name] = "on"
-        elif value is not None:
-            data[name] = value
-    for inline in response.context["inline_admin_formsets"]:
-        management = inline.formset.management_form
-        for name in management.fields:
-            data[management.add_prefix(name)] = management[name].value()
-    data["_save"] = "Save"
-    data.update(overrides)
-    return data
-
-
-def run_action(client: Client, model: str, action: str, *rows: Any, follow: bool = True) -> Any:
-    return client.post(
-        url(f"{model}_changelist"),
-        {"action": action, "_selected_action": [str(row.pk) for row in rows]},
-        follow=follow,
-    )
-
-
-def shown_messages(response: Any) -> list[tuple[int, str]]:
-    return [(m.level, str(m)) for m in response.context["messages"]]
-
-
-def errors(response: Any) -> list[str]:
-    return [text for level, text in shown_messages(response) if level == messages.ERROR]
-
-
-def staff(*perms: str) -> User:
-    user = User.objects.create_user(f"staff-{uuid.uuid4().hex[:6]}", is_staff=True)
-    for codename in perms:
-        user.user_permissions.add(
-            Permission.objects.get(content_type__app_label="messaging", codename=codename)
-        )
-    return user
 
 
 # --------------------------------------------------------------------------- pages

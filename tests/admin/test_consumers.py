@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from messaging.admin import filter_status
 from messaging.models import Consumer
-from tests.admin.test_console import ESCAPED_SCRIPT, SCRIPT, staff, url
+from tests.support.admin import ESCAPED_SCRIPT, SCRIPT, staff, url
 
 pytestmark = pytest.mark.django_db
 

@@ -11,9 +11,9 @@ from django.test import Client
 
 from messaging import broker
 from messaging.admin.dead_letter_browser import describe
-from tests.admin.test_console import staff, url
-from tests.admin.test_queues import declared
-from tests.conftest import queue_depth, wait_for
+from tests.support.admin import declared, staff, url
+from tests.support.rabbitmq import queue_depth
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from messaging.admin.failure_groups import build_triage
 from messaging.models import Receipt
-from tests.admin.test_console import staff, url
+from tests.support.admin import staff, url
 
 pytestmark = pytest.mark.django_db
 

@@ -11,8 +11,8 @@ import pytest
 from django.test import Client
 
 from messaging.models import Message, Queue
-from tests.admin.test_console import change_form_data, url
-from tests.publishing.test_json_bodies import ORDER_SCHEMA
+from tests.support.admin import change_form_data, url
+from tests.support.examples import ORDER_SCHEMA
 
 pytestmark = pytest.mark.django_db
 

@@ -27,20 +27,22 @@ from messaging.admin.body_preview import (
 from messaging.models import Message, Queue
 from messaging.publishing import PublishResult, build_message
 from messaging.publishing.relay import relay_once
-from tests.admin.test_console import (
+from tests.support.admin import (
     CLOSED_PORT,
     ESCAPED_SCRIPT,
     SCRIPT,
     change_form_data,
+    declared,
     pending,
     published,
+    purge,
+    put,
     run_action,
     shown_messages,
     staff,
     url,
 )
-from tests.admin.test_queues import declared, purge, put
-from tests.conftest import queue_depth
+from tests.support.rabbitmq import queue_depth
 
 pytestmark = pytest.mark.django_db
 

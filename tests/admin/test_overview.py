@@ -23,7 +23,7 @@ from messaging.admin.overview import (
     window_counts,
 )
 from messaging.models import Message, Queue, Receipt
-from tests.admin.test_console import CLOSED_PORT, ESCAPED_SCRIPT, SCRIPT, staff, url
+from tests.support.admin import CLOSED_PORT, ESCAPED_SCRIPT, SCRIPT, staff, url
 
 pytestmark = pytest.mark.django_db
 

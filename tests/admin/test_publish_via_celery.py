@@ -18,8 +18,9 @@ from messaging import conf
 from messaging.models import Message, Queue
 from messaging.tasks import publish_messages_task
 from project.celery import app
-from tests.admin.test_console import errors, pending, published, run_action, shown_messages
-from tests.conftest import queue_depth, wait_for
+from tests.support.admin import errors, pending, published, run_action, shown_messages
+from tests.support.rabbitmq import queue_depth
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -8,8 +8,8 @@ from django.test import Client
 
 from messaging import broker
 from messaging.models import Queue
-from tests.admin.test_console import url
-from tests.conftest import queue_depth
+from tests.support.admin import url
+from tests.support.rabbitmq import queue_depth
 
 pytestmark = pytest.mark.django_db
 

@@ -12,37 +12,21 @@ from django.test import Client, override_settings
 from messaging import broker
 from messaging.admin import purge_selected, replay_selected
 from messaging.models import Queue
-from tests.admin.test_console import (
+from tests.support.admin import (
     CLOSED_PORT,
     SCRIPT,
+    declared,
     errors,
+    purge,
+    put,
     run_action,
     shown_messages,
     staff,
     url,
 )
-from tests.conftest import queue_depth
+from tests.support.rabbitmq import queue_depth
 
 pytestmark = pytest.mark.django_db
-
-
-def declared(name: str, messages_in: int = 0, **fields: Any) -> Queue:
-    """A Queue row declared on the broker with ``messages_in`` ready messages."""
-    row = Queue.objects.create(name=name, **fields)
-    result = broker.declare_queues([row])
-    assert result.declared == [name], result
-    put(name, messages_in)
-    return row
-
-
-def put(name: str, count: int) -> None:
-    if not count:
-        return
-    with broker.connection() as conn:
-        channel = conn.channel()
-        channel.confirm_delivery()
-        for index in range(count):
-            channel.basic_publish("", name, f"m{index}".encode())
 
 
 @pytest.fixture
@@ -66,16 +50,6 @@ def connections(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 
     monkeypatch.setattr(broker.PipelinedPublisher, "_connect", counting_async)
     return opened
-
-
-def purge(client: Client, *rows: Queue, confirm: bool) -> Any:
-    data: dict[str, Any] = {
-        "action": "purge_queues",
-        "_selected_action": [str(row.pk) for row in rows],
-    }
-    if confirm:
-        data["post"] = "yes"
-    return client.post(url("queue_changelist"), data, follow=True)
 
 
 # --------------------------------------------------------------------------- live state

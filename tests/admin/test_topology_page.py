@@ -15,15 +15,7 @@ from django.urls import reverse
 
 from messaging import broker
 from messaging.models import Binding, Exchange, Message, Queue
-from tests.admin.test_console import (
-    CLOSED_PORT,
-    SCRIPT,
-    errors,
-    run_action,
-    shown_messages,
-    staff,
-    url,
-)
+from tests.support.admin import CLOSED_PORT, SCRIPT, errors, run_action, shown_messages, staff, url
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

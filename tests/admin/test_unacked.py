@@ -35,7 +35,7 @@ from django.urls import reverse
 from messaging import broker
 from messaging.broker import management_api as management
 from messaging.models import Queue, dead_letter_queue_name
-from tests.admin.test_console import url
+from tests.support.admin import url
 from tests.support.rabbitnode import (
     Node,
     give_to_rabbitmq,
@@ -44,6 +44,7 @@ from tests.support.rabbitnode import (
     rabbitmq_installed,
     reclaim,
 )
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -89,20 +90,16 @@ def _run_node() -> Iterator[ManagementBroker]:
     try:
         node.start()
         request = management.api_request(node.management_url, "/")
-        _wait(lambda: management.fetch_queues(request).available, 60, "the management API")
+        wait_for(
+            lambda: management.fetch_queues(request).available,
+            60,
+            "the management API",
+            interval=0.2,
+        )
         yield ManagementBroker(node.url, node.management_url)
     finally:
         node.stop()
         shutil.rmtree(base, ignore_errors=True)
-
-
-def _wait(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.2)
-    return value
 
 
 @pytest.fixture
@@ -184,10 +181,11 @@ def reported(broker_: ManagementBroker, queue: str, unacked: int) -> None:
     """Wait until the API's statistics show ``unacked`` for ``queue`` (every 500 ms on the
     module's node), then forget cached answers so the pages ask afresh."""
     request = management.api_request(broker_.management_url, "/")
-    _wait(
+    wait_for(
         lambda: management.fetch_queues(request).unacked(queue) == unacked,
         30,
         f"the management API to report {unacked} unacked in {queue}",
+        interval=0.2,
     )
     management.clear_cache()
 

@@ -22,20 +22,9 @@ from messaging.amqp.schemas import (
 )
 from messaging.exceptions import InvalidMessage
 from messaging.models import Message, Queue
+from tests.support.examples import ORDER_SCHEMA
 
 pytestmark = pytest.mark.unit
-
-ORDER_SCHEMA = {
-    "type": "object",
-    "required": ["id", "items"],
-    "properties": {
-        "id": {"type": "integer"},
-        "items": {
-            "type": "array",
-            "items": {"type": "object", "properties": {"price": {"type": "number"}}},
-        },
-    },
-}
 
 
 # --------------------------------------------------------------------------- pure logic

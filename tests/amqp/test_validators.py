@@ -19,19 +19,9 @@ from messaging.amqp.validators import (
 )
 from messaging.exceptions import InvalidMessage, InvalidQueueName
 from messaging.models import Message, Queue
+from tests.support.examples import BAD_QUEUE_NAMES
 
 pytestmark = pytest.mark.unit
-
-BAD_QUEUE_NAMES = [
-    ("bad\nname", "control character U+000A"),
-    ("tab\tname", "control character U+0009"),
-    (" lead", "whitespace"),
-    ("trail ", "whitespace"),
-    ("a" * 252, "<name>.dlq would pass AMQP's 255 bytes"),
-    ("é" * 126, "<name>.dlq would pass AMQP's 255 bytes"),
-    ("a" * 256, "256 bytes of UTF-8; AMQP allows at most 255"),
-    ("amq.mine", "reserved"),
-]
 
 
 def one_line(error: BaseException) -> str:

@@ -6,7 +6,6 @@ password and an unknown vhost; mismatches and unroutable messages come from the 
 
 from __future__ import annotations
 
-import socket
 import ssl
 import uuid
 
@@ -23,20 +22,14 @@ from messaging.exceptions import (
     QueueMismatch,
     Unroutable,
 )
-from tests.conftest import wait_for
+from tests.support.ports import closed_port
+from tests.support.waiting import wait_for
 
 PASSWORD = "wr0ng-Pa55w0rd"
 
 
 def live_url() -> str:
     return broker.conf.broker_urls()[0]
-
-
-def closed_port() -> int:
-    """A local TCP port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def with_auth(url: str, user: str, password: str) -> str:

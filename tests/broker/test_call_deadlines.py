@@ -19,9 +19,8 @@ from django.test import Client, override_settings
 from messaging import broker
 from messaging.admin import overview, purge_selected
 from messaging.models import Queue
-from tests.admin.test_console import url
-from tests.admin.test_queues import declared, put
-from tests.conftest import queue_depth
+from tests.support.admin import declared, put, url
+from tests.support.rabbitmq import queue_depth
 
 pytestmark = pytest.mark.django_db
 

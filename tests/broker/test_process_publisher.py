@@ -8,7 +8,6 @@ import asyncio
 import logging
 import os
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -27,20 +26,13 @@ from messaging.exceptions import InvalidMessage
 from messaging.models import Message, Queue
 from messaging.publishing import build_message, relay, send_copies
 from messaging.tasks import publish_messages_task
-from tests.conftest import queue_depth
-from tests.faults.conftest import broker_stopped
+from tests.support.draining import drain
+from tests.support.outages import broker_stopped
+from tests.support.rabbitmq import queue_depth, rabbitmqctl
 
 
 class Boom(Exception):
     pass
-
-
-def rabbitmqctl(*args: str) -> str:
-    done = subprocess.run(
-        ["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert done.returncode == 0, f"rabbitmqctl {args}: {done.stderr.strip()}"
-    return done.stdout
 
 
 def publisher_connections(pid: int | None = None) -> list[str]:
@@ -50,7 +42,7 @@ def publisher_connections(pid: int | None = None) -> list[str]:
     name = (
         f'{{"connection_name","messaging publisher {socket.gethostname()}:{pid or os.getpid()}"}}'
     )
-    out = rabbitmqctl("list_connections", "name", "client_properties")
+    out = rabbitmqctl("-q", "list_connections", "name", "client_properties")
     found = [line.split("\t")[0] for line in out.splitlines() if name in line]
     return [peer for peer in found if peer not in _BEFORE]
 
@@ -58,18 +50,6 @@ def publisher_connections(pid: int | None = None) -> list[str]:
 #: Connections of this process's name open before the test (an earlier test's publisher
 #: in this pytest process): not the test's to count.
 _BEFORE: set[str] = set()
-
-
-def drain(queue: str) -> list[tuple[str, bytes]]:
-    """(message_id, body) of every message in ``queue``, taken off it in order."""
-    taken = []
-    with broker.connection() as conn:
-        channel = conn.channel()
-        while True:
-            method, props, body = channel.basic_get(queue, auto_ack=True)
-            if method is None:
-                return taken
-            taken.append((props.message_id, body))
 
 
 @pytest.fixture
@@ -202,7 +182,7 @@ def test_next_call_succeeds_after_the_broker_closed_the_connection(
     caplog.set_level(logging.INFO, logger="messaging.broker.process")
     publish(queue_name, b"one")
     before = fresh_publisher._connection
-    rabbitmqctl("close_all_connections", "test")
+    rabbitmqctl("-q", "close_all_connections", "test")
     time.sleep(pause)  # 0: the close may still be in flight; 1.5: it arrived while idle
     second = publish(queue_name, b"two")
     assert second.status == Message.Status.PUBLISHED, second.last_error

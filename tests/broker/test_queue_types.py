@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,9 +22,11 @@ from messaging import broker
 from messaging.models import Message, Queue, Receipt, dead_letter_queue_name
 from messaging.publishing import build_message
 from messaging.publishing.relay import relay_once
-from tests.admin.test_console import shown_messages, url
-from tests.conftest import ROOT, queue_depth
-from tests.faults.conftest import publish_many
+from tests.support.admin import shown_messages, url
+from tests.support.environment import ROOT
+from tests.support.exactly_once import publish_many
+from tests.support.ports import closed_port
+from tests.support.rabbitmq import queue_depth
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -44,12 +45,6 @@ def is_quorum(name: str) -> bool:
 
 def env(**messaging: Any) -> dict[str, str]:
     return {"MESSAGING_TEST_SETTINGS": json.dumps(messaging)}
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # --------------------------------------------------------------------------- DLQ types
@@ -186,7 +181,7 @@ def test_the_relay_retries_rows_an_outage_failed_and_leaves_real_failures(
 
 
 def runconsumer(queue: str, *args: str, broker_url: str) -> subprocess.Popen[bytes]:
-    from tests.conftest import manage_env
+    from tests.support.environment import manage_env
 
     return subprocess.Popen(
         [sys.executable, str(ROOT / "manage.py"), "runconsumer", queue, *args],

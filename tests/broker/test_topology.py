@@ -20,7 +20,8 @@ from messaging.amqp.routing import edges_from_rows, route, topic_matches
 from messaging.consumer import Consumer
 from messaging.exceptions import ExchangeMismatch, NotFound, Unroutable
 from messaging.models import Binding, Exchange, Message, Queue
-from tests.conftest import queue_depth, wait_for
+from tests.support.rabbitmq import queue_depth
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

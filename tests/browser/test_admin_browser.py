@@ -9,7 +9,7 @@ import re
 from playwright.sync_api import Page, expect
 
 from messaging.models import Message, Queue, Receipt
-from tests.conftest import queue_depth
+from tests.support.rabbitmq import queue_depth
 
 BODY = "Hello from the browser <script>alert(1)</script>"
 

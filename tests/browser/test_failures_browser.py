@@ -9,7 +9,8 @@ from playwright.sync_api import Page, expect
 
 from messaging import publish
 from messaging.models import Queue, Receipt
-from tests.conftest import queue_depth, wait_for
+from tests.support.rabbitmq import queue_depth
+from tests.support.waiting import wait_for
 
 
 def test_operator_sees_a_failure_group_and_replays_one_dead_letter(

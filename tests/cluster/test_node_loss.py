@@ -18,22 +18,12 @@ from django.test import override_settings
 from messaging import broker
 from messaging.models import Message, Queue, Receipt, dead_letter_queue_name
 from messaging.publishing.relay import relay_once
-from tests.cluster.conftest import (
-    Cluster,
-    cluster_env,
-    connected_to,
-    node_stopped,
-    statuses,
-    wait_until,
-)
-from tests.faults.conftest import (
-    acked_ids,
-    check_exactly_once,
-    env_with,
-    handled_counts,
-    publish_many,
-    stop_and_wait,
-)
+from tests.support.cluster import Cluster, cluster_env, connected_to, node_stopped, statuses
+from tests.support.consumers import stop_and_wait
+from tests.support.draining import drain
+from tests.support.environment import env_with
+from tests.support.exactly_once import acked_ids, check_exactly_once, handled_counts, publish_many
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
 
@@ -66,13 +56,13 @@ def test_leader_stop_app_while_two_consumers_drain_a_quorum_queue(
         start_consumer(queue_name, "--prefetch", "20", "-v", "2", handler=PACED, env=env)
         for _ in range(2)
     ]
-    wait_until(lambda: len(acked_ids(queue_name)) >= COUNT // 5, 120, "a fifth acked")
+    wait_for(lambda: len(acked_ids(queue_name)) >= COUNT // 5, 120, "a fifth acked")
     leader = on_cluster.leader(queue_name)
     with node_stopped(on_cluster, leader):
-        wait_until(lambda: len(acked_ids(queue_name)) >= COUNT * 3 // 5, 180, "more acked")
+        wait_for(lambda: len(acked_ids(queue_name)) >= COUNT * 3 // 5, 180, "more acked")
         assert all(c.alive() for c in consumers), [c.describe() for c in consumers]
         assert on_cluster.leader(queue_name) is not leader  # a new leader took over
-    wait_until(lambda: len(acked_ids(queue_name)) >= COUNT, 180, "every message acked")
+    wait_for(lambda: len(acked_ids(queue_name)) >= COUNT, 180, "every message acked")
     for consumer in consumers:
         assert consumer.alive(), consumer.describe()
         stop_and_wait(consumer)
@@ -87,17 +77,17 @@ def test_sigkill_of_the_consumers_node_then_restart(
     ids = publish_many(row, COUNT)
     env = env_with(cluster_env(on_cluster.urls), PACE)
     consumer = start_consumer(queue_name, "--prefetch", "20", "-v", "2", handler=PACED, env=env)
-    wait_until(lambda: len(acked_ids(queue_name)) >= COUNT // 5, 120, "a fifth acked")
+    wait_for(lambda: len(acked_ids(queue_name)) >= COUNT // 5, 120, "a fifth acked")
     node = connected_to(consumer, on_cluster)
     try:
         node.kill()
-        wait_until(
+        wait_for(
             lambda: connected_to(consumer, on_cluster) is not node, 60, "a reconnect elsewhere"
         )
         node.start()  # restarted: it rejoins the cluster on its own
     finally:
         on_cluster.heal()
-    wait_until(lambda: len(acked_ids(queue_name)) >= COUNT, 180, "every message acked")
+    wait_for(lambda: len(acked_ids(queue_name)) >= COUNT, 180, "every message acked")
     assert consumer.alive(), consumer.describe()
     stop_and_wait(consumer)
     check_exactly_once(queue_name, ids, context=f"{node.name} killed")
@@ -116,7 +106,7 @@ def test_leader_lost_while_send_publishes_leaves_rows_pending_then_relayed_once(
         # send saves its rows, then connects and publishes them: kill the node at once
         # (rabbitmqctl would take a second to start), while it connects or publishes.
         rows = Message.objects.filter(queue=row)
-        wait_until(rows.exists, 120, "send's rows", interval=0.002)
+        wait_for(rows.exists, 120, "send's rows", interval=0.002)
         leader.kill()
         out, err = sender.communicate(timeout=300)
     finally:
@@ -166,16 +156,16 @@ def test_dead_letter_queue_node_down_while_a_poison_message_is_retried(
         handler="tests.support.handlers.record_unless_poison",
         env=env,
     )
-    wait_until(lambda: Receipt.objects.filter(message=poison).exists(), 60, "a first attempt")
+    wait_for(lambda: Receipt.objects.filter(message=poison).exists(), 60, "a first attempt")
     with node_stopped(on_cluster, on_cluster.leader(dlq)):
-        wait_until(lambda: Receipt.objects.filter(message=poison).count() >= 2, 120, "a retry")
+        wait_for(lambda: Receipt.objects.filter(message=poison).count() >= 2, 120, "a retry")
         assert consumer.alive(), consumer.describe()
-    wait_until(
+    wait_for(
         lambda: Receipt.objects.filter(message=poison, outcome="dead_lettered").exists(),
         180,
         "the poison message dead-lettered",
     )
-    wait_until(lambda: acked_ids(queue_name) >= set(good), 120, "the good messages acked")
+    wait_for(lambda: acked_ids(queue_name) >= set(good), 120, "the good messages acked")
     assert consumer.alive(), consumer.describe()
     stop_and_wait(consumer)
     acked = Counter(
@@ -185,23 +175,11 @@ def test_dead_letter_queue_node_down_while_a_poison_message_is_retried(
     assert handled_counts() == Counter(dict.fromkeys(good, 1))  # never the poison's
     # In the DLQ: the poison message, nothing else. (A connection lost between the
     # confirmed copy and the ack may leave a second copy: at-least-once, never lost.)
-    copies = dlq_ids(dlq)
+    copies = drain(dlq, ids=True, leave=True)
     assert copies and set(copies) == {poison}, copies
     assert Receipt.objects.filter(message=poison, outcome="dead_lettered").count() == len(copies)
     with broker.connection() as conn:
         assert broker.inspect_queue(conn.channel(), queue_name)[0] == 0
-
-
-def dlq_ids(dlq: str) -> list[str]:
-    """message_ids of what is in ``dlq`` (left in place)."""
-    ids = []
-    with broker.connection() as conn:
-        channel = conn.channel()
-        while True:
-            method, props, _ = channel.basic_get(dlq, auto_ack=False)
-            if method is None:
-                return ids
-            ids.append(props.message_id)
 
 
 def test_every_node_of_the_consumers_list_down_for_a_while_then_back(
@@ -215,15 +193,15 @@ def test_every_node_of_the_consumers_list_down_for_a_while_then_back(
     with node_stopped(on_cluster, *others):
         # Started while its nodes are down: it waits (logging each try), never exits.
         consumer = start_consumer(queue_name, "--prefetch", "20", "-v", "2", handler=PACED, env=env)
-        wait_until(lambda: "broker not ready (try 3)" in consumer.stderr, 60, "three tries")
+        wait_for(lambda: "broker not ready (try 3)" in consumer.stderr, 60, "three tries")
         assert consumer.alive(), consumer.describe()
         assert not acked_ids(queue_name)
     connected_to(consumer, on_cluster)
-    wait_until(lambda: len(acked_ids(queue_name)) >= COUNT // 4, 120, "a half acked")
+    wait_for(lambda: len(acked_ids(queue_name)) >= COUNT // 4, 120, "a half acked")
     with node_stopped(on_cluster, *others):  # and lost again once consuming
-        wait_until(lambda: "broker connection lost" in consumer.stderr, 60, "the loss seen")
+        wait_for(lambda: "broker connection lost" in consumer.stderr, 60, "the loss seen")
         assert consumer.alive(), consumer.describe()
-    wait_until(lambda: len(acked_ids(queue_name)) >= len(ids), 180, "every message acked")
+    wait_for(lambda: len(acked_ids(queue_name)) >= len(ids), 180, "every message acked")
     assert consumer.alive(), consumer.describe()
     stop_and_wait(consumer)
     check_exactly_once(queue_name, ids, context=f"{[n.name for n in others]} down, {first.name} up")
@@ -245,13 +223,13 @@ def test_a_classic_queues_home_node_down_is_an_outage_not_a_failure(
     others = [node.url for node in on_cluster.nodes if node is not home]
     ids = publish_many(row, 100)
     consumer = start_consumer(queue_name, "--prefetch", "20", "-v", "2", env=cluster_env(others))
-    wait_until(lambda: len(acked_ids(queue_name)) >= 100, 120, "the first messages acked")
+    wait_for(lambda: len(acked_ids(queue_name)) >= 100, 120, "the first messages acked")
     with node_stopped(on_cluster, home):
         with override_settings(MESSAGING={**settings.MESSAGING, "BROKER_URL": others}):
             message = publish(row, b"while the home node is down")
         assert message.status == Message.Status.PENDING, message.last_error
         assert message.error_class == "QueueUnavailable", message.last_error
-        wait_until(
+        wait_for(
             lambda: "QueueUnavailable" in consumer.stderr or "home node" in consumer.stderr,
             60,
             "the consumer seeing the queue down",
@@ -260,7 +238,7 @@ def test_a_classic_queues_home_node_down_is_an_outage_not_a_failure(
     Message.objects.filter(pk=message.pk).update(next_attempt_at=None)  # due now
     assert relay_once().published == 1
     ids.append(message.message_id)
-    wait_until(lambda: len(acked_ids(queue_name)) >= len(ids), 120, "the late message acked")
+    wait_for(lambda: len(acked_ids(queue_name)) >= len(ids), 120, "the late message acked")
     assert consumer.alive(), consumer.describe()
     stop_and_wait(consumer)
     check_exactly_once(queue_name, ids, context=f"home node {home.name} stopped")

@@ -16,7 +16,8 @@ from django.core.management import call_command
 from messaging import publish
 from messaging.models import Consumer as ConsumerRow
 from messaging.models import Queue, Receipt
-from tests.conftest import ROOT, manage_env, wait_for
+from tests.support.environment import ROOT, manage_env
+from tests.support.waiting import wait_for
 
 # --------------------------------------------------------------------------- argparse bounds
 

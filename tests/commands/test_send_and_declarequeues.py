@@ -7,7 +7,6 @@ Exit codes, stdin and stderr are checked through a real ``manage.py`` subprocess
 from __future__ import annotations
 
 import io
-import socket
 import uuid
 
 import pytest
@@ -15,15 +14,10 @@ from django.core.management import CommandError, call_command
 
 from messaging import QueueMismatch, broker
 from messaging.models import Message, Queue
-from tests.conftest import queue_depth
+from tests.support.ports import closed_port
+from tests.support.rabbitmq import queue_depth
 
 PASSWORD = "wr0ng-Pa55w0rd"
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def send(*args: str) -> str:

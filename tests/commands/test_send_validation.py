@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from messaging.models import Message, Queue
-from tests.amqp.test_validators import BAD_QUEUE_NAMES
+from tests.support.examples import BAD_QUEUE_NAMES
 
 # --------------------------------------------------------------------------- send
 

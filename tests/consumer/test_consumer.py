@@ -17,8 +17,10 @@ import pytest
 
 from messaging import broker, publish
 from messaging.models import Message, Queue, Receipt
-from tests.conftest import ROOT, close_broker_connections, manage_env, queue_depth, wait_for
+from tests.support.environment import ROOT, manage_env
 from tests.support.handlers import handled
+from tests.support.rabbitmq import close_broker_connections, queue_depth
+from tests.support.waiting import wait_for
 
 TUTORIAL = Path(__file__).resolve().parents[1] / "tutorials" / "pika"
 

@@ -19,8 +19,9 @@ from messaging.consumer.replay import replay
 from messaging.models import Consumer as ConsumerRow
 from messaging.models import Message, Queue, Receipt
 from messaging.signals import receipt_recorded
-from tests.conftest import queue_depth, wait_for
 from tests.support.handlers import handled, record
+from tests.support.rabbitmq import queue_depth
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -26,8 +26,9 @@ from messaging.consumer.handlers import (
 )
 from messaging.exceptions import HandlerImportError
 from messaging.models import Queue, Receipt
-from tests.conftest import queue_depth, wait_for
 from tests.support import refused_handlers as h
+from tests.support.rabbitmq import queue_depth
+from tests.support.waiting import wait_for
 
 
 def delivery(body: bytes) -> Delivery:

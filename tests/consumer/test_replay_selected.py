@@ -10,7 +10,8 @@ from messaging import Reject, broker, publish
 from messaging.consumer import Consumer
 from messaging.consumer.replay import replay
 from messaging.models import Queue
-from tests.conftest import queue_depth, wait_for
+from tests.support.rabbitmq import queue_depth
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

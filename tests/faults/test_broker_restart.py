@@ -13,18 +13,11 @@ import time
 
 import pytest
 
-from tests.conftest import queue_depth
-from tests.faults.conftest import (
-    all_acked,
-    broker_connections,
-    broker_stopped,
-    check_exactly_once,
-    handled_counts,
-    publish_many,
-    settings_env,
-    stop_and_wait,
-    wait_running,
-)
+from tests.support.consumers import stop_and_wait, wait_running
+from tests.support.environment import settings_env
+from tests.support.exactly_once import all_acked, check_exactly_once, handled_counts, publish_many
+from tests.support.outages import broker_stopped
+from tests.support.rabbitmq import broker_connections, queue_depth
 
 pytestmark = [pytest.mark.faults, pytest.mark.broker_control]
 

@@ -11,17 +11,10 @@ import time
 import pytest
 
 from messaging.models import Receipt
-from tests.faults.conftest import (
-    all_acked,
-    check_exactly_once,
-    database_unavailable,
-    handled_counts,
-    outage_env,
-    publish_many,
-    settings_env,
-    stop_and_wait,
-    wait_running,
-)
+from tests.support.consumers import stop_and_wait, wait_running
+from tests.support.environment import settings_env
+from tests.support.exactly_once import all_acked, check_exactly_once, handled_counts, publish_many
+from tests.support.outages import database_unavailable, outage_env
 
 pytestmark = pytest.mark.faults
 

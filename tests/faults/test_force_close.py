@@ -6,17 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import close_broker_connections
-from tests.faults.conftest import (
-    all_acked,
-    broker_connections,
-    check_exactly_once,
-    handled_counts,
-    publish_many,
-    settings_env,
-    stop_and_wait,
-    wait_running,
-)
+from tests.support.consumers import stop_and_wait, wait_running
+from tests.support.environment import settings_env
+from tests.support.exactly_once import all_acked, check_exactly_once, handled_counts, publish_many
+from tests.support.rabbitmq import broker_connections, close_broker_connections
 
 pytestmark = pytest.mark.faults
 

@@ -7,17 +7,11 @@ from __future__ import annotations
 import pytest
 
 from messaging.models import Receipt
-from tests.conftest import queue_depth, wait_for
-from tests.faults.conftest import (
-    acked_ids,
-    broker_connections,
-    check_exactly_once,
-    publish_many,
-    rabbitmqctl,
-    settings_env,
-    stop_and_wait,
-    wait_running,
-)
+from tests.support.consumers import stop_and_wait, wait_running
+from tests.support.environment import settings_env
+from tests.support.exactly_once import acked_ids, check_exactly_once, publish_many
+from tests.support.rabbitmq import broker_connections, queue_depth, rabbitmqctl
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.faults
 

@@ -7,37 +7,19 @@ attempts with x-delivery-count)."""
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 
-from messaging import broker
 from messaging.models import Message, Queue, Receipt, dead_letter_queue_name
-from tests.conftest import queue_depth, wait_for
-from tests.faults.conftest import (
-    check_exactly_once,
-    drain,
-    publish_many,
-    settings_env,
-)
+from tests.support.draining import drain, drain_with_consumer
+from tests.support.environment import settings_env
+from tests.support.exactly_once import check_exactly_once, publish_many
+from tests.support.rabbitmq import queue_depth
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.faults
 
 MAX_ATTEMPTS = 3
-
-
-def peek(queue: str) -> list[tuple[str, dict[str, Any], bytes]]:
-    """(message_id, headers, body) of every message in ``queue``, left in place."""
-    seen = []
-    with broker.connection() as conn:
-        channel = conn.channel()
-        while True:
-            method, props, body = channel.basic_get(queue, auto_ack=False)
-            if method is None:
-                break
-            seen.append((props.message_id, dict(props.headers or {}), body))
-        # Closing the channel returns every unacked message to the queue.
-    return sorted(seen)
 
 
 def attempts_of(queue: str, message_id: str) -> list[tuple[int, str]]:
@@ -86,7 +68,7 @@ def test_poison_message_is_dead_lettered_after_max_attempts_and_replayed(
     assert queue_depth(fault_queue) == 0
     assert wait_for(lambda: queue_depth(dlq) == 2)
 
-    dead = peek(dlq)
+    dead = sorted(drain(dlq, headers=True, leave=True))
     assert [(mid, body) for mid, _, body in dead] == sorted(
         [(poison, b"poison0"), (rejected, b"reject0")]
     )
@@ -105,7 +87,7 @@ def test_poison_message_is_dead_lettered_after_max_attempts_and_replayed(
     # A fixed handler acks them (attempt counting restarted with the replay) and sees
     # the message_id, the headers and the death history they had in the DLQ. (Not
     # peeked here: on a quorum queue that would count as a delivery.)
-    drain(manage, fault_queue, handler="tests.support.handlers.record_with_headers")
+    drain_with_consumer(manage, fault_queue, handler="tests.support.handlers.record_with_headers")
     assert attempts_of(fault_queue, poison)[-1] == (1, "acked")
     assert attempts_of(fault_queue, rejected)[-1] == (1, "acked")
     for mid in (poison, rejected):

@@ -10,15 +10,10 @@ import socket
 import pytest
 
 from messaging.models import Consumer, Queue
-from tests.conftest import wait_for
-from tests.faults.conftest import (
-    all_acked,
-    check_exactly_once,
-    publish_many,
-    settings_env,
-    stop_and_wait,
-    wait_running,
-)
+from tests.support.consumers import stop_and_wait, wait_running
+from tests.support.environment import settings_env
+from tests.support.exactly_once import all_acked, check_exactly_once, publish_many
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.faults
 

@@ -19,17 +19,13 @@ import pytest
 from messaging import broker
 from messaging.amqp.retry_delays import delay_queue_name
 from messaging.models import Queue, Receipt, dead_letter_queue_name
-from tests.conftest import queue_depth, wait_for
-from tests.faults.conftest import (
-    broker_stopped,
-    handled_counts,
-    publish_many,
-    rabbitmqctl,
-    settings_env,
-    stop_and_wait,
-    wait_running,
-)
+from tests.support.consumers import stop_and_wait, wait_running
 from tests.support.delay_handlers import RUN_LOG
+from tests.support.environment import settings_env
+from tests.support.exactly_once import handled_counts, publish_many
+from tests.support.outages import broker_stopped
+from tests.support.rabbitmq import queue_depth, rabbitmqctl
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.faults
 

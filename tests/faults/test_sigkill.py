@@ -10,8 +10,10 @@ import time
 import pytest
 
 from messaging.models import Receipt
-from tests.conftest import queue_depth, wait_for
-from tests.faults.conftest import check_exactly_once, consumers_on, drain, publish_many
+from tests.support.draining import drain_with_consumer
+from tests.support.exactly_once import check_exactly_once, publish_many
+from tests.support.rabbitmq import consumers_on, queue_depth
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.faults
 
@@ -50,7 +52,7 @@ def test_sigkill_at_random_points_loses_nothing_and_handles_once(
         wait_for(lambda: consumers_on(fault_queue) == 0, timeout=30)
     handled_before_drain = Receipt.objects.acked().filter(queue_name=fault_queue).count()
     # The clean finish only has to take what is left, so it may as well be quick.
-    drain(manage, fault_queue, "--prefetch", "50")
+    drain_with_consumer(manage, fault_queue, "--prefetch", "50")
     receipts = Receipt.objects.filter(queue_name=fault_queue)
     context = (
         f"seed={seed} kills={kills} acked before the final drain={handled_before_drain} "

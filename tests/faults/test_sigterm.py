@@ -10,16 +10,12 @@ import time
 import pytest
 
 from messaging.models import Consumer, Receipt
-from tests.conftest import queue_depth, wait_for
-from tests.faults.conftest import (
-    acked_ids,
-    check_exactly_once,
-    drain,
-    handled_counts,
-    publish_many,
-    settings_env,
-    wait_running,
-)
+from tests.support.consumers import wait_running
+from tests.support.draining import drain_with_consumer
+from tests.support.environment import settings_env
+from tests.support.exactly_once import acked_ids, check_exactly_once, handled_counts, publish_many
+from tests.support.rabbitmq import queue_depth
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.faults
 
@@ -70,5 +66,5 @@ def test_sigterm_mid_handler_finishes_acks_and_exits_zero(
     assert row.pid == consumer.pid
     assert row.status == "stopped"
 
-    drain(manage, fault_queue)
+    drain_with_consumer(manage, fault_queue)
     check_exactly_once(fault_queue, ids, context="SIGTERM mid-handler")

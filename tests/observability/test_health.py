@@ -13,7 +13,8 @@ from django.utils import timezone
 from messaging import broker, conf
 from messaging.models import Message, Queue
 from messaging.publishing import get_queue
-from tests.faults.conftest import broker_stopped, stop_and_wait, wait_running
+from tests.support.consumers import stop_and_wait, wait_running
+from tests.support.outages import broker_stopped
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -156,7 +157,7 @@ def test_ready_is_503_when_the_broker_is_unreachable():
 
 def test_metrics_view_shows_the_outbox_backlog(queue_name):
     from messaging.observability.gauges import GaugeCollector
-    from tests.observability.conftest import samples
+    from tests.support.metrics import samples
 
     queue = get_queue(queue_name)
     Message.objects.create(queue=queue, body=b"1")

@@ -8,7 +8,9 @@ import time
 import pytest
 
 from messaging.publishing import get_queue
-from tests.faults.conftest import publish_many, settings_env, stop_and_wait, wait_running
+from tests.support.consumers import stop_and_wait, wait_running
+from tests.support.environment import settings_env
+from tests.support.exactly_once import publish_many
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -13,9 +13,12 @@ from messaging import conf
 from messaging.models import Queue, Receipt
 from messaging.observability.gauges import GaugeCollector
 from messaging.publishing import get_queue
-from tests.conftest import wait_for
-from tests.faults.conftest import publish_many, settings_env, stop_and_wait, wait_running
-from tests.observability.conftest import delivery_counts, free_port, receipt_counts, samples, scrape
+from tests.support.consumers import stop_and_wait, wait_running
+from tests.support.environment import settings_env
+from tests.support.exactly_once import publish_many
+from tests.support.metrics import delivery_counts, receipt_counts, samples, scrape
+from tests.support.ports import free_port
+from tests.support.waiting import wait_for
 
 HANDLER = "tests.support.observability_handlers.mixed"
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -173,7 +176,7 @@ def _scrape_or_none(port: int) -> str | None:
 
 @pytest.mark.broker_control
 def test_reconnects_are_counted_and_shown(start_consumer, queue_name):
-    from tests.conftest import close_broker_connections
+    from tests.support.rabbitmq import close_broker_connections
 
     get_queue(queue_name)
     port = free_port()

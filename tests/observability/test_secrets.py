@@ -20,7 +20,7 @@ from messaging import broker, conf
 from messaging.conf import redact_text, redact_url
 from messaging.debug import SafeExceptionReporterFilter, redact_string
 from messaging.exceptions import BrokerError
-from tests.conftest import ROOT
+from tests.support.environment import ROOT
 
 BROKER_PW = "Zebra-Pw-7731"
 CELERY_PW = "Celery-Pw-4411"

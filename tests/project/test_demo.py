@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from project import demo
-from tests.conftest import ROOT
 from tests.support import services
+from tests.support.environment import ROOT
 
 
 def test_demo_runs_the_tutorial_end_to_end(tmp_path):

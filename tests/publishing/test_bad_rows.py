@@ -19,7 +19,8 @@ from messaging.exceptions import BrokerUnavailable, MessageRefused
 from messaging.models import Message, Queue
 from messaging.publishing import publish_messages, send_copies
 from messaging.publishing.relay import due, relay_once
-from tests.publishing.test_relay import closed_port, drain_ids
+from tests.support.draining import drain
+from tests.support.ports import closed_port
 
 pytestmark = pytest.mark.usefixtures("transactional_db")
 
@@ -46,7 +47,7 @@ def poisoned_batch(queue_name: str) -> tuple[list[Message], dict[str, Message]]:
 
 
 def assert_isolated(good: list[Message], bad: dict[str, Message], channel, queue_name: str):
-    assert drain_ids(channel, queue_name) == [row.message_id for row in good]
+    assert drain(queue_name, channel, ids=True) == [row.message_id for row in good]
     for row in good:
         row.refresh_from_db()
         assert row.status == Message.Status.PUBLISHED
@@ -145,7 +146,7 @@ def test_send_copies_of_a_good_template_still_works(queue_name, channel):
     queue = Queue.objects.create(name=queue_name)
     result = send_copies(Message(queue=queue, body=b"ok", headers={"a": 1}), 5)
     assert len(result.published) == 5 and not result.failed
-    assert len(drain_ids(channel, queue_name)) == 5
+    assert len(drain(queue_name, channel, ids=True)) == 5
 
 
 # --------------------------------------------------------------------------- the broker layer
@@ -172,7 +173,7 @@ def test_publish_many_refuses_only_the_items_it_cannot_encode(queue_name, channe
     assert "the key is 300 bytes" in str(outcomes[1])
     assert "Content type is 400 bytes" in str(outcomes[2])
     assert "set values cannot be sent" in str(outcomes[3])
-    assert drain_ids(channel, queue_name) == ["a", "e", "f"]
+    assert drain(queue_name, channel, ids=True) == ["a", "e", "f"]
 
 
 @pytest.fixture

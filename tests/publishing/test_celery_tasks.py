@@ -19,7 +19,8 @@ from messaging import conf
 from messaging.models import Message, Queue, Receipt
 from messaging.tasks import publish_messages_task, purge_messages, relay_outbox
 from project.celery import app
-from tests.conftest import wait_for
+from tests.support.draining import drain
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture
@@ -38,15 +39,6 @@ def pending(queue: Queue, n: int, **fields) -> list[Message]:
     )
 
 
-def drain_ids(channel, queue: str) -> list[str]:
-    ids = []
-    while True:
-        method, properties, _ = channel.basic_get(queue, auto_ack=True)
-        if method is None:
-            return ids
-        ids.append(properties.message_id)
-
-
 def test_tasks_are_registered_and_scheduled():
     app.loader.import_default_modules()
     for name in (
@@ -63,7 +55,7 @@ def test_worker_runs_relay_outbox(worker_queue, queue_name, channel):
     rows = pending(Queue.objects.create(name=queue_name), 50)
     relay_outbox.apply_async(queue=worker_queue)
     wait_for(lambda: Message.objects.published().count() == 50, timeout=60)
-    assert drain_ids(channel, queue_name) == [row.message_id for row in rows]
+    assert drain(queue_name, channel, ids=True) == [row.message_id for row in rows]
 
 
 def test_worker_publishes_selected_messages_for_the_admin(worker_queue, queue_name, channel):
@@ -73,7 +65,7 @@ def test_worker_publishes_selected_messages_for_the_admin(worker_queue, queue_na
     publish_messages_task.apply_async(args=([m.pk for m in todo], user.pk), queue=worker_queue)
     wait_for(lambda: Message.objects.published().count() == 5, timeout=60)
     assert set(Message.objects.values_list("published_by", flat=True)) == {user.pk}
-    assert sorted(drain_ids(channel, queue_name)) == sorted(m.message_id for m in todo)
+    assert sorted(drain(queue_name, channel, ids=True)) == sorted(m.message_id for m in todo)
 
 
 def test_worker_purges_old_messages_in_batches(worker_queue, queue_name):

@@ -11,7 +11,7 @@ import pytest
 from messaging import publish
 from messaging.amqp.schemas import encode_json
 from messaging.models import Message, Queue
-from tests.amqp.test_schemas import ORDER_SCHEMA
+from tests.support.examples import ORDER_SCHEMA
 
 # --------------------------------------------------------------------------- publish()
 
@@ -94,7 +94,8 @@ def test_consumer_rejects_bodies_the_schema_refuses_without_running_the_handler(
 ) -> None:
     from messaging.consumer import Consumer
     from messaging.models import Receipt
-    from tests.conftest import queue_depth, wait_for
+    from tests.support.rabbitmq import queue_depth
+    from tests.support.waiting import wait_for
 
     queue = Queue.objects.create(name=queue_name, schema=ORDER_SCHEMA)
     from messaging import broker

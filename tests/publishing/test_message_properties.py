@@ -16,7 +16,7 @@ from django.urls import reverse
 from messaging import publish
 from messaging.exceptions import InvalidMessage
 from messaging.models import Message, Queue, Receipt
-from tests.conftest import wait_for
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

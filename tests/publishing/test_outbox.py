@@ -10,7 +10,6 @@ restarts the broker in ``finally``.
 from __future__ import annotations
 
 import socket
-import subprocess
 import threading
 import time
 import uuid
@@ -35,25 +34,13 @@ from messaging.publishing import (
     retry_delay,
     send_copies,
 )
-from tests.conftest import queue_depth, wait_for
+from tests.support.draining import drain
+from tests.support.rabbitmq import queue_depth, rabbitmqctl
+from tests.support.waiting import wait_for
 
 
 class Boom(Exception):
     pass
-
-
-def drain(channel, queue: str) -> list[tuple[str, bytes]]:
-    """Every ready message of ``queue`` as (message_id, body), acked."""
-    got = []
-    while True:
-        method, properties, body = channel.basic_get(queue, auto_ack=True)
-        if method is None:
-            return got
-        got.append((properties.message_id, body))
-
-
-def rabbitmqctl(*args: str, timeout: float = 120) -> None:
-    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=timeout)
 
 
 # --------------------------------------------------------------------------- transactions
@@ -78,7 +65,7 @@ def test_commit_sends_exactly_one_message_with_the_exact_body(
     with transaction.atomic():
         message = publish(queue_name, body, headers={"k": "v"})
         Queue.objects.filter(name=queue_name).update(arguments={})  # other work, same txn
-    assert drain(channel, queue_name) == [(message.message_id, body)]
+    assert drain(queue_name, channel) == [(message.message_id, body)]
     row = Message.objects.get(pk=message.pk)
     assert row.status == Message.Status.PUBLISHED
     assert row.attempts == 1
@@ -87,7 +74,7 @@ def test_commit_sends_exactly_one_message_with_the_exact_body(
 
 def test_message_id_on_the_broker_is_the_rows(transactional_db, queue_name, channel):
     messages = [publish(queue_name, f"m{i}".encode()) for i in range(5)]
-    assert drain(channel, queue_name) == [
+    assert drain(queue_name, channel) == [
         (m.message_id, f"m{i}".encode()) for i, m in enumerate(messages)
     ]
 
@@ -120,13 +107,13 @@ def test_nacked_message_stays_pending_and_is_retried(transactional_db, queue_nam
     assert row.attempts == 1
     assert row.next_attempt_at is not None
 
-    assert drain(channel, queue_name) == [(first.message_id, b"fits")]  # room again
+    assert drain(queue_name, channel) == [(first.message_id, b"fits")]  # room again
     result = publish_messages([row])
     assert result.published == [second.message_id]
     row.refresh_from_db()
     assert row.status == Message.Status.PUBLISHED
     assert row.attempts == 2
-    assert drain(channel, queue_name) == [(second.message_id, b"nacked")]
+    assert drain(queue_name, channel) == [(second.message_id, b"nacked")]
 
 
 def test_missing_exchange_fails_its_rows_and_not_the_others(transactional_db, queue_name, channel):
@@ -137,7 +124,7 @@ def test_missing_exchange_fails_its_rows_and_not_the_others(transactional_db, qu
     assert result.published == [kept.message_id]
     assert exchange in result.failed[lost.message_id]
     assert Message.objects.get(pk=lost.pk).status == Message.Status.FAILED
-    assert drain(channel, queue_name) == [(kept.message_id, b"kept")]
+    assert drain(queue_name, channel) == [(kept.message_id, b"kept")]
 
 
 def test_publish_messages_skips_published_rows(transactional_db, queue_name, channel):
@@ -145,7 +132,7 @@ def test_publish_messages_skips_published_rows(transactional_db, queue_name, cha
     result = publish_messages([Message.objects.get(pk=message.pk)])
     assert result.busy == [message.message_id]
     assert result.published == []
-    assert drain(channel, queue_name) == [(message.message_id, b"once")]
+    assert drain(queue_name, channel) == [(message.message_id, b"once")]
 
 
 def test_each_outcome_writes_its_fields():
@@ -224,7 +211,7 @@ def test_pipelined_publisher_reports_each_outcome_in_order(queue_name, channel):
     assert len(outcomes) == 2501
     assert str(outcomes[1000]).startswith("unroutable: no queue bound for exchange amq.direct")
     assert all(outcome is None for i, outcome in enumerate(outcomes) if i != 1000)
-    got = drain(channel, queue_name)
+    got = drain(queue_name, channel)
     assert [message_id for message_id, _ in got] == [f"id-{i}" for i in range(2500)]
 
 
@@ -268,7 +255,7 @@ def test_broker_stopped_then_relay_delivers_once_to_a_consumer(
     with broker.connection() as conn:
         broker.declare_queue(conn.channel(), queue_name)
     quick = {**settings.MESSAGING, "CONNECTION_TIMEOUT": 2}
-    rabbitmqctl("stop_app")
+    rabbitmqctl("stop_app", timeout=120)
     try:
         with override_settings(MESSAGING=quick), transaction.atomic():
             message = publish(queue_name, b"kept safe")  # published on commit: no exception
@@ -278,8 +265,8 @@ def test_broker_stopped_then_relay_delivers_once_to_a_consumer(
         assert row.last_error
         assert row.next_attempt_at is not None
     finally:
-        rabbitmqctl("start_app")
-        rabbitmqctl("await_startup")
+        rabbitmqctl("start_app", timeout=120)
+        rabbitmqctl("await_startup", timeout=120)
     Message.objects.filter(pk=message.pk).update(next_attempt_at=None)  # due now
 
     relay = manage("relay", "--once")

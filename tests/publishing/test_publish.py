@@ -9,7 +9,6 @@ callbacks with ``django_capture_on_commit_callbacks``.
 from __future__ import annotations
 
 import logging
-import socket
 import uuid
 from datetime import timedelta
 
@@ -24,19 +23,14 @@ from messaging import QueueMismatch, Unroutable, broker, publish
 from messaging.exceptions import InvalidQueueName, NotFound
 from messaging.models import Message, Queue
 from messaging.publishing import publish_messages
-from tests.conftest import queue_depth
+from tests.support.ports import closed_port
+from tests.support.rabbitmq import queue_depth
 
 PASSWORD = "s3cr3t-Pa55w0rd"
 
 
 class Boom(Exception):
     pass
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def broker_down():

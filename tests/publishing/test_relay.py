@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import signal
-import socket
 import time
 import uuid
 from collections import Counter
@@ -18,13 +17,10 @@ from django.utils import timezone
 
 from messaging.models import Message, Queue
 from messaging.publishing.relay import due, relay_once
-from tests.conftest import queue_depth, wait_for
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.support.draining import drain
+from tests.support.ports import closed_port
+from tests.support.rabbitmq import queue_depth
+from tests.support.waiting import wait_for
 
 
 def pending(queue: Queue, n: int, **fields) -> list[Message]:
@@ -32,15 +28,6 @@ def pending(queue: Queue, n: int, **fields) -> list[Message]:
     return Message.objects.bulk_create(
         [Message(queue=queue, body=f"m{i}".encode(), **fields) for i in range(n)], batch_size=500
     )
-
-
-def drain_ids(channel, queue: str) -> list[str]:
-    ids = []
-    while True:
-        method, properties, _ = channel.basic_get(queue, auto_ack=True)
-        if method is None:
-            return ids
-        ids.append(properties.message_id)
 
 
 def test_relay_publishes_due_rows_in_id_order_and_leaves_the_rest(
@@ -56,7 +43,7 @@ def test_relay_publishes_due_rows_in_id_order_and_leaves_the_rest(
     result = relay_once(batch_size=3)
 
     assert (result.published, result.failed, result.retrying, result.batches) == (7, 0, 0, 3)
-    assert drain_ids(channel, queue_name) == [row.message_id for row in rows]
+    assert drain(queue_name, channel, ids=True) == [row.message_id for row in rows]
     assert set(Message.objects.published().values_list("pk", flat=True)) == {r.pk for r in rows}
     assert Message.objects.get(pk=later.pk).status == Message.Status.PENDING
     assert Message.objects.get(pk=failed.pk).status == Message.Status.FAILED
@@ -75,7 +62,7 @@ def test_relay_marks_unroutable_rows_failed(transactional_db, queue_name, channe
     assert (
         lost.last_error == f"unroutable: no queue bound for exchange amq.direct routing key {key}"
     )
-    assert drain_ids(channel, queue_name) == [kept.message_id]
+    assert drain(queue_name, channel, ids=True) == [kept.message_id]
 
 
 def test_relay_with_the_broker_down_touches_nothing(transactional_db, queue_name):
@@ -103,10 +90,10 @@ def test_failed_try_backs_off_then_the_relay_retries(transactional_db, queue_nam
         assert "nack" in row.last_error
         assert row.next_attempt_at > timezone.now()
         assert relay_once().batches == 0  # not due yet
-        assert drain_ids(channel, queue_name) == [first.message_id]
+        assert drain(queue_name, channel, ids=True) == [first.message_id]
         time.sleep(0.6)
         assert relay_once().published == 1
-    assert drain_ids(channel, queue_name) == [second.message_id]
+    assert drain(queue_name, channel, ids=True) == [second.message_id]
     assert Message.objects.get(pk=second.pk).attempts == 2
 
 
@@ -115,7 +102,7 @@ def test_relay_command_once(manage, queue_name, channel):
     proc = manage("relay", "--once")
     assert proc.returncode == 0, proc.stderr
     assert "Relayed: 5 published, 0 failed" in proc.stdout.decode()
-    assert drain_ids(channel, queue_name) == [r.message_id for r in rows]
+    assert drain(queue_name, channel, ids=True) == [r.message_id for r in rows]
 
 
 def test_relay_command_once_with_the_broker_down_fails_in_one_line(manage, queue_name):
@@ -140,7 +127,7 @@ def test_relay_loop_publishes_new_rows_and_stops_cleanly_on_sigterm(spawn, queue
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "Relay stopped: 2 published" in out.decode()
-    assert drain_ids(channel, queue_name) == [row.message_id, later.message_id]
+    assert drain(queue_name, channel, ids=True) == [row.message_id, later.message_id]
 
 
 def test_two_relays_publish_every_message_exactly_once(spawn, queue_name, channel):
@@ -151,7 +138,7 @@ def test_two_relays_publish_every_message_exactly_once(spawn, queue_name, channe
         out, err = proc.communicate(timeout=240)
         assert proc.returncode == 0, err
         outputs.append(out.decode())
-    counts = Counter(drain_ids(channel, queue_name))
+    counts = Counter(drain(queue_name, channel, ids=True))
     assert len(counts) == 5000
     assert set(counts) == {row.message_id for row in rows}
     assert max(counts.values()) == 1  # nobody got a message twice

@@ -4,7 +4,6 @@ documented arguments, and a receiver that raises never breaks publishing."""
 from __future__ import annotations
 
 import logging
-import socket
 import uuid
 
 import pytest
@@ -17,6 +16,7 @@ from messaging.exceptions import BrokerUnavailable
 from messaging.models import Message, Queue
 from messaging.publishing import build_message, send_copies
 from messaging.publishing.relay import relay_once
+from tests.support.ports import closed_port
 
 
 @pytest.fixture
@@ -37,12 +37,6 @@ def caught():
     yield seen
     signals.message_published.disconnect(on_published)
     signals.message_failed.disconnect(on_failed)
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # The broker is not the point of these two: messaging.testing stands in for it (the

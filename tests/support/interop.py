@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import manage_env, wait_for
+from tests.support.environment import manage_env
+from tests.support.waiting import wait_for
 
 
 class Proc:

@@ -10,42 +10,21 @@ from django.conf import settings
 from django.db import transaction
 from django.test import TestCase, override_settings
 
-from messaging import Reject, broker, publish
+from messaging import broker, publish
 from messaging.admin.message_admin import publish_pks
 from messaging.models import Message, Queue, Receipt
 from messaging.publishing import build_message, send_copies
 from messaging.publishing.relay import relay_once
 from messaging.testing import CapturedMessages, CapturingPublisher, capture
 from messaging.testing.delivery import CONSUMER_NAME
+from tests.support.capture_handlers import (
+    HANDLED,
+    always_fails,
+    fails_twice,
+    rejects,
+)
 
 NO_BROKER = {**settings.MESSAGING, "BROKER_URL": "amqp://guest:guest@127.0.0.1:1/%2F"}
-HANDLED: list[bytes] = []
-
-
-def record(delivery) -> None:
-    HANDLED.append(delivery.body)
-
-
-def always_fails(delivery) -> None:
-    HANDLED.append(delivery.body)
-    raise RuntimeError("payment service down")
-
-
-def fails_twice(delivery) -> None:
-    HANDLED.append(delivery.body)
-    if HANDLED.count(delivery.body) <= 2:
-        raise RuntimeError("not yet")
-
-
-def rejects(delivery) -> None:
-    HANDLED.append(delivery.body)
-    raise Reject("order 42 is malformed")
-
-
-def forwards(delivery) -> None:
-    """Handles ``orders`` by publishing to ``mail``."""
-    HANDLED.append(delivery.body)
-    publish("mail", b"mail for " + delivery.body)
 
 
 @pytest.fixture(autouse=True)
@@ -56,8 +35,8 @@ def no_broker(request: pytest.FixtureRequest, settings) -> None:
     settings.MESSAGING = {
         **NO_BROKER,
         "CONSUMERS": {
-            "orders": "tests.testing.test_capture.record",
-            "mail": "tests.testing.test_capture.record",
+            "orders": "tests.support.capture_handlers.record",
+            "mail": "tests.support.capture_handlers.record",
         },
     }
 
@@ -288,8 +267,8 @@ def test_messages_handlers_publish_are_delivered_too(transactional_db, settings)
     settings.MESSAGING = {
         **settings.MESSAGING,
         "CONSUMERS": {
-            "orders": "tests.testing.test_capture.forwards",
-            "mail": "tests.testing.test_capture.record",
+            "orders": "tests.support.capture_handlers.forwards",
+            "mail": "tests.support.capture_handlers.record",
         },
     }
     with capture() as captured:
@@ -344,7 +323,7 @@ def test_fixture_without_the_commit_captures_nothing(captured_messages, db) -> N
 @override_settings(
     MESSAGING={
         **NO_BROKER,
-        "CONSUMERS": {"orders": "tests.testing.test_capture.record"},
+        "CONSUMERS": {"orders": "tests.support.capture_handlers.record"},
         "MAX_ATTEMPTS": 3,
     }
 )

@@ -13,9 +13,10 @@ import pytest
 
 from messaging import broker, call
 from messaging.models import Queue, Receipt
-from tests.conftest import manage_env, wait_for
+from tests.support.environment import manage_env
 from tests.support.interop import consumer
 from tests.support.rpc_handlers import effects
+from tests.support.waiting import wait_for
 
 TUTORIAL = Path(__file__).resolve().parent / "pika"
 
@@ -104,7 +105,7 @@ def test_bind_and_queue_together_are_refused(manage, queue_name):
 
 
 def test_bind_reconnect_declares_a_new_queue_and_rebinds(launch, manage):
-    from tests.conftest import close_broker_connections
+    from tests.support.rabbitmq import close_broker_connections
 
     declare_exchange("logs", "fanout")
     proc = consumer(launch, "--bind", "logs", "--max-messages", "2", "--name", "rebind")
