@@ -1,6 +1,6 @@
-"""Issue 10 item 3 and issue 16 items 3-4 in the admin forms: names refused as typed
-(never silently stripped), JSON too deep to parse is a form error (not a 500), JSON body
-mode, and the queue's schema checked when composing."""
+"""The admin forms: names refused as typed (never silently stripped), JSON too deep to
+parse is a form error (not a 500), JSON body mode, and the queue's schema checked when
+composing."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 10 in the admin (real broker, both databases): messages composed without the
+"""The admin against the real broker (both databases): messages composed without the
 publish permission are held, "Save and publish", big bodies (bounded page, download), and
 admin log entries for every action that touches the broker."""
 

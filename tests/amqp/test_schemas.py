@@ -1,4 +1,4 @@
-"""Issue 16, items 3-4, the parts that need no broker: JSON encoding and decoding, schema
+"""JSON bodies and queue schemas, the parts that need no broker: JSON encoding and decoding, schema
 checks, rows refused when saved, publish() refusing before anything is saved, and
 Delivery.json(). (A real publish, send and the consumer: tests/publishing/test_json_bodies.py.)"""
 

@@ -1,4 +1,4 @@
-"""Issue 10, item 3: names and fields are validated in bytes, before anything is saved —
+"""Names and fields are validated in bytes, before anything is saved —
 by the same validators in the models, publish(), send and the admin forms. (send's own
 refusals, run as manage.py subprocesses, are in tests/commands/test_send_validation.py.)"""
 

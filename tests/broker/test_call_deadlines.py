@@ -1,8 +1,8 @@
-"""Every broker call the admin and ``declarequeues`` make has a deadline (issue 10,
-item 4): against a broker that accepts TCP but never answers (a local listening socket)
-each returns within CONNECTION_TIMEOUT plus a little, saying why; against the real
-broker a queue row whose name the broker must not be sent (a newline, inserted behind
-the validators' back) fails that row alone, at once."""
+"""Every broker call the admin and ``declarequeues`` make has a deadline: against a
+broker that accepts TCP but never answers (a local listening socket) each returns within
+CONNECTION_TIMEOUT plus a little, saying why; against the real broker a queue row whose
+name the broker must not be sent (a newline, inserted behind the validators' back) fails
+that row alone, at once."""
 
 from __future__ import annotations
 

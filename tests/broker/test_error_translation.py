@@ -102,7 +102,7 @@ def test_other_precondition_failures():
         (pe.ChannelClosedByBroker(320, "CONNECTION_FORCED"), BrokerUnavailable),
         (pe.ConnectionClosedByBroker(541, "INTERNAL_ERROR"), BrokerUnavailable),
         # INTERNAL_ERROR: the broker failing (a quorum queue without a leader), never
-        # the message: temporary since the cluster work (issue 17).
+        # the message: so it is temporary.
         (pe.ChannelClosedByBroker(541, "INTERNAL_ERROR"), BrokerUnavailable),
     ],
 )

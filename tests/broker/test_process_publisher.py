@@ -1,4 +1,4 @@
-"""The process's long-lived publisher (issue 12), on the real broker and database:
+"""The process's long-lived publisher, on the real broker and database:
 threads, fork, a connection the broker closes, a stopped broker, idle heartbeats,
 ``apublish``, and the messages of one transaction sent together after its commit."""
 

@@ -91,7 +91,7 @@ ARTIFACTS = Path(
     os.environ.get("MESSAGING_BROWSER_ARTIFACTS")
     or Path(__file__).resolve().parents[2] / "build" / "browser-artifacts"
 )
-#: The widths operators use (the issue tried 1400 and 1920 px).
+#: The widths operators use.
 SCREEN_WIDTHS = (1400, 1920)
 
 

@@ -1,4 +1,4 @@
-"""Issue 10, items 3 and 9: out-of-range command arguments are argparse errors (exit 2,
+"""Out-of-range command arguments are argparse errors (exit 2,
 one error line, no traceback), and runconsumer's counters tell the truth — in its
 summary and in its registry row, after SIGTERM too."""
 

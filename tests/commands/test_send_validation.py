@@ -1,6 +1,5 @@
-"""Issue 10, item 3, for ``manage.py send``: bad names and fields are refused in one
-line before anything is saved (the validators themselves, the models and publish():
-tests/amqp/test_validators.py)."""
+"""``manage.py send`` refuses bad names and fields in one line before anything is saved
+(the validators themselves, the models and publish(): tests/amqp/test_validators.py)."""
 
 from __future__ import annotations
 

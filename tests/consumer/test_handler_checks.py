@@ -1,4 +1,4 @@
-"""Issue 10, items 2 and 7: handlers are checked when runconsumer starts, a handler that
+"""Handlers are checked when runconsumer starts, a handler that
 hands back an awaitable is a failure (never ``acked``), and the default handler prints a
 bounded preview of the body."""
 

@@ -1,4 +1,4 @@
-"""Issue 10, item 6: no error line or error report shows a URL's password, and the demo
+"""No error line or error report shows a URL's password, and the demo
 project runs with DEBUG off unless DJANGO_DEBUG=1."""
 
 from __future__ import annotations

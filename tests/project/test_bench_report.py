@@ -96,7 +96,7 @@ def test_ratio_without_a_rate_or_without_the_rows() -> None:
     assert results.errors == [results.rows["b-sqlite"]]
 
 
-def test_targets_of_the_issue() -> None:
+def test_each_row_is_checked_against_its_floor_and_context_rows() -> None:
     """Each app row against its same-work floor (s-DB, b-DB, c-DB) at ≥ 0.8×; send also
     ≥ 5× P1; p300 on PostgreSQL also ≥ 0.6× the no-DB consumer; P0 and a as context."""
     results = Results()

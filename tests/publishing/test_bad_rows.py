@@ -1,4 +1,4 @@
-"""Bad rows are isolated (issue 10, item 1), against the real broker and database: a row
+"""Bad rows are isolated, against the real broker and database: a row
 the broker layer cannot encode or must not be sent (saved behind the validators' back)
 is ``failed`` with its own one-line reason while every other row of its relay batch,
 bulk publish or ``send_copies`` run is published; a declaration the broker never

@@ -1,4 +1,4 @@
-"""Issue 16, items 3-4, against the broker: publish(json=...) and a matching body reach
+"""JSON bodies and queue schemas against the broker: publish(json=...) and a matching body reach
 the queue, send --json, and the consumer rejecting bodies a queue's schema refuses before
 the handler runs. (Encoding, schema checks and refusals: tests/amqp/test_schemas.py.)"""
 

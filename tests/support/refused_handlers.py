@@ -1,4 +1,4 @@
-"""Handlers ``runconsumer`` must refuse at start, or must not count as acked (issue 10).
+"""Handlers ``runconsumer`` must refuse at start, or must not count as acked.
 
 Pointed at with ``--handler tests.support.refused_handlers.NAME``.
 """
