@@ -23,7 +23,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from .. import conf
-from ..amqp.properties import NAMES as PROPERTY_NAMES
+from ..amqp.properties import FIELDS as PROPERTY_FIELDS
 from ..db import operations
 from ..models import Message, Receipt
 from ..publishing import PUBLISHABLE, PublishResult, chunks, publish_ids
@@ -116,10 +116,7 @@ def copy_pairs(queryset: QuerySet[Message]) -> list[tuple[str, int]]:
                 exchange=original.exchange,
                 routing_key=original.routing_key,
                 body=original.body_bytes,
-                content_type=original.content_type,
-                headers=original.headers,
-                persistent=original.persistent,
-                **{name: getattr(original, name) for name in PROPERTY_NAMES},
+                **{name: getattr(original, name) for name in PROPERTY_FIELDS},
             )
         )
     created = Message.objects.bulk_create(copies, batch_size=500)

@@ -9,7 +9,7 @@ AMQP 0-9-1 sends names, routing keys, content types and header keys as *short st
 at most 255 bytes of UTF-8 (:mod:`.short_strings`). Every limit here is counted in bytes,
 not characters. The rules of header tables live in :mod:`.headers`, those of the other
 properties in :mod:`.properties`; this module adds names and routing keys, and checks a
-whole message.
+whole message (its destination, then :class:`~.properties.Properties`).
 """
 
 from __future__ import annotations
@@ -116,11 +116,7 @@ def message_problem(message: Any) -> str | None:
     queue = row.name if row is not None else None
     try:
         validate_message_fields(
-            queue=queue,
-            exchange=message.exchange or "",
-            routing_key=message.routing_key or "",
-            content_type=message.content_type or "",
-            headers=message.headers,
+            queue=queue, exchange=message.exchange or "", routing_key=message.routing_key or ""
         )
     except ValidationError as exc:
         return f"invalid message: {first_message(exc)}"

@@ -1,6 +1,7 @@
-"""The AMQP properties a message is published with, and those of a dead-letter copy (the
-header names and delivery modes are pure AMQP facts, defined in :mod:`messaging.amqp`
-and importable from here as before)."""
+"""The AMQP properties a message is published with, and those of a dead-letter copy: the
+pika objects of :class:`messaging.amqp.properties.Properties` (the header names and
+delivery modes are pure AMQP facts, defined in :mod:`messaging.amqp` and importable from
+here as before)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from django.core.exceptions import ValidationError
 
 from ..amqp.headers import ATTEMPTS_HEADER, DEATH_HEADER, DELIVERY_COUNT_HEADER, validate_headers
 from ..amqp.headers import RETRY_HEADER as RETRY_HEADER
-from ..amqp.properties import PERSISTENT, TRANSIENT
+from ..amqp.properties import PERSISTENT, TRANSIENT, Properties, pika_kwargs
 from ..amqp.short_strings import first_message
 
 #: Broker-managed header (quorum queues) that must not travel with a copy, and the
@@ -41,6 +42,21 @@ def properties(
         delivery_mode=PERSISTENT if persistent else TRANSIENT,
         timestamp=timestamp,
         **dict(extra or {}),
+    )
+
+
+def basic_properties(
+    props: Properties, *, message_id: str | None = None, timestamp: int | None = None
+) -> pika.BasicProperties:
+    """The pika object of a message's checked :class:`~messaging.amqp.properties.Properties`
+    with the ``message_id`` and ``timestamp`` (whole seconds) of the one sent."""
+    return properties(
+        message_id=message_id,
+        content_type=props.content_type,
+        headers=props.headers,
+        persistent=props.persistent,
+        timestamp=timestamp,
+        extra=pika_kwargs(props),
     )
 
 

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .. import broker, conf, observability
+from ..amqp.properties import Properties, expiration_ms
 from ..exceptions import BrokerError
 from ..models import Message, Queue
 from .commit import add_after_commit
@@ -53,21 +54,19 @@ def publish(
     ``pending`` for the relay (no exception); a refusal for good (unroutable, missing
     exchange, drift) makes it ``failed`` and raises that ``BrokerError`` (after a commit:
     logged, ``message_failed`` sent). ``PUBLISH_MODE = "relay"`` only writes the row."""
-    message = build_message(
-        queue,
-        body,
-        exchange=exchange,
-        routing_key=routing_key,
+    props = Properties(
         content_type=content_type,
         headers=headers,
         persistent=persistent,
-        json=json,
         correlation_id=correlation_id,
         reply_to=reply_to,
         priority=priority,
-        expiration=expiration,
+        expiration=expiration_ms(expiration),
         type=type,
         app_id=app_id,
+    )
+    message = build_message(
+        queue, body, exchange=exchange, routing_key=routing_key, json=json, properties=props
     )
     with observability.creating(message):
         _save_and_send(message, user)

@@ -3,13 +3,13 @@ anything is saved."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from django.core.exceptions import ValidationError
 
 from ..amqp import schemas
-from ..amqp.properties import clean_properties
+from ..amqp.properties import FIELDS, Properties
 from ..amqp.validators import first_message, validate_message_fields, validate_queue_name
 from ..exceptions import InvalidMessage, InvalidQueueName
 from ..models import Message, Queue
@@ -62,34 +62,43 @@ def _check_destination(queue: Queue | str | None, exchange: str, routing_key: st
         raise ValueError("give a queue or an exchange, not both")
 
 
+def _properties(properties: Properties | None, values: dict[str, Any]) -> Properties:
+    """``properties``, or the :class:`Properties` built from their keyword arguments."""
+    if properties is not None:
+        if values:
+            raise TypeError("give properties= or their keyword arguments, not both")
+        return properties
+    unknown = set(values) - set(FIELDS)
+    if unknown:
+        raise InvalidMessage(f"unknown message properties: {', '.join(sorted(unknown))}")
+    return Properties(**values)
+
+
 def build_message(
     queue: Queue | str | None = None,
     body: bytes | str = b"",
     *,
     exchange: str = "",
     routing_key: str = "",
-    content_type: str = "",
-    headers: Mapping[str, Any] | None = None,
-    persistent: bool = True,
     json: Any = NO_JSON,
-    **properties: Any,
+    properties: Properties | None = None,
+    **values: Any,
 ) -> Message:
     """An unsaved ``pending`` Message (validated destination, properties and — when the
-    queue has a schema — body). ``json=obj`` encodes ``obj`` as the body. ``properties``
-    are the AMQP properties of :data:`messaging.amqp.properties.NAMES` (``expiration``
-    in milliseconds or a ``timedelta``)."""
-    try:
-        props = clean_properties(properties)
-    except ValueError as exc:
-        raise InvalidMessage(str(exc)) from None
+    queue has a schema — body). ``json=obj`` encodes ``obj`` as the body (content type
+    ``application/json`` unless one is set). ``properties`` are the message's checked
+    :class:`~messaging.amqp.properties.Properties`; without them, ``values`` are their
+    keyword arguments (``content_type``, ``headers``, ``persistent`` and those of
+    :data:`messaging.amqp.properties.NAMES`, ``expiration`` in milliseconds or a
+    ``timedelta``)."""
+    props = _properties(properties, values)
     if json is not NO_JSON:
-        body, content_type = _json_body(json, body, content_type)
+        body, content_type = _json_body(json, body, props.content_type)
+        props = replace(props, content_type=content_type)
     body = _as_bytes(body)
     _check_destination(queue, exchange, routing_key)
     try:
-        validate_message_fields(
-            exchange=exchange, routing_key=routing_key, content_type=content_type, headers=headers
-        )
+        validate_message_fields(exchange=exchange, routing_key=routing_key)
     except ValidationError as exc:
         raise InvalidMessage(first_message(exc)) from None
     if isinstance(queue, str):
@@ -99,12 +108,5 @@ def build_message(
         if problem is not None:
             raise InvalidMessage(f"body does not match the schema of queue {queue.name}: {problem}")
     return Message(
-        queue=queue,
-        exchange=exchange,
-        routing_key=routing_key,
-        body=body,
-        content_type=content_type,
-        headers=dict(headers or {}),
-        persistent=persistent,
-        **props,
+        queue=queue, exchange=exchange, routing_key=routing_key, body=body, **props.fields()
     )

@@ -16,20 +16,13 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from ..amqp import schemas
-from ..amqp.properties import clean_properties, pika_kwargs
+from ..amqp.properties import Properties, expiration_ms
 from ..amqp.validators import first_message, validate_message_fields
 from ..consumer.handlers import Delivery
 from ..exceptions import InvalidMessage, RequestTimeout
 
 #: ``json=`` not given.
 _NO_JSON: Any = object()
-
-
-class _Props:
-    """Attribute access to cleaned properties, for :func:`pika_kwargs`."""
-
-    def __init__(self, values: Mapping[str, Any]) -> None:
-        self.__dict__.update(values)
 
 
 def call(
@@ -62,20 +55,27 @@ def call(
     Calling again with the same ``message_id`` after a timeout gets the reply the
     server stored on its receipt, without running its handler twice."""
     from .. import broker
+    from ..broker.pika_properties import basic_properties
 
     exchange, routing_key = _destination(queue, exchange, routing_key)
     if not timeout or timeout <= 0:
         raise ValueError("timeout must be a positive number of seconds")
     data, content_type = _body(body, json, content_type)
-    extra = {"priority": priority, "expiration": expiration, "type": type, "app_id": app_id}
-    correlation_id = correlation_id or uuid.uuid4().hex
-    pika_props = _request_properties(
-        (exchange, routing_key),
-        content_type,
-        headers,
-        {"correlation_id": correlation_id, **extra},
-        message_id=message_id,
+    _check_destination(exchange, routing_key)
+    props = Properties(
+        content_type=content_type,
+        headers=headers,
         persistent=persistent,
+        correlation_id=correlation_id or uuid.uuid4().hex,
+        priority=priority,
+        expiration=expiration_ms(expiration),
+        type=type,
+        app_id=app_id,
+    )
+    pika_props = basic_properties(
+        props,
+        message_id=message_id or str(uuid.uuid4()),
+        timestamp=int(timezone.now().timestamp()),
     )
     answer = broker.rpc.request(exchange, routing_key, data, pika_props, float(timeout), urls)
     if answer is None:
@@ -108,37 +108,12 @@ def _body(body: bytes | str, json: Any, content_type: str) -> tuple[bytes, str]:
     return (body.encode("utf-8") if isinstance(body, str) else bytes(body)), content_type
 
 
-def _request_properties(
-    destination: tuple[str, str],
-    content_type: str,
-    headers: Mapping[str, Any] | None,
-    values: Mapping[str, Any],
-    *,
-    message_id: str | None,
-    persistent: bool,
-) -> Any:
-    """The request's pika properties, every value checked first (one-line
-    :class:`InvalidMessage`)."""
-    from .. import broker
-
-    exchange, routing_key = destination
+def _check_destination(exchange: str, routing_key: str) -> None:
+    """The exchange and routing key as AMQP takes them (one-line :class:`InvalidMessage`)."""
     try:
-        validate_message_fields(
-            exchange=exchange, routing_key=routing_key, content_type=content_type, headers=headers
-        )
-        props = clean_properties(values)
+        validate_message_fields(exchange=exchange, routing_key=routing_key)
     except ValidationError as exc:
         raise InvalidMessage(first_message(exc)) from None
-    except ValueError as exc:
-        raise InvalidMessage(str(exc)) from None
-    return broker.properties(
-        message_id=message_id or str(uuid.uuid4()),
-        content_type=content_type,
-        headers=headers,
-        persistent=persistent,
-        timestamp=int(timezone.now().timestamp()),
-        extra=pika_kwargs(_Props(props)),
-    )
 
 
 def _destination(queue: Any, exchange: str, routing_key: str) -> tuple[str, str]:

@@ -1,4 +1,4 @@
-"""The producer and consumer side's pure code: AMQP property validation, replies
+"""Pure code of issue 13's producer/consumer side: AMQP property validation, replies
 from handler return values, binding and stream-offset arguments."""
 
 from __future__ import annotations
@@ -10,10 +10,12 @@ import pika
 import pytest
 
 from messaging import broker
-from messaging.amqp.properties import clean_properties, expiration_ms, pika_kwargs
+from messaging.amqp.properties import Properties, clean_properties, expiration_ms, pika_kwargs
 from messaging.amqp.stream_offsets import consume_arguments, parse_offset
 from messaging.amqp.validators import message_problem
+from messaging.broker.pika_properties import basic_properties
 from messaging.consumer.handlers import Delivery, pika_style
+from messaging.exceptions import InvalidMessage
 from messaging.management.commands.runconsumer import parse_binding
 from messaging.models import Message, Queue
 from messaging.rpc.replies import CallbackPublishes, Reply, as_reply, outcome_of
@@ -76,6 +78,59 @@ def test_message_problem_catches_a_stored_bad_priority():
 def test_properties_carry_timestamp_and_extra():
     props = broker.properties(message_id="m", timestamp=12, extra={"priority": 3, "type": "t"})
     assert (props.timestamp, props.priority, props.type) == (12, 3, "t")
+
+
+def test_properties_are_one_checked_value():
+    props = Properties(
+        content_type=None, headers={}, expiration=timedelta(seconds=2), reply_to=None
+    )
+    assert (props.content_type, props.headers, props.expiration, props.reply_to) == (
+        "",
+        None,
+        2000,
+        "",
+    )
+    assert props.delivery_mode == 2 and Properties(persistent=False).delivery_mode == 1
+    assert Properties(headers={"k": 1}).fields()["headers"] == {"k": 1}
+    assert Properties().fields()["headers"] == {}  # a Message field, never None
+
+
+@pytest.mark.parametrize(
+    ("values", "error"),
+    [
+        ({"content_type": "a\nb"}, "Content type contains the control character U+000A"),
+        ({"headers": {"x-death": []}}, "header 'x-death': reserved"),
+        ({"headers": {"f": 1.5}}, "is a float"),
+        ({"priority": 256}, "priority must be between 0 and 255, got 256"),
+        ({"expiration": "soon"}, "expiration must be whole milliseconds, got 'soon'"),
+        ({"app_id": "a\x00"}, "app_id: contains the control character U+0000"),
+    ],
+)
+def test_properties_refuse_with_one_line(values, error):
+    with pytest.raises(InvalidMessage) as info:
+        Properties(**values)
+    assert error in str(info.value) and "\n" not in str(info.value)
+
+
+def test_properties_of_a_row_and_on_the_wire():
+    row = Message(content_type="text/plain", headers={"k": "v"}, priority=4, type="t")
+    props = Properties.of(row)
+    assert (props.content_type, props.headers, props.priority, props.type) == (
+        "text/plain",
+        {"k": "v"},
+        4,
+        "t",
+    )
+    wire = basic_properties(props, message_id="m", timestamp=7)
+    assert (wire.message_id, wire.timestamp, wire.delivery_mode) == ("m", 7, 2)
+    assert (wire.content_type, wire.headers, wire.priority, wire.type) == (
+        "text/plain",
+        {"k": "v"},
+        4,
+        "t",
+    )
+    assert wire.correlation_id is None and wire.expiration is None
+    assert basic_properties(Properties(expiration=5)).expiration == "5"
 
 
 def test_stream_rows_declare_x_queue_type():

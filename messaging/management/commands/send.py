@@ -10,9 +10,10 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from messaging.amqp.properties import MAX_EXPIRATION_MS, MAX_PRIORITY
+from messaging.amqp.properties import MAX_EXPIRATION_MS, MAX_PRIORITY, Properties
 from messaging.exceptions import MessagingError
 from messaging.management.commandline import bounded_int, configure_logging, positive_int
+from messaging.models import Message
 from messaging.publishing import (
     NO_JSON,
     PublishResult,
@@ -101,6 +102,26 @@ class Command(BaseCommand):
             raise CommandError("--count must be at least 1")
         if options["routing_key"] and not options["exchange"]:
             raise CommandError("--routing-key needs --exchange")
+        template = self._template(options)
+        show_progress = count >= 1000 and options["verbosity"] >= 1 and sys.stderr.isatty()
+        with tqdm(total=count, unit="msg", disable=not show_progress, file=sys.stderr) as bar:
+            result = send_copies(template, count, progress=bar.update)
+        if result.failed:
+            self._fail(result, count)
+        if options["verbosity"] >= 1:
+            if template.exchange:
+                where = f"exchange {template.exchange!r} routing key {template.routing_key!r}"
+            else:
+                where = template.queue.name
+            if count == 1:
+                shown, message_id = _preview(template.body_bytes), result.published[0]
+                self.stdout.write(f" [x] Sent {shown} to {where} (message_id {message_id})")
+            else:
+                self.stdout.write(f" [x] Sent {count} messages to {where}")
+
+    def _template(self, options: dict[str, Any]) -> Message:
+        """The unsaved message every copy is made of (destination, properties and body
+        checked: a refusal is a :class:`CommandError`)."""
         headers = dict(parse_header(h) for h in options["header"])
         payload = self._json_option(options["json"], options["body"])
         body = b"" if payload is not NO_JSON else self._read_body(options["body"])
@@ -112,36 +133,26 @@ class Command(BaseCommand):
             else:
                 queue = get_queue(options["queue"])
                 routing_key = ""
-            template = build_message(
-                queue,
-                body,
-                exchange=exchange,
-                routing_key=routing_key,
+            props = Properties(
                 content_type=options["content_type"],
                 headers=headers,
                 persistent=not options["transient"],
-                json=payload,
                 correlation_id=options["correlation_id"],
                 reply_to=options["reply_to"],
                 priority=options["priority"],
                 expiration=options["expiration"],
                 type=options["type"],
             )
+            return build_message(
+                queue,
+                body,
+                exchange=exchange,
+                routing_key=routing_key,
+                json=payload,
+                properties=props,
+            )
         except (MessagingError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
-
-        show_progress = count >= 1000 and options["verbosity"] >= 1 and sys.stderr.isatty()
-        with tqdm(total=count, unit="msg", disable=not show_progress, file=sys.stderr) as bar:
-            result = send_copies(template, count, progress=bar.update)
-        if result.failed:
-            self._fail(result, count)
-        if options["verbosity"] >= 1:
-            where = f"exchange {exchange!r} routing key {routing_key!r}" if exchange else queue.name
-            if count == 1:
-                shown, message_id = _preview(template.body_bytes), result.published[0]
-                self.stdout.write(f" [x] Sent {shown} to {where} (message_id {message_id})")
-            else:
-                self.stdout.write(f" [x] Sent {count} messages to {where}")
 
     def _json_option(self, text: str | None, body: str) -> Any:
         """The parsed ``--json`` value, or NO_JSON without the flag."""
