@@ -35,9 +35,11 @@ class Consumer:
     """Consume ``queues`` with manual acks, writing a receipt for each delivery.
 
     ``queues`` are ``Queue`` rows, :class:`~messaging.broker.QueueSpec` or names;
-    ``handlers`` maps queue name to a handler taking one :class:`Delivery`.
+    ``handlers`` maps queue name to a handler taking one :class:`Delivery`; ``retry``
+    is the retry policy (default: from the settings, :meth:`RetryPolicy.from_settings`).
     Call :meth:`run` (blocks until stopped, ``max_messages`` or ``idle_timeout``);
     :meth:`stop` may be called from a signal handler or another thread.
+    :meth:`handle_one` runs one delivery without a broker (``messaging.testing`` does).
     """
 
     def __init__(
@@ -57,6 +59,7 @@ class Consumer:
         register: bool = False,
         consume_arguments: Mapping[str, Any] | None = None,
         connect_timeout: float | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         queues = list(queues)
         self.connect_timeout = connect_timeout
@@ -76,7 +79,7 @@ class Consumer:
         failures = Failures(
             ReceiptRecorder(self.name, self.host, self.pid),
             self.policies,
-            RetryPolicy.from_settings(),
+            retry if retry is not None else RetryPolicy.from_settings(),
             self.stats,
             self._stop,
         )
@@ -140,6 +143,14 @@ class Consumer:
 
     def wait_until_consuming(self, timeout: float) -> bool:
         return self.io.wait_ready(timeout)
+
+    def handle_one(self, delivery: Delivery) -> Settlement:
+        """Handle one delivery as :meth:`run` does one at a time — duplicate check,
+        attempt count, schema, handler and receipt in one transaction, failure policy —
+        and return its verdict for the broker, which is not told: nothing is settled
+        and no connection is made. Raises :class:`DatabaseDown` when the database (not
+        the handler) failed."""
+        return self.dispatcher.one(delivery)
 
     def run(self) -> ConsumerStats:
         """Consume until stopped; raises :class:`BrokerError` on a fatal broker error."""

@@ -6,13 +6,14 @@ import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pika
 from django.utils.module_loading import import_string
 
 from .. import conf
+from ..amqp.schemas import decode_json
 from ..exceptions import HandlerImportError, Reject
 from ..rpc.replies import CallbackPublishes, Outbound
 
@@ -79,8 +80,6 @@ class Delivery:
         value = self.properties.timestamp
         if value is None:
             return None
-        from datetime import UTC
-
         return datetime.fromtimestamp(value, tz=UTC)
 
     @property
@@ -95,8 +94,6 @@ class Delivery:
     def json(self) -> Any:
         """The body parsed as JSON; ``ValueError`` with one line when it is not JSON
         (raised from a handler, that is a failed attempt like any other exception)."""
-        from ..amqp.schemas import decode_json
-
         return decode_json(self.body)
 
 

@@ -14,7 +14,8 @@ import pytest
 from django.db import connection
 
 from messaging import broker, publish
-from messaging.consumer import Consumer, default_batch_size
+from messaging.consumer import Consumer
+from messaging.consumer.inbox import default_batch_size
 from messaging.consumer.replay import replay
 from messaging.models import Consumer as ConsumerRow
 from messaging.models import Message, Queue, Receipt

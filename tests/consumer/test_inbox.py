@@ -10,8 +10,8 @@ import time
 import pika
 import pytest
 
-from messaging.consumer import Inbox, default_batch_size
 from messaging.consumer.handlers import Delivery
+from messaging.consumer.inbox import Inbox, default_batch_size
 
 pytestmark = pytest.mark.unit
 
@@ -107,7 +107,7 @@ HANDLER_OUTLASTS_THE_POLL = """
 import signal, sys, threading, time
 import django
 django.setup()
-from messaging.consumer import Inbox
+from messaging.consumer.inbox import Inbox
 inbox, stop = Inbox(0.05), threading.Event()
 def on_signal(signum, frame):
     time.sleep(0.3)
