@@ -6,8 +6,6 @@ thread holds the connection (see :mod:`.io`)."""
 from __future__ import annotations
 
 import logging
-import os
-import signal
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,14 +14,11 @@ from ..amqp.retry_delays import delay_queue_arguments, retry_headers
 from ..exceptions import BrokerError
 from ..models import dead_letter_queue_name
 from ..observability import log_fields
+from . import fault_points
 from .retry_policy import QueuePolicy, Verdict
 from .verdicts import Settlement
 
 logger = logging.getLogger("messaging.consumer")
-
-#: Fault injection for the test suite: the consumer SIGKILLs itself after a delayed
-#: copy is confirmed, before the original is acked.
-KILL_AFTER_DELAY_CONFIRM = "MESSAGING_TEST_KILL_AFTER_DELAY_CONFIRM"
 
 
 class Settler:
@@ -45,7 +40,6 @@ class Settler:
         self._delayer: Any = None
         #: Queues whose delay queue the broker refused for good (shared with Failures).
         self.delays_refused = delays_refused if delays_refused is not None else set()
-        self._kill_after_delay = bool(os.environ.get(KILL_AFTER_DELAY_CONFIRM))
 
     def attach(self, connection: Any, channel: Any, generation: int) -> None:
         self.connection, self.channel, self.generation = connection, channel, generation
@@ -130,8 +124,7 @@ class Settler:
             logger.error("could not delay message in %s (%s); requeued at once", name, exc)
             channel.basic_nack(delivery_tag=delivery.delivery_tag, requeue=True)
             return
-        if self._kill_after_delay:
-            os.kill(os.getpid(), signal.SIGKILL)
+        fault_points.reach(fault_points.AFTER_DELAY_CONFIRMED, delivery=delivery)
         channel.basic_ack(delivery_tag=delivery.delivery_tag)
 
 

@@ -18,7 +18,9 @@ import pytest
 
 from messaging import broker
 from messaging.amqp.retry_delays import delay_queue_name
+from messaging.consumer import fault_points
 from messaging.models import Queue, Receipt, dead_letter_queue_name
+from tests.faults.killing_handlers import SIGKILL_AT
 from tests.support.consumers import stop_and_wait, wait_running
 from tests.support.delay_handlers import RUN_LOG
 from tests.support.environment import settings_env
@@ -30,6 +32,9 @@ from tests.support.waiting import wait_for
 pytestmark = pytest.mark.faults
 
 HANDLER = "tests.support.delay_handlers.log_run_fail_poison"
+#: The same handler, in a consumer that SIGKILLs itself at the fault point named by
+#: SIGKILL_AT in its environment.
+KILLING_HANDLER = "tests.faults.killing_handlers.log_run_fail_poison"
 MAX_ATTEMPTS = 3
 
 
@@ -133,7 +138,9 @@ def test_sigkill_between_the_delayed_copy_and_the_ack_gives_a_recognised_duplica
         **settings_env(MAX_ATTEMPTS=MAX_ATTEMPTS, RETRY_DELAY=delay, RETRY_MAX_DELAY=10),
     }
     killed = start_consumer(
-        queue, env={**env, "MESSAGING_TEST_KILL_AFTER_DELAY_CONFIRM": "1"}, handler=HANDLER
+        queue,
+        env={**env, SIGKILL_AT: fault_points.AFTER_DELAY_CONFIRMED},
+        handler=KILLING_HANDLER,
     )
     assert killed.wait(timeout=60) == -9, killed.describe()
     # The copy was confirmed and the original not acked: both exist now.
