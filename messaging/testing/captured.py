@@ -3,11 +3,12 @@ the captured messages, assertion helpers, and :meth:`CapturedMessages.deliver`."
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from ..broker import Outgoing
-from .capturing import CapturedMessage, _lock
+from .captured_message import CapturedMessage
 from .delivery import DeadLetter, DeliveryResult, deliver_messages
 
 #: Most captured messages an assertion failure lists.
@@ -54,32 +55,26 @@ class CapturedMessages:
     """
 
     def __init__(self) -> None:
+        #: Held while the messages change or are copied (publishers call :meth:`add`
+        #: from any thread).
+        self._lock = threading.RLock()
         self._messages: list[CapturedMessage] = []
         self._delivered: set[int] = set()
         #: Every message a :meth:`deliver` dead-lettered (MAX_ATTEMPTS or ``Reject``).
         self.dead_letters: list[DeadLetter] = []
 
-    def _add(self, item: Outgoing) -> None:
-        self._messages.append(
-            CapturedMessage(
-                exchange=item.exchange,
-                routing_key=item.routing_key,
-                body=bytes(item.body),
-                message_id=item.message_id or "",
-                content_type=item.content_type or "",
-                headers=dict(item.headers or {}),
-                persistent=item.persistent,
-                index=len(self._messages),
-                timestamp=item.timestamp,
-                extra=dict(item.extra or {}),
-            )
-        )
+    def add(self, items: Iterable[Outgoing]) -> None:
+        """Capture what a publisher was handed, in order (the capturing publisher calls
+        this; a test need not)."""
+        with self._lock:
+            for item in items:
+                self._messages.append(CapturedMessage.of(item, len(self._messages)))
 
     # ----------------------------------------------------------------- reading
 
     @property
     def messages(self) -> list[CapturedMessage]:
-        with _lock:
+        with self._lock:
             return list(self._messages)
 
     def __iter__(self) -> Iterator[CapturedMessage]:
@@ -101,7 +96,7 @@ class CapturedMessages:
 
     def clear(self) -> None:
         """Forget everything captured (and delivered) so far."""
-        with _lock:
+        with self._lock:
             self._messages.clear()
             self._delivered.clear()
             self.dead_letters.clear()

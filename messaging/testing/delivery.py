@@ -1,5 +1,5 @@
 """Delivering captured messages in-process through the consumer's per-delivery path
-(:meth:`messaging.consumer.dispatch.Dispatcher.one`): the handler and its receipt in one
+(:meth:`messaging.consumer.Consumer.handle_one`): the handler and its receipt in one
 transaction, duplicates recognised by the receipts, ``Reject``, attempts counted and
 dead-lettering after MAX_ATTEMPTS — against the database, without a broker. What the
 real consumer would then tell the broker (ack, requeue, move to ``<queue>.dlq``, nack to
@@ -11,18 +11,23 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pika
 from django.utils import timezone
 
 from .. import conf
-from ..consumer import Consumer, DatabaseDown
-from ..consumer.handlers import Delivery, Handler, as_handler, load_handler
+from ..consumer import (
+    Consumer,
+    DatabaseDown,
+    Delivery,
+    Handler,
+    RetryPolicy,
+    as_handler,
+    load_handler,
+)
 from ..models import Queue, Receipt
-
-if TYPE_CHECKING:
-    from .capturing import CapturedMessage
+from .captured_message import CapturedMessage
 
 #: ``consumer_name`` (and consumer tag) of the receipts :func:`deliver_messages` writes.
 CONSUMER_NAME = "messaging.testing"
@@ -117,21 +122,20 @@ def _handler(name: str, given: Mapping[str, Any] | None) -> Handler:
 def _consumer(names: set[str], given: Mapping[str, Any] | None) -> Consumer:
     rows = {row.name: row for row in Queue.objects.filter(name__in=names)}
     ordered = sorted(names)
-    consumer = Consumer(
+    return Consumer(
         [rows.get(name, name) for name in ordered],
         {name: _handler(name, given) for name in ordered},
         name=CONSUMER_NAME,
+        # A test does not wait between attempts.
+        retry=replace(RetryPolicy.from_settings(), retry_delay=0),
     )
-    # A test does not wait between attempts.
-    consumer.dispatcher.failures.retry = replace(consumer.dispatcher.failures.retry, retry_delay=0)
-    return consumer
 
 
 def _deliver_one(consumer: Consumer, message: CapturedMessage, queue: str, again: bool) -> str:
     """Deliver until the consumer acks or dead-letters it; returns the last action."""
     for _attempt in range(MAX_DELIVERIES):
         try:
-            action = consumer.dispatcher.one(_delivery(message, queue, again))
+            action = consumer.handle_one(_delivery(message, queue, again))
         except DatabaseDown as down:
             raise down.error from None
         if action.kind != "requeue":

@@ -17,6 +17,8 @@ def captured_messages() -> Iterator[CapturedMessages]:
     """Messages published during the test are captured, not sent (see
     :func:`messaging.testing.capture`); ``captured_messages.deliver()`` runs the handlers.
     Needs the database (pytest-django's ``db`` or ``transactional_db``) to publish."""
+    # Here, not at the top: pytest loads this plugin before Django is set up, and
+    # capturing imports models.
     from .capturing import capture
 
     with capture() as captured:
