@@ -7,8 +7,12 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
+from django.db import NotSupportedError
 from django.db.models import Expression, TextField
 from django.db.models.functions import Cast
+
+#: Rows of plain values, as :meth:`DatabaseOperations.insert_rows` takes them.
+Rows = Sequence[tuple[Any, ...]]
 
 
 class DatabaseOperations:
@@ -83,16 +87,24 @@ class DatabaseOperations:
         cursor: Any,
         table: str,
         columns: str,
-        rows: Sequence[tuple[Any, ...]],
+        rows: Rows,
         datetimes: Sequence[int],
         types: Sequence[str] = (),
     ) -> None:
         """INSERT plain tuples (aware datetimes at the ``datetimes`` positions), on
         ``cursor`` or (None) a cursor of ``connection``. ``types``: the columns' database
-        types (``field.db_type()``), for vendors that send rows in a binary format."""
+        types (``field.db_type()``), for vendors that send rows in a binary format.
+
+        The steps a vendor may take over: :meth:`insert_one` (a single row, before any
+        cursor is opened) and :meth:`copy_rows` (several); else one INSERT here."""
+        into = f"{table} ({columns})"
+        if len(rows) == 1 and self.insert_one(connection, into, rows[0]):
+            return
         if cursor is None:
             with connection.cursor() as cursor:
-                return self.insert_rows(connection, cursor, table, columns, rows, datetimes)
+                return self.insert_rows(connection, cursor, table, columns, rows, datetimes, types)
+        if self.copy_rows(connection, cursor, into, rows, types):
+            return
         adapt = connection.ops.adapt_datetimefield_value
         prepared = []
         for row in rows:
@@ -101,17 +113,35 @@ class DatabaseOperations:
                 values[index] = adapt(values[index])
             prepared.append(values)
         placeholders = ", ".join(["%s"] * len(prepared[0]))
-        sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"
+        sql = f"INSERT INTO {into} VALUES ({placeholders})"
         if len(prepared) == 1:
             cursor.execute(sql, prepared[0])
         else:
             cursor.executemany(sql, prepared)
+
+    def insert_one(self, connection: Any, into: str, row: tuple[Any, ...]) -> bool:
+        """INSERT one row into ``into`` (``table (columns)``) the vendor's own way and
+        return True, or return False to leave it to :meth:`insert_rows`. Here: False."""
+        return False
+
+    def copy_rows(
+        self, connection: Any, cursor: Any, into: str, rows: Rows, types: Sequence[str]
+    ) -> bool:
+        """Send several rows the vendor's own way (a bulk load) and return True, or
+        return False to leave them to :meth:`insert_rows`. Here: False."""
+        return False
 
     # ------------------------------------------------------------------ overview
 
     def read_through_index(self, connection: Any, table: str, index: str) -> str:
         """``table`` (SQL) read through the named index where hints exist: as is."""
         return table
+
+    def minute_start(self, column: str) -> str:
+        """SQL for the start of the minute timestamp column ``column`` falls in, minutes
+        counted from the origin parameter ``%s``: only where
+        :attr:`groups_window_in_one_scan`."""
+        raise NotSupportedError(f"{self.vendor}: the overview counts minutes by ranges")
 
     def seconds_between(self, start: str, end: str) -> str:
         """SQL for the seconds from column ``start`` to column ``end``, at least 0."""

@@ -12,7 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Expression, Func, TextField, Value
 
-from .base import DatabaseOperations
+from .base import DatabaseOperations, Rows
 
 try:
     from psycopg.pq import TransactionStatus
@@ -115,30 +115,30 @@ class PostgreSQLOperations(DatabaseOperations):
         finally:
             raw.autocommit = False
 
-    def insert_rows(
-        self,
-        connection: Any,
-        cursor: Any,
-        table: str,
-        columns: str,
-        rows: Sequence[tuple[Any, ...]],
-        datetimes: Sequence[int],
-        types: Sequence[str] = (),
-    ) -> None:
+    def insert_one(self, connection: Any, into: str, row: tuple[Any, ...]) -> bool:
+        """With server-side binding (:func:`_insert_prepared`), on no Django cursor."""
+        connection.ensure_connection()
+        _insert_prepared(connection, f"INSERT INTO {into} VALUES ", row)
+        return True
+
+    def copy_rows(
+        self, connection: Any, cursor: Any, into: str, rows: Rows, types: Sequence[str]
+    ) -> bool:
         """COPY from :data:`COPY_THRESHOLD` rows — binary when ``types`` are given (about
-        a sixth of the text format's client time, and less parsing on the server); one
-        row with server-side binding."""
-        if len(rows) == 1:
-            connection.ensure_connection()
-            _insert_prepared(connection, f"INSERT INTO {table} ({columns}) VALUES ", rows[0])
-            return
-        if cursor is None:
-            with connection.cursor() as cursor:
-                return self.insert_rows(connection, cursor, table, columns, rows, datetimes, types)
-        if len(rows) >= COPY_THRESHOLD:
-            _copy(connection, cursor.cursor, table, columns, rows, _binary_types(types))
-            return
-        super().insert_rows(connection, cursor, table, columns, rows, datetimes)
+        a sixth of the text format's client time, and less parsing on the server)."""
+        if len(rows) < COPY_THRESHOLD:
+            return False
+        _copy(connection, cursor.cursor, into, rows, _binary_types(types))
+        return True
+
+    # ------------------------------------------------------------------ overview
+
+    def minute_start(self, column: str) -> str:
+        """``date_bin()``: the minute as a timestamp, without per-row numeric arithmetic."""
+        return f"date_bin(interval '1 minute', {column}, %s)"
+
+    def seconds_between(self, start: str, end: str) -> str:
+        return f"GREATEST(EXTRACT(EPOCH FROM ({end} - {start})), 0)"
 
 
 def _binary_types(types: Sequence[str]) -> tuple[str, ...] | None:
@@ -159,16 +159,16 @@ def _psycopg_names(types: tuple[str, ...]) -> tuple[str, ...]:
 def _copy(
     connection: Any,
     raw: Any,
-    table: str,
-    columns: str,
-    rows: Sequence[tuple[Any, ...]],
+    into: str,
+    rows: Rows,
     types: tuple[str, ...] | None,
 ) -> None:
-    """``COPY … FROM STDIN`` on psycopg's own cursor ``raw`` (COPY is not in the DB-API)."""
+    """``COPY into FROM STDIN`` (``into``: ``table (columns)``) on psycopg's own cursor
+    ``raw`` (COPY is not in the DB-API)."""
     binary = " (FORMAT BINARY)" if types else ""
     with (
         connection.wrap_database_errors,
-        raw.copy(f"COPY {table} ({columns}) FROM STDIN{binary}") as copy,
+        raw.copy(f"COPY {into} FROM STDIN{binary}") as copy,
     ):
         if types:
             copy.set_types(types)

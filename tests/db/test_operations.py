@@ -6,7 +6,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import NotSupportedError, connection
 
 from messaging import db
 from messaging.db import DatabaseOperations, for_vendor, operations
@@ -139,6 +139,43 @@ def test_overview_sql() -> None:
     assert for_vendor("mysql").seconds_between("a", "b") == (
         "GREATEST(TIMESTAMPDIFF(MICROSECOND, a, b) / 1e6, 0)"
     )
+    assert for_vendor("postgresql").seconds_between("a", "b") == (
+        "GREATEST(EXTRACT(EPOCH FROM (b - a)), 0)"
+    )
+    assert for_vendor("postgresql").minute_start("t") == "date_bin(interval '1 minute', t, %s)"
+    for vendor in ("sqlite", "mysql"):  # they count the window's minutes by ranges
+        assert not for_vendor(vendor).groups_window_in_one_scan
+        with pytest.raises(NotSupportedError):
+            for_vendor(vendor).minute_start("t")
+
+
+def test_insert_rows_takes_the_vendors_steps() -> None:
+    """PostgreSQL sends one row prepared (no Django cursor opened) and COPYs from
+    COPY_THRESHOLD rows; fewer rows go as one INSERT, as elsewhere."""
+    ops = for_vendor("postgresql")
+    calls: list[Any] = []
+
+    def insert_one(connection: Any, into: str, row: tuple[Any, ...]) -> bool:
+        calls.append(("one", into, row))
+        return True
+
+    def copy_rows(connection: Any, cursor: Any, into: str, rows: Any, types: Any) -> bool:
+        calls.append(("copy", into, len(rows), tuple(types)))
+        return len(rows) >= 3  # a COPY_THRESHOLD of 3
+
+    ops.insert_one = insert_one  # type: ignore[method-assign]
+    ops.copy_rows = copy_rows  # type: ignore[method-assign]
+    adapted = SimpleNamespace(ops=SimpleNamespace(adapt_datetimefield_value=lambda v: v))
+    cursor = FakeCursor()
+    ops.insert_rows(adapted, None, "t", "a", [("x",)], [])
+    ops.insert_rows(adapted, cursor, "t", "a", [("x",), ("y",)], [], ["text"])
+    ops.insert_rows(adapted, cursor, "t", "a", [("x",), ("y",), ("z",)], [], ["text"])
+    assert calls == [
+        ("one", "t (a)", ("x",)),
+        ("copy", "t (a)", 2, ("text",)),
+        ("copy", "t (a)", 3, ("text",)),
+    ]
+    assert cursor.executed == [("INSERT INTO t (a) VALUES (%s)", [["x"], ["y"]])]
 
 
 def test_body_search_term() -> None:
