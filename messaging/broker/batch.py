@@ -4,7 +4,7 @@ were handed to pika, which delivery tags await a confirm, and each message's out
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pika
 import pika.exceptions as pe
@@ -12,10 +12,8 @@ from pika.adapters.blocking_connection import ReturnedMessage
 
 from ..exceptions import BrokerError, PublishInterrupted, PublishNacked
 from .errors import translate
+from .outgoing import Outgoing
 from .pika_properties import properties
-
-if TYPE_CHECKING:
-    from .publisher import Outgoing
 
 
 class Batch:

@@ -174,10 +174,11 @@ class _EachCall:
                 logger.debug("error closing an unanswered channel", exc_info=True)
 
 
-class _SyncChannel:
+class SyncChannel:
     """A publisher's RPC channel with blocking-style methods (``queue_declare(...)``
     returns the ``*-ok`` frame or raises pika's exception), so
-    :func:`~messaging.broker.declare_queue` works on it unchanged."""
+    :func:`~messaging.broker.declare_queue` and
+    :func:`~messaging.broker.exchanges.declare_exchange` work on it unchanged."""
 
     def __init__(self, publisher: PipelinedPublisher) -> None:
         self._publisher = publisher
@@ -186,4 +187,4 @@ class _SyncChannel:
         return partial(self._call, name)
 
     def _call(self, name: str, /, **kwargs: Any) -> Any:
-        return self._publisher._rpc(name, kwargs)
+        return self._publisher.call(name, kwargs)

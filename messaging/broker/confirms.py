@@ -5,18 +5,17 @@ in progress."""
 
 from __future__ import annotations
 
+import time
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pika
 
 from ..exceptions import BrokerError, BrokerUnavailable, ConfirmTimeout, PublishInterrupted
 from .batch import Batch
 from .errors import ENCODE_ERRORS, refusal, translate
-from .loop import LoopConnection, _monotonic
-
-if TYPE_CHECKING:
-    from .publisher import Outgoing
+from .loop import LoopConnection
+from .outgoing import Outgoing
 
 
 class ConfirmChannel:
@@ -69,7 +68,7 @@ class ConfirmChannel:
         self._window, self._timeout = window, timeout
         loop = self._link.loop
         try:
-            self._progress_at = _monotonic()
+            self._progress_at = time.monotonic()
             self._timer = loop.call_later(timeout, self.on_confirm_timeout)
             self._pump()
             while batch.left:
@@ -126,7 +125,7 @@ class ConfirmChannel:
         method = frame.method
         nacked = isinstance(method, pika.spec.Basic.Nack)
         batch.confirm(method.delivery_tag, multiple=method.multiple, nacked=nacked)
-        self._progress_at = _monotonic()
+        self._progress_at = time.monotonic()
         if batch.left == 0:
             self._link.stop()
         else:
@@ -142,7 +141,7 @@ class ConfirmChannel:
         batch = self._batch
         if batch is None or batch.left == 0:
             return
-        idle = _monotonic() - self._progress_at
+        idle = time.monotonic() - self._progress_at
         if idle >= self._timeout:
             batch.settle_rest(
                 ConfirmTimeout(f"no publisher confirm from the broker within {self._timeout:g} s")

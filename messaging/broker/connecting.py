@@ -143,9 +143,7 @@ def connection(
     urls: Iterable[str] | None = None, *, connection_name: str | None = None
 ) -> Iterator[BlockingConnection]:
     """:func:`connect`, closed (quietly) when the block ends."""
-    from . import connect as current  # at call time: tests replace messaging.broker.connect
-
-    conn = current(urls, connection_name=connection_name)
+    conn = connect(urls, connection_name=connection_name)
     try:
         yield conn
     finally:

@@ -15,7 +15,7 @@ from ..exceptions import NotFound
 from .connecting import connection, open_channel
 from .errors import translating
 from .pika_properties import copy_properties
-from .queues import DeclarationCache, declare_dead_letter_queue, inspect_queue
+from .queue_ops import DeclarationCache, declare_dead_letter_queue, inspect_queue
 
 
 class DeadLetterer:

@@ -13,7 +13,7 @@ from pika.adapters.blocking_connection import BlockingChannel, BlockingConnectio
 
 from .connecting import open_channel
 from .errors import translating
-from .queues import DeclarationCache
+from .queue_ops import DeclarationCache
 
 
 class DelayPublisher:

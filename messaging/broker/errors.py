@@ -10,7 +10,6 @@ import re
 import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
 
 import pika.exceptions as pe
 from django.core.exceptions import ValidationError
@@ -32,9 +31,7 @@ from ..exceptions import (
     QueueUnavailable,
     Unroutable,
 )
-
-if TYPE_CHECKING:
-    from .publisher import Outgoing
+from .outgoing import Outgoing
 
 #: Errors that mean "the connection is gone" (as opposed to "we did something wrong").
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (

@@ -20,8 +20,6 @@ from .errors import translate
 
 logger = logging.getLogger(__name__)
 
-_monotonic = time.monotonic
-
 
 class LoopConnection:
     """The connection, its I/O loop, why it closed, and when it was last used.
@@ -51,7 +49,7 @@ class LoopConnection:
         ran its loop), and with whatever arrived meanwhile (a close) handled."""
         if not self.is_open:
             return False
-        idle = _monotonic() - self.last_used
+        idle = time.monotonic() - self.last_used
         if self.heartbeat and idle > self.heartbeat / 2:
             return False
         if idle > 1:
@@ -59,7 +57,7 @@ class LoopConnection:
         return self.is_open
 
     def mark_used(self) -> None:
-        self.last_used = _monotonic()
+        self.last_used = time.monotonic()
 
     # ----------------------------------------------------------------- connecting
 
@@ -114,13 +112,13 @@ class LoopConnection:
     def run(self, done: Callable[[], bool], timeout: float) -> None:
         """Run the I/O loop until ``done()``; raise if the connection closes or ``timeout``
         seconds pass first. Callbacks that may complete ``done`` stop the loop."""
-        deadline = _monotonic() + timeout
+        deadline = time.monotonic() + timeout
         timer = self.loop.call_later(timeout, self.loop.stop)
         try:
             while not done():
                 if not self.is_open:
                     raise translate(self.close_reason or BrokerUnavailable("connection closed"))
-                if _monotonic() >= deadline:
+                if time.monotonic() >= deadline:
                     raise BrokerUnavailable(f"the broker did not answer within {timeout:g} s")
                 self.loop.start()
         finally:
@@ -147,9 +145,9 @@ class LoopConnection:
                 if conn.is_open:
                     conn.close()
                 if not conn.is_closed:  # wait briefly for close-ok (not for a dead peer)
-                    deadline = _monotonic() + wait
+                    deadline = time.monotonic() + wait
                     timer = loop.call_later(wait, loop.stop)
-                    while not conn.is_closed and _monotonic() < deadline:
+                    while not conn.is_closed and time.monotonic() < deadline:
                         loop.start()
                     loop.remove_timeout(timer)
             except Exception:  # noqa: BLE001 - closing a dead connection must not mask anything

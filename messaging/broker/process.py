@@ -30,6 +30,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -38,9 +39,9 @@ from typing import Any
 from .. import conf
 from ..exceptions import BrokerError, BrokerUnavailable, PublishInterrupted, Unroutable
 from .keeper import Keeper
-from .loop import _monotonic
-from .publisher import Outgoing, PipelinedPublisher, PublisherBase
-from .queues import QueueSpec
+from .outgoing import Outgoing
+from .publisher import PipelinedPublisher, PublisherBase
+from .queue_ops import QueueSpec
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +121,7 @@ class ProcessPublisher(PublisherBase):
             self.forget_after_fork()
         depth = getattr(self._local, "depth", 0)
         if depth == 0:
-            started = _monotonic()
+            started = time.monotonic()
             timeout = float(conf.get("CONNECTION_TIMEOUT") or 0) + float(
                 conf.get("CONFIRM_TIMEOUT")
             )
@@ -185,7 +186,7 @@ class ProcessPublisher(PublisherBase):
             try:
                 inner.open()
             except BrokerError as exc:
-                self._failed_at, self._failure = _monotonic(), exc
+                self._failed_at, self._failure = time.monotonic(), exc
                 logger.info("publisher: cannot connect: %s", conf.redact_text(str(exc)))
                 raise
             self._connected(inner)
@@ -248,23 +249,6 @@ class ProcessPublisher(PublisherBase):
         with self._holding() as inner:
             self.open()
             return inner.call_each(method, calls, timeout)
-
-    def __getattr__(self, name: str) -> Any:
-        """Any other attribute of the inner publisher (a method added to
-        :class:`PipelinedPublisher` later), used while holding the connection."""
-        if name.startswith("_"):
-            raise AttributeError(name)
-        with self._holding() as inner:
-            value = getattr(inner, name)
-        if not callable(value):
-            return value
-
-        def held(*args: Any, **kwargs: Any) -> Any:
-            with self._holding() as current:
-                self.open()
-                return getattr(current, name)(*args, **kwargs)
-
-        return held
 
     def _retrying(self, call: Callable[[], Any]) -> Any:
         """``call()`` after :meth:`open`; once more on a new connection if the one it

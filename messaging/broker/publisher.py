@@ -12,8 +12,8 @@ channels for declarations (:class:`~messaging.broker.channel_calls.RpcChannel`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+import time
+from collections.abc import Iterable
 from functools import partial
 from typing import Any
 
@@ -21,33 +21,18 @@ import pika.exceptions as pe
 
 from .. import conf, observability
 from ..exceptions import BrokerError, ConfirmTimeout
-from .channel_calls import RpcChannel, _SyncChannel
+from .channel_calls import RpcChannel, SyncChannel
 from .confirms import ConfirmChannel
-from .connecting import connect_first
-from .loop import LoopConnection, _monotonic
-from .queues import DeclarationCache, QueueSpec, declare_queue
+from .connecting import connect_first, default_connection_name
+from .exchanges import declare_exchange, exchange_spec
+from .loop import LoopConnection
+from .outgoing import Outgoing
+from .queue_ops import DeclarationCache, QueueSpec, declare_queue
 
 #: Most unconfirmed messages in flight on the channel at once.
 DEFAULT_WINDOW = 1000
 #: Most channels :meth:`PipelinedPublisher.call_each` opens at once.
 CALLS_AT_ONCE = 100
-
-
-@dataclass(slots=True)
-class Outgoing:
-    """One message for :meth:`PipelinedPublisher.publish_many`."""
-
-    exchange: str
-    routing_key: str
-    body: bytes
-    message_id: str | None = None
-    content_type: str = ""
-    headers: Mapping[str, Any] | None = None
-    persistent: bool = True
-    #: AMQP timestamp (seconds since the epoch) and the other properties
-    #: (:func:`~messaging.amqp.properties.pika_kwargs`).
-    timestamp: int | None = None
-    extra: Mapping[str, Any] | None = None
 
 
 class PublisherBase:
@@ -182,14 +167,15 @@ class PipelinedPublisher(PublisherBase):
 
     # ----------------------------------------------------------------- declarations
 
-    def _rpc(self, name: str, kwargs: dict[str, Any]) -> Any:
-        """Channel method ``name`` on the declarations channel (see :meth:`RpcChannel.call`)."""
+    def call(self, name: str, kwargs: dict[str, Any]) -> Any:
+        """Channel method ``name`` on the declarations channel (see :meth:`RpcChannel.call`);
+        :class:`~messaging.broker.channel_calls.SyncChannel` calls it."""
         self.open()
         return self._calls.call(name, kwargs, self.rpc_timeout, self.confirm_timeout)
 
     def declare(self, queue: Any) -> int:
         """Declare ``queue`` exactly as its row (or :class:`QueueSpec`) says."""
-        return declare_queue(_SyncChannel(self), QueueSpec.of(queue))
+        return declare_queue(SyncChannel(self), QueueSpec.of(queue))
 
     def ensure_declared(self, queue: Any) -> None:
         """Declare once per connection (cheap for repeated publishes to one queue)."""
@@ -212,7 +198,7 @@ class PipelinedPublisher(PublisherBase):
     @property
     def idle_seconds(self) -> float:
         """Seconds since the connection was last used (or serviced)."""
-        return _monotonic() - self._link.last_used
+        return time.monotonic() - self._link.last_used
 
     @property
     def closed_by_broker(self) -> bool:
@@ -226,7 +212,12 @@ class PipelinedPublisher(PublisherBase):
         that drifted from its row fails its own messages, not the channel."""
         self.open()
         if exchange:
-            self._exchanges.ensure_exchange(self._link.conn, _SyncChannel(self), exchange)
+            self._exchanges.ensure(
+                self._link.conn, ("exchange", exchange), partial(self._declare_exchange, exchange)
+            )
+
+    def _declare_exchange(self, exchange: str) -> None:
+        declare_exchange(SyncChannel(self), exchange_spec(exchange))
 
     def call_each(
         self, method: str, calls: Iterable[dict[str, Any]], timeout: float | None = None
@@ -238,11 +229,11 @@ class PipelinedPublisher(PublisherBase):
         refusal, :class:`BrokerUnavailable` for no answer or a lost connection."""
         calls = list(calls)
         timeout = self.rpc_timeout if timeout is None else timeout
-        deadline = _monotonic() + timeout
+        deadline = time.monotonic() + timeout
         results: list[Any] = []
         for start in range(0, len(calls), CALLS_AT_ONCE):
             chunk = calls[start : start + CALLS_AT_ONCE]
-            left = max(deadline - _monotonic(), 0.01)
+            left = max(deadline - time.monotonic(), 0.01)
             self.open()
             results.extend(self._calls.each(method, chunk, left))
         return results
@@ -267,3 +258,9 @@ class PipelinedPublisher(PublisherBase):
         if any(isinstance(outcome, ConfirmTimeout) for outcome in outcomes):
             self.close()  # late confirms must not be taken for the next batch's
         return outcomes
+
+
+def publisher_for(urls: Iterable[str] | None, purpose: str) -> PipelinedPublisher:
+    """A publisher of its own for one job over one connection (``declare``, ``check``,
+    ``admin``), named ``messaging@host:pid <purpose>`` on the broker."""
+    return PipelinedPublisher(urls, connection_name=f"{default_connection_name()} {purpose}")

@@ -11,9 +11,12 @@ The rest of the app calls the hooks below, one call at the point where a thing h
   :func:`outgoing_headers` (every send), :func:`published` (the outcomes);
 - broker: :func:`confirm_wait` (the publisher-confirm wait), :func:`connected`.
 
-Modules: :mod:`.metrics` (the metric objects), :mod:`.gauges` (scrape-time gauges),
-:mod:`.health` (checks and liveness), :mod:`.tracing`, :mod:`.logs` (log fields),
-:mod:`.server` (``--metrics-port``), :mod:`.views` (``messaging.urls``).
+The hooks sit below :mod:`messaging.broker` (it calls them): they import the modules that
+need neither the broker nor the database — :mod:`.metrics` (the metric objects),
+:mod:`.tracing`, :mod:`.logs` (log fields), :mod:`.liveness` — and of the broker only its
+error rules (:mod:`messaging.broker.errors`). Above the broker, for commands and views:
+:mod:`.gauges` (scrape-time gauges), :mod:`.exposition` (a scrape), :mod:`.health`
+(checks), :mod:`.server` (``--metrics-port``) and :mod:`.endpoints` (``messaging.urls``).
 """
 
 from __future__ import annotations
@@ -24,8 +27,18 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from .health import LIVENESS
-from .logs import CURRENT_DELIVERY, log_fields
+from django.utils import timezone
+
+from .. import conf
+from ..broker.errors import is_temporary
+from .liveness import LIVENESS
+from .logs import (
+    CURRENT_DELIVERY,
+    broker_address,
+    connection_address,
+    log_connected,
+    log_fields,
+)
 from .metrics import (
     BATCH_SIZE,
     CONFIRM_SECONDS,
@@ -148,8 +161,6 @@ def connected(target: Any, role: str = "", on_event: Callable[[str], None] | Non
     broker's address, never the password — at INFO (``-v 2``) for a consumer or the
     relay, at DEBUG for a publisher — and told to ``on_event``. ``role`` may be the
     connection's name (``messaging-relay@…`` is the relay's)."""
-    from .logs import broker_address, connection_address, log_connected
-
     role = _role(role)
     address = broker_address(target) if isinstance(target, str) else connection_address(target)
     log_connected(address, role)
@@ -182,8 +193,6 @@ def outgoing_headers(message: Any) -> Mapping[str, Any] | None:
 
 
 def _sent_at_wanted() -> bool:
-    from .. import conf
-
     return bool(conf.get("SENT_AT_HEADER"))
 
 
@@ -191,8 +200,6 @@ def published(rows: Sequence[Any], outcomes: Sequence[Any]) -> None:
     """The broker's answers for ``rows`` (None: confirmed) were stored."""
     if not _METRICS or not rows:
         return
-    from ..broker import is_temporary
-
     now = None
     for row, outcome in zip(rows, outcomes, strict=True):
         exchange, routing_key = row.destination
@@ -200,8 +207,6 @@ def published(rows: Sequence[Any], outcomes: Sequence[Any]) -> None:
         if outcome is None:
             PUBLISHED.child(destination, "published").inc()
             if row.created_at is not None:
-                from django.utils import timezone
-
                 now = now or timezone.now()
                 wait = (now - row.created_at).total_seconds()
                 OUTBOX_WAIT_SECONDS.child(destination).observe(max(0.0, wait))

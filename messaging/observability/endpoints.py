@@ -9,6 +9,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from . import health, metrics
+from .exposition import exposition
 
 
 @never_cache
@@ -22,7 +23,7 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
             status=503,
             content_type="text/plain",
         )
-    body, content_type = metrics.exposition()
+    body, content_type = exposition()
     return HttpResponse(body, content_type=content_type)
 
 

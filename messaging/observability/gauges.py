@@ -19,6 +19,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..broker.queues import inspect_queues
+from ..exceptions import BrokerError
+
 logger = logging.getLogger("messaging.observability")
 
 #: How long one computation answers scrapes (several Prometheus servers, several pods).
@@ -77,12 +80,10 @@ def consumer_states(now: Any = None) -> dict[str, int]:
 def broker_depths(queues: Iterable[Any]) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
     """(messages, consumers) of each queue and the depth of each app-managed ``.dlq``,
     asked over one connection; a queue missing on the broker is left out."""
-    from .. import broker
-
     rows = list(queues)
     names = [q.name for q in rows]
     dlqs = [(q.name, q.dead_letter_queue) for q in rows if q.dead_letter_queue]
-    states = broker.inspect_queues([*names, *(d for _, d in dlqs)])
+    states = inspect_queues([*names, *(d for _, d in dlqs)])
     messages: dict[str, int] = {}
     consumers: dict[str, int] = {}
     for name, state in zip(names, states[: len(names)], strict=True):
@@ -97,7 +98,6 @@ def broker_depths(queues: Iterable[Any]) -> tuple[dict[str, int], dict[str, int]
 
 def take_snapshot() -> Snapshot:
     """Compute every gauge now (the database part, then the broker part)."""
-    from ..exceptions import BrokerError
     from ..models import Queue
 
     snap = Snapshot()

@@ -1,5 +1,5 @@
-"""Health checks (``manage.py healthcheck``, ``health/ready``) and a consumer's own
-liveness (``runconsumer --health-file``).
+"""Health checks (``manage.py healthcheck``, ``health/ready``). A consumer's own liveness
+(``runconsumer --health-file``) is :mod:`.liveness`, importable from here as well.
 
 Every check returns a :class:`Check`: its name, whether it passed, and one line saying
 why not. No line ever holds a password: broker URLs are shown redacted, database
@@ -9,15 +9,32 @@ errors by their first line only.
 from __future__ import annotations
 
 import contextlib
-import os
-import threading
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from .. import conf
+from ..broker import PipelinedPublisher, QueueSpec, translate
+from ..broker.connecting import default_connection_name
+from ..exceptions import BrokerError
+from .gauges import broker_depths, outbox_backlog
+from .liveness import LIVENESS, HealthFile, Liveness, liveness_limits
+
+__all__ = [
+    "LIVENESS",
+    "Check",
+    "HealthFile",
+    "Liveness",
+    "Report",
+    "check_broker",
+    "check_consumers",
+    "check_database",
+    "check_dead_letters",
+    "check_pending_age",
+    "liveness_limits",
+    "readiness",
+    "run_checks",
+]
 
 
 @dataclass(frozen=True)
@@ -56,10 +73,7 @@ def check_database() -> Check:
 def check_broker(queues: Sequence[Any] | None) -> list[Check]:
     """Connect; each ``Queue`` row (when ``queues`` is given) exists on the broker with
     the arguments its row declares (a declare with them is refused otherwise)."""
-    from .. import broker
-    from ..exceptions import BrokerError
-
-    publisher = broker.PipelinedPublisher(connection_name=broker.default_connection_name())
+    publisher = PipelinedPublisher(connection_name=default_connection_name())
     try:
         try:
             publisher.open()
@@ -75,8 +89,6 @@ def check_broker(queues: Sequence[Any] | None) -> list[Check]:
 
 
 def _check_queues(publisher: Any, queues: list[Any]) -> list[Check]:
-    from .. import broker
-
     states = publisher.call_each(
         "queue_declare", [{"queue": q.name, "passive": True} for q in queues]
     )
@@ -89,7 +101,7 @@ def _check_queues(publisher: Any, queues: list[Any]) -> list[Check]:
             checks.append(Check(f"queue {queue.name}", False, _first_line(state)))
         else:
             present.append(queue)
-    specs = [broker.QueueSpec.of(q) for q in present]
+    specs = [QueueSpec.of(q) for q in present]
     answers = publisher.call_each(
         "queue_declare",
         [{"queue": s.name, "durable": s.durable, "arguments": dict(s.arguments or {}) or None}
@@ -98,7 +110,7 @@ def _check_queues(publisher: Any, queues: list[Any]) -> list[Check]:
     for queue, answer in zip(present, answers, strict=True):
         if isinstance(answer, BaseException):
             detail = "declared with other arguments than its row: " + _first_line(
-                broker.translate(answer, queue=queue.name)
+                translate(answer, queue=queue.name)
             )
             checks.append(Check(f"queue {queue.name}", False, detail))
         else:
@@ -124,8 +136,6 @@ def check_consumers(queues: Iterable[str]) -> list[Check]:
 
 def check_pending_age(max_age: float) -> Check:
     """The oldest ``pending`` message is at most ``max_age`` seconds old."""
-    from .gauges import outbox_backlog
-
     _pending, oldest = outbox_backlog()
     worst = max(oldest.items(), key=lambda item: item[1], default=None)
     if worst is not None and worst[1] > max_age:
@@ -139,8 +149,6 @@ def check_pending_age(max_age: float) -> Check:
 
 def check_dead_letters(queues: Sequence[Any], limit: int) -> list[Check]:
     """Each app-managed ``<queue>.dlq`` holds at most ``limit`` messages."""
-    from .gauges import broker_depths
-
     _messages, _consumers, dead = broker_depths(queues)
     checks = []
     for name, depth in sorted(dead.items()):
@@ -202,91 +210,3 @@ def _guarded(name: str, run: Callable[[], list[Check]]) -> list[Check]:
 def readiness() -> Report:
     """``health/ready``: the database and the broker answer."""
     return Report([check_database(), check_broker(None)[0]])
-
-
-# --------------------------------------------------------------------------- liveness
-
-
-class Liveness:
-    """When the consumer's calling thread and I/O thread last showed they were alive,
-    and whether the calling thread has a batch in hand (a handler may run long)."""
-
-    def __init__(self) -> None:
-        self.beats: dict[str, float] = {}
-        self.busy_since: float | None = None
-
-    def beat(self, part: str) -> None:
-        self.beats[part] = time.monotonic()
-
-    def busy(self, since: float | None) -> None:
-        self.busy_since = since
-
-    def stale(self, limits: dict[str, float], now: float | None = None) -> list[str]:
-        """Parts that have not beaten within their limit (or never). ``limits`` has
-        ``loop`` (idle calling thread), ``busy`` (a batch in hand) and ``io``."""
-        now = time.monotonic() if now is None else now
-        stale = []
-        busy_since = self.busy_since
-        if busy_since is not None:
-            if now - busy_since > limits["busy"]:
-                stale.append("loop")
-        elif now - self.beats.get("loop", -1e18) > limits["loop"]:
-            stale.append("loop")
-        if now - self.beats.get("io", -1e18) > limits["io"]:
-            stale.append("io")
-        return stale
-
-
-#: The process's liveness (one consumer per runconsumer process).
-LIVENESS = Liveness()
-
-
-def liveness_limits() -> dict[str, float]:
-    """How long each part may stay silent before it counts as stuck: the idle calling
-    thread (it looks up every 0.2 s) 30 s; one with a batch in hand the broker's
-    consumer timeout (a handler may run that long); the I/O thread (it turns every
-    0.25 s) a minute beyond the longest reconnect pause."""
-    busy = float(conf.get("BROKER_CONSUMER_TIMEOUT") or 0) or 3600.0
-    io = 60.0 + float(conf.get("RECONNECT_MAX_DELAY"))
-    return {"loop": 30.0, "busy": busy, "io": io}
-
-
-class HealthFile:
-    """Touches ``path`` every ``interval`` seconds while no part is stale."""
-
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        interval: float = 2.0,
-        liveness: Liveness = LIVENESS,
-        limits: dict[str, float] | None = None,
-    ) -> None:
-        self.path = Path(path)
-        self.interval = interval
-        self.liveness = liveness
-        self.limits = limits
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._main, name="messaging-health", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def touch_if_alive(self) -> bool:
-        if self.liveness.stale(self.limits or liveness_limits()):
-            return False
-        self.path.touch()
-        return True
-
-    def _main(self) -> None:
-        while True:
-            with contextlib.suppress(OSError):  # a directory gone: the probe fails
-                self.touch_if_alive()
-            if self._stop.wait(self.interval):
-                return

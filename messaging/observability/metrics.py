@@ -2,9 +2,9 @@
 
 Without ``prometheus_client`` every function here does nothing. With it, the metrics
 live in its default registry; under ``PROMETHEUS_MULTIPROC_DIR`` (gunicorn with several
-workers, several consumers on one host) prometheus_client writes them to files that
-:func:`registry` merges at scrape time. Each label set's child is looked up once and
-kept, so recording costs a dictionary look-up and an ``inc``/``observe``.
+workers, several consumers on one host) prometheus_client writes them to files that a
+scrape merges (:mod:`.exposition`). Each label set's child is looked up once and kept,
+so recording costs a dictionary look-up and an ``inc``/``observe``.
 """
 
 from __future__ import annotations
@@ -94,37 +94,3 @@ OUTBOX_WAIT_SECONDS = _histogram(
 def multiprocess_dir() -> str | None:
     """``PROMETHEUS_MULTIPROC_DIR``, if set."""
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
-
-
-def registry(*, gauges: bool = True) -> Any:
-    """What a scrape returns: this process's metrics (or, in multiprocess mode, every
-    process's, merged) plus the scrape-time gauges (:mod:`.gauges`)."""
-    from .gauges import GaugeCollector
-
-    path = multiprocess_dir()
-    if path:
-        from prometheus_client import multiprocess
-
-        reg = prom.CollectorRegistry()
-        multiprocess.MultiProcessCollector(reg, path=path)
-    else:
-        reg = prom.CollectorRegistry(auto_describe=True)
-        reg.register(_Default())
-    if gauges:
-        reg.register(GaugeCollector.shared())
-    return reg
-
-
-class _Default:
-    """The default registry's metrics, re-exported into a scrape's registry."""
-
-    def collect(self) -> Any:
-        return prom.REGISTRY.collect()
-
-    def describe(self) -> list[Any]:
-        return []
-
-
-def exposition(*, gauges: bool = True) -> tuple[bytes, str]:
-    """(body, content type) of a scrape in Prometheus' text format."""
-    return prom.generate_latest(registry(gauges=gauges)), prom.CONTENT_TYPE_LATEST

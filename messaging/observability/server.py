@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from . import metrics
+from .exposition import exposition
 
 logger = logging.getLogger("messaging.observability")
 
@@ -19,7 +20,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_error(404, "only /metrics here")
             return
         try:
-            body, content_type = metrics.exposition()
+            body, content_type = exposition()
         finally:
             from django.db import connection
 

@@ -3,6 +3,7 @@ confirmation page, replaying dead letters, the publish link, deleting rows."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,32 +25,18 @@ from tests.support.admin import (
     staff,
     url,
 )
+from tests.support.counting_proxy import counted_connections
 from tests.support.rabbitmq import queue_depth
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def connections(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Every broker connection (blocking or asynchronous) opened through messaging.broker
-    during the test."""
-    opened: list[Any] = []
-    real = broker.connect
-
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        conn = real(*args, **kwargs)
-        opened.append(conn)
-        return conn
-
-    monkeypatch.setattr(broker, "connect", counting)
-    real_async = broker.PipelinedPublisher._connect
-
-    def counting_async(publisher: Any, url: str) -> None:
-        real_async(publisher, url)
-        opened.append(publisher)
-
-    monkeypatch.setattr(broker.PipelinedPublisher, "_connect", counting_async)
-    return opened
+def connections(settings: Any) -> Iterator[list[Any]]:
+    """Every broker connection (blocking or asynchronous) opened during the test, as the
+    proxy that BROKER_URL leads through saw them."""
+    with counted_connections(settings) as opened:
+        yield opened
 
 
 # --------------------------------------------------------------------------- live state

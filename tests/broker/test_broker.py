@@ -13,7 +13,7 @@ import pytest
 from django.conf import settings
 from django.test import override_settings
 
-from messaging import broker
+from messaging import broker, conf
 from messaging.exceptions import (
     AccessRefused,
     AuthenticationFailed,
@@ -29,7 +29,7 @@ PASSWORD = "wr0ng-Pa55w0rd"
 
 
 def live_url() -> str:
-    return broker.conf.broker_urls()[0]
+    return conf.broker_urls()[0]
 
 
 def with_auth(url: str, user: str, password: str) -> str:

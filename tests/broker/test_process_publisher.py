@@ -26,6 +26,7 @@ from messaging.exceptions import InvalidMessage
 from messaging.models import Message, Queue
 from messaging.publishing import build_message, relay, send_copies
 from messaging.tasks import publish_messages_task
+from tests.support.counting_proxy import counted_connections
 from tests.support.draining import drain
 from tests.support.outages import broker_stopped
 from tests.support.rabbitmq import queue_depth, rabbitmqctl
@@ -195,17 +196,16 @@ def test_next_call_succeeds_after_the_broker_closed_the_connection(
     assert not any(f":{password}@" in line for line in logged)
 
 
+@pytest.fixture
+def opened(settings) -> Iterator[list[tuple[str, int]]]:  # noqa: ANN001
+    """Every broker connection opened during the test (through a counting proxy)."""
+    with counted_connections(settings) as connections_opened:
+        yield connections_opened
+
+
 def test_publish_send_admin_relay_and_celery_share_the_connection(
-    transactional_db, queue_name, fresh_publisher, monkeypatch
+    transactional_db, queue_name, opened, fresh_publisher
 ):
-    opened: list[str] = []
-    real = broker.PipelinedPublisher._connect
-
-    def counting(publisher, url):  # noqa: ANN001
-        opened.append(url)
-        real(publisher, url)
-
-    monkeypatch.setattr(broker.PipelinedPublisher, "_connect", counting)
     publish(queue_name, b"publish()")
     template = build_message(queue_name, b"send")
     assert len(send_copies(template, 3).published) == 3  # manage.py send

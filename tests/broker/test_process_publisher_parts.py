@@ -68,21 +68,3 @@ def test_a_forked_child_forgets_the_parents_publisher(settings) -> None:
 def test_connection_name_names_the_process() -> None:
     name = broker.publisher_connection_name()
     assert name.startswith("messaging publisher ") and name.endswith(f":{os.getpid()}")
-
-
-class _WithExtra(CapturingPublisher):
-    """A publisher with a method the process publisher does not know by name."""
-
-    window_size = 7
-
-    def declare_exchange(self, name: str) -> str:
-        return f"declared {name}"
-
-
-def test_other_publisher_methods_are_delegated(settings) -> None:
-    settings.MESSAGING = {"BROKER_URL": "amqp://guest:guest@127.0.0.1:1/%2F"}
-    publisher = broker.ProcessPublisher(_WithExtra)
-    assert publisher.declare_exchange("x") == "declared x"
-    assert publisher.window_size == 7
-    with pytest.raises(AttributeError):
-        publisher._missing  # noqa: B018

@@ -12,7 +12,7 @@ import uuid
 import pytest
 from django.core.management import CommandError, call_command
 
-from messaging import QueueMismatch, broker
+from messaging import QueueMismatch, broker, conf
 from messaging.models import Message, Queue
 from tests.support.ports import closed_port
 from tests.support.rabbitmq import queue_depth
@@ -41,7 +41,7 @@ def error_line(proc) -> str:
 
 
 def live_url_with_password(password: str, port: int | None = None) -> str:
-    params = broker.connection_parameters(broker.conf.broker_urls()[0])
+    params = broker.connection_parameters(conf.broker_urls()[0])
     vhost = "%2F" if params.virtual_host == "/" else params.virtual_host
     return (
         f"amqp://{params.credentials.username}:{password}@{params.host}:"
