@@ -21,8 +21,8 @@ from .. import broker
 from ..exceptions import BrokerError, QueueMismatch
 from ..models import Binding, Exchange, Message
 from . import audit
+from .broker_state import broker_snapshot
 from .feedback import BrokerKeepsDeleted
-from .overview import broker_snapshot
 from .topology_page import topology_view
 
 UNREACHABLE = "unreachable"

@@ -15,7 +15,8 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 
-from .failure_groups import FAILED, WINDOW_DAYS, FailureGroup, build_triage
+from ..db.raw_sql import FAILED_OUTCOMES
+from .failure_groups import WINDOW_DAYS, FailureGroup, build_triage
 
 #: Lookups the group links use on the receipt list (see ReceiptAdmin.lookup_allowed).
 LINK_LOOKUPS = ("error__startswith", "outcome__in", "received_at__gte")
@@ -30,7 +31,7 @@ def receipts_url(model_admin: admin.ModelAdmin, group: FailureGroup, since: Any)
     )
     query = {
         "queue_name": group.queue,
-        "outcome__in": ",".join(str(o) for o in FAILED),
+        "outcome__in": ",".join(str(o) for o in FAILED_OUTCOMES),
         "received_at__gte": since.isoformat(),
     }
     if group.kind:

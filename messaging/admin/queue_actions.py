@@ -30,7 +30,7 @@ from ..exceptions import (
 )
 from ..models import Queue
 from . import audit
-from .overview import broker_snapshot
+from .broker_state import broker_snapshot
 
 # --------------------------------------------------------------------------- plain functions
 

@@ -20,10 +20,10 @@ from ..broker import QueueSpec
 from ..broker import management_api as management
 from ..exceptions import BrokerError
 from ..models import Message, Queue
+from .broker_state import INVALID_NAME, broker_snapshot
 from .dead_letter_browser import dead_letters_view
 from .feedback import BrokerKeepsDeleted
 from .forms import QueueForm
-from .overview import INVALID_NAME, broker_snapshot
 from .queue_actions import (  # noqa: F401 - the moved names stay importable from here
     PurgeResult,
     QueueActions,

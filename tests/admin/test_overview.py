@@ -15,13 +15,9 @@ from django.utils import timezone
 
 from messaging import broker
 from messaging.admin import charts
-from messaging.admin.overview import (
-    MESSAGE_TIME_INDEX,
-    RECEIPT_TIME_INDEX,
-    build_overview,
-    latencies,
-    window_counts,
-)
+from messaging.admin.overview import LATENCY_SAMPLE, build_overview
+from messaging.db.overview_counts import MESSAGE_TIME_INDEX, RECEIPT_TIME_INDEX, window_counts
+from messaging.db.overview_latency import latencies
 from messaging.models import Message, Queue, Receipt
 from tests.support.admin import CLOSED_PORT, ESCAPED_SCRIPT, SCRIPT, staff, url
 
@@ -164,7 +160,7 @@ def test_latency_uses_a_bounded_sample_of_the_latest_receipts() -> None:
     since = NOW - timedelta(hours=1)
 
     # The 3 latest acked receipts of "orders" have latencies 3, 4 and 10 s.
-    ((count, median, p95),) = latencies(["orders"], since, sample=3)
+    ((count, median, p95),) = latencies(connection, ["orders"], since, sample=3)
 
     assert count == 3
     assert median == pytest.approx(4.0, abs=1e-3)
@@ -176,7 +172,9 @@ def test_a_receipt_before_its_batch_confirm_counts_as_zero_latency() -> None:
     message = sent(queue, NOW - timedelta(seconds=5))
     receipt_for(message, "fast", NOW - timedelta(seconds=6))
 
-    ((count, median, p95),) = latencies(["fast"], NOW - timedelta(hours=1))
+    ((count, median, p95),) = latencies(
+        connection, ["fast"], NOW - timedelta(hours=1), LATENCY_SAMPLE
+    )
 
     assert (count, median, p95) == (1, 0.0, 0.0)
 
