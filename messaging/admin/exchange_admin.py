@@ -9,23 +9,22 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.contrib import admin, messages
-from django.contrib.admin.views.main import ChangeList
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.urls import URLPattern, path, reverse
+from django.urls import URLPattern, path
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from .. import broker
 from ..exceptions import BrokerError, QueueMismatch
-from ..models import Binding, Exchange, Message
+from ..models import Binding, Exchange
 from . import audit
-from .broker_state import broker_snapshot
-from .feedback import BrokerKeepsDeleted
+from .broker_state import UNREACHABLE, broker_snapshot
+from .feedback import BrokerKeepsDeleted, tell_refused
+from .live_changelist import LiveChangeList, LiveStateAdmin
 from .topology_page import topology_view
 
-UNREACHABLE = "unreachable"
 #: A row the broker was not asked about (not a GET).
 NOT_ASKED = "-"
 
@@ -54,35 +53,9 @@ def state_html(state: Any) -> Any:
     return format_html('<span class="messaging-unreachable">{}: {}</span>', label, state)
 
 
-class _LiveChangeList(ChangeList):
-    """Asks the broker about the page's rows after they are known; POSTs do not ask."""
-
-    broker_error: BrokerError | None = None
-
-    def get_results(self, request: HttpRequest) -> None:
-        super().get_results(request)
-        self.result_list = rows = list(self.result_list)
-        if request.method in ("GET", "HEAD") and rows:
-            self.broker_error = self.model_admin.attach_states(request, rows)
-
-
-class _LiveAdmin(admin.ModelAdmin):
-    """What the exchange and binding admins share: the live changelist and its warning."""
-
-    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
-        return _LiveChangeList
-
-    def get_changelist_instance(self, request: HttpRequest) -> ChangeList:
-        changelist = super().get_changelist_instance(request)
-        error = getattr(changelist, "broker_error", None)
-        if error is not None:
-            self.message_user(
-                request,
-                _("The broker is unreachable, so the live state is missing: %(error)s")
-                % {"error": error},
-                messages.WARNING,
-            )
-        return changelist
+class _DeclaringAdmin(LiveStateAdmin):
+    """What the exchange and binding admins share: the live changelist, and what their
+    "Declare on broker" action tells the user."""
 
     def _report(self, request: HttpRequest, result: Any, kind: str) -> None:
         if result.declared:
@@ -92,12 +65,7 @@ class _LiveAdmin(admin.ModelAdmin):
                 % {"kind": kind, "names": ", ".join(result.declared)},
                 messages.SUCCESS,
             )
-        for name, exc in result.failed.items():
-            self.message_user(
-                request,
-                _("“%(name)s” was not declared: %(error)s") % {"name": name, "error": exc},
-                messages.ERROR,
-            )
+        tell_refused(self, request, result.failed, _("“%(name)s” was not declared: %(error)s"))
         if result.error is not None:
             self.message_user(
                 request,
@@ -108,7 +76,7 @@ class _LiveAdmin(admin.ModelAdmin):
 
 
 @admin.register(Exchange)
-class ExchangeAdmin(BrokerKeepsDeleted, _LiveAdmin):
+class ExchangeAdmin(BrokerKeepsDeleted, _DeclaringAdmin):
     list_display = (
         "name",
         "exchange_type",
@@ -132,22 +100,15 @@ class ExchangeAdmin(BrokerKeepsDeleted, _LiveAdmin):
         return topology_view(self, request)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Exchange]:
-        from django.db.models import Count
-
         return super().get_queryset(request).annotate(_bindings=Count("bindings"))
 
-    def attach_states(self, request: HttpRequest, rows: list[Exchange]) -> BrokerError | None:
-        states, error = exchange_states(rows)
-        can_compose = self._can_compose(request.user)
+    def attach_states(self, request: HttpRequest, changelist: LiveChangeList) -> None:
+        rows = changelist.result_list
+        states, changelist.broker_error = exchange_states(rows)
+        can_compose = self.can_compose(request)
         for row, state in zip(rows, states, strict=True):
             row.broker_state = state
             row.can_compose = can_compose
-        return error
-
-    @staticmethod
-    def _can_compose(user: Any) -> bool:
-        opts = Message._meta
-        return bool(user and user.has_perm(f"{opts.app_label}.add_{opts.model_name}"))
 
     @admin.display(description=gettext_lazy("on the broker"))
     def on_broker(self, obj: Exchange) -> Any:
@@ -168,13 +129,7 @@ class ExchangeAdmin(BrokerKeepsDeleted, _LiveAdmin):
 
     @admin.display(description="")
     def publish_link(self, obj: Exchange) -> Any:
-        if not getattr(obj, "can_compose", False):
-            return ""
-        url = reverse(
-            f"admin:{Message._meta.app_label}_{Message._meta.model_name}_add",
-            current_app=self.admin_site.name,
-        )
-        return format_html('<a href="{}?exchange={}">{}</a>', url, obj.name, _("Publish a message"))
+        return self.compose_link(obj, "exchange", obj.name)
 
     def _tell_broker_untouched(self, request: HttpRequest, names: list[str]) -> None:
         self.message_user(
@@ -197,7 +152,7 @@ class ExchangeAdmin(BrokerKeepsDeleted, _LiveAdmin):
 
 
 @admin.register(Binding)
-class BindingAdmin(_LiveAdmin):
+class BindingAdmin(_DeclaringAdmin):
     list_display = ("__str__", "source", "destination", "routing_key", "arguments", "ends")
     list_filter = ("source",)
     search_fields = ("routing_key", "source__name", "queue__name", "destination_exchange__name")
@@ -205,7 +160,8 @@ class BindingAdmin(_LiveAdmin):
     readonly_fields = ("created_at", "updated_at")
     actions = ["declare_on_broker"]
 
-    def attach_states(self, request: HttpRequest, rows: list[Binding]) -> BrokerError | None:
+    def attach_states(self, request: HttpRequest, changelist: LiveChangeList) -> None:
+        rows = changelist.result_list
         exchanges = sorted(
             {r.source.name for r in rows}
             | {r.destination_exchange.name for r in rows if r.destination_exchange_id}
@@ -223,7 +179,7 @@ class BindingAdmin(_LiveAdmin):
                 state = snapshot.state(row.queue.name)
                 ends.append(broker.MATCHES if isinstance(state, tuple) else state)
             row.broker_state = _worst(ends, error)
-        return error
+        changelist.broker_error = error
 
     @admin.display(description=gettext_lazy("destination"))
     def destination(self, obj: Binding) -> str:

@@ -1,9 +1,10 @@
-"""What the admin tells the user after publishing, and after deleting rows whose broker
-objects stay (``message_user``)."""
+"""What the admin tells the user (``message_user``) after publishing, after a broker
+action on named objects (queues, exchanges), and after deleting rows whose broker objects
+stay."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.contrib import messages
@@ -94,6 +95,25 @@ class PublishFeedback:
                 % {"count": count, "error": error},
                 messages.ERROR,
             )
+
+
+def tell_refused(
+    model_admin: Any, request: HttpRequest, refused: Mapping[str, Any], text: str
+) -> None:
+    """One error per name the broker refused: ``text`` with ``%(name)s`` and ``%(error)s``."""
+    for name, error in refused.items():
+        model_admin.message_user(request, text % {"name": name, "error": error}, messages.ERROR)
+
+
+def tell_not_reached(
+    model_admin: Any, request: HttpRequest, text: Any, names: Sequence[str], error: Any
+) -> None:
+    """When ``error`` (a connection error) stopped the run: how many names it left.
+    ``text``: an ``ngettext_lazy(…, "count")`` with ``%(count)d`` and ``%(error)s``."""
+    if error is not None:
+        model_admin.message_user(
+            request, text % {"count": len(names), "error": error}, messages.ERROR
+        )
 
 
 class BrokerKeepsDeleted:

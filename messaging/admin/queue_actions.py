@@ -18,9 +18,10 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, ngettext
+from django.utils.translation import gettext_lazy, ngettext, ngettext_lazy
 
 from .. import broker
+from ..consumer.replay import replay
 from ..exceptions import (
     BrokerError,
     InvalidQueueName,
@@ -31,6 +32,7 @@ from ..exceptions import (
 from ..models import Queue
 from . import audit
 from .broker_state import broker_snapshot
+from .feedback import tell_not_reached, tell_refused
 
 # --------------------------------------------------------------------------- plain functions
 
@@ -88,8 +90,6 @@ class ReplayOutcome:
 def replay_selected(queues: Iterable[Queue], limit: int | None = None) -> ReplayOutcome:
     """Move the dead letters of each queue (``<name>.dlq``) back to it with
     :func:`messaging.consumer.replay.replay`. Never raises a broker error."""
-    from ..consumer.replay import replay
-
     outcome = ReplayOutcome()
     for queue in queues:
         if queue.dead_letter_queue is None:
@@ -105,6 +105,14 @@ def replay_selected(queues: Iterable[Queue], limit: int | None = None) -> Replay
 
 
 # --------------------------------------------------------------------------- admin mixin
+
+#: What a run the broker could not be reached for left undone.
+NOT_DECLARED = ngettext_lazy(
+    "%(count)d queue not declared: %(error)s", "%(count)d queues not declared: %(error)s", "count"
+)
+NOT_PURGED = ngettext_lazy(
+    "%(count)d queue not purged: %(error)s", "%(count)d queues not purged: %(error)s", "count"
+)
 
 
 class QueueActions:
@@ -136,18 +144,7 @@ class QueueActions:
             else:
                 text = _("Queue “%(name)s” was not declared: %(error)s")
             self.message_user(request, text % {"name": name, "error": exc}, messages.ERROR)
-        if result.error is not None:
-            count = len(result.not_declared)
-            self.message_user(
-                request,
-                ngettext(
-                    "%(count)d queue not declared: %(error)s",
-                    "%(count)d queues not declared: %(error)s",
-                    count,
-                )
-                % {"count": count, "error": result.error},
-                messages.ERROR,
-            )
+        tell_not_reached(self, request, NOT_DECLARED, result.not_declared, result.error)
 
     @admin.action(description=gettext_lazy("Purge on broker…"), permissions=["purge"])
     def purge_queues(self, request: HttpRequest, queryset: QuerySet[Queue]) -> Any:
@@ -193,24 +190,8 @@ class QueueActions:
                 _("Queue “%(name)s” is not on the broker: nothing to purge.") % {"name": name},
                 messages.WARNING,
             )
-        for name, exc in result.failed.items():
-            self.message_user(
-                request,
-                _("Queue “%(name)s” was not purged: %(error)s") % {"name": name, "error": exc},
-                messages.ERROR,
-            )
-        if result.error is not None:
-            count = len(result.not_purged)
-            self.message_user(
-                request,
-                ngettext(
-                    "%(count)d queue not purged: %(error)s",
-                    "%(count)d queues not purged: %(error)s",
-                    count,
-                )
-                % {"count": count, "error": result.error},
-                messages.ERROR,
-            )
+        tell_refused(self, request, result.failed, _("Queue “%(name)s” was not purged: %(error)s"))
+        tell_not_reached(self, request, NOT_PURGED, result.not_purged, result.error)
 
     @admin.action(
         description=gettext_lazy("Replay dead letters (move <queue>.dlq back)"),

@@ -18,12 +18,12 @@ from django.utils.translation import gettext_lazy, ngettext
 from ..amqp.queue_types import CLASSIC_ON_CLUSTER, classic_on_cluster
 from ..broker import QueueSpec
 from ..broker import management_api as management
-from ..exceptions import BrokerError
-from ..models import Message, Queue
-from .broker_state import INVALID_NAME, broker_snapshot
+from ..models import Queue
+from .broker_state import INVALID_NAME, UNREACHABLE, broker_snapshot
 from .dead_letter_browser import dead_letters_view
 from .feedback import BrokerKeepsDeleted
 from .forms import QueueForm
+from .live_changelist import LiveChangeList, LiveStateAdmin
 from .queue_actions import (  # noqa: F401 - the moved names stay importable from here
     PurgeResult,
     QueueActions,
@@ -32,53 +32,6 @@ from .queue_actions import (  # noqa: F401 - the moved names stay importable fro
     replay_selected,
 )
 from .views import overview_view
-
-UNREACHABLE = "unreachable"
-
-
-# --------------------------------------------------------------------------- changelist
-
-
-class LiveChangeList(ChangeList):
-    """Asks the broker about every queue on the page (and its ``.dlq``) over one
-    connection, after the page's rows are known, and its management API for unacked
-    counts (one cached request, if ``MANAGEMENT_URL`` is set). POSTs (actions) do not ask."""
-
-    broker_error: BrokerError | None = None
-    management_counts: management.ManagementCounts | None = None
-
-    def get_results(self, request: HttpRequest) -> None:
-        super().get_results(request)
-        rows = list(self.result_list)
-        self.result_list = rows  # evaluated once; the template iterates the same objects
-        can_compose = self.model_admin.message_admin_can_add(request)
-        for row in rows:
-            row.can_compose = can_compose
-        if request.method not in ("GET", "HEAD"):
-            return  # an action or a list_editable save: the broker is not shown
-        names: list[str] = []
-        for row in rows:
-            names.append(row.name)
-            if row.dead_letter_queue:
-                names.append(row.dead_letter_queue)
-        # Each row's declaration is compared with the broker on the same connection.
-        snapshot = broker_snapshot(names, compare=[QueueSpec.of(row) for row in rows])
-        self.broker_error = snapshot.error
-        for row in rows:
-            row.broker_state = snapshot.state(row.name)
-            row.drift = snapshot.drift.get(row.name)
-            if row.dead_letter_queue:
-                row.dlq_state = snapshot.state(row.dead_letter_queue)
-        self.management_counts = counts = management.queue_counts()
-        for row in rows:
-            row.unacked_count = counts.unacked(row.name)
-            row.unacked_missing = (
-                "" if row.unacked_count is not None else counts.why_missing(row.name)
-            )
-
-
-# --------------------------------------------------------------------------- admin
-
 
 #: Attribute value of a row the broker was not asked about (not a GET).
 NOT_ASKED = "not asked"
@@ -97,7 +50,7 @@ def _count_or_state(state: Any, index: int) -> Any:
 
 
 @admin.register(Queue)
-class QueueAdmin(BrokerKeepsDeleted, QueueActions, admin.ModelAdmin):
+class QueueAdmin(BrokerKeepsDeleted, QueueActions, LiveStateAdmin):
     form = QueueForm
     list_display = (
         "name",
@@ -120,6 +73,9 @@ class QueueAdmin(BrokerKeepsDeleted, QueueActions, admin.ModelAdmin):
         "admin/messaging/queue/delete_selected_confirmation.html"
     )
     change_list_template = "admin/messaging/queue/change_list.html"
+    unreachable_warning = gettext_lazy(
+        "The broker is unreachable, so live counts are missing: %(error)s"
+    )
 
     # ----------------------------------------------------------------- plumbing
 
@@ -143,19 +99,33 @@ class QueueAdmin(BrokerKeepsDeleted, QueueActions, admin.ModelAdmin):
     def overview(self, request: HttpRequest) -> HttpResponse:
         return overview_view(self, request)
 
-    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
-        return LiveChangeList
+    def attach_states(self, request: HttpRequest, changelist: LiveChangeList) -> None:
+        """Every queue on the page and its ``.dlq``, over one connection, each row's
+        declaration compared with the broker on it; unacked counts from the management
+        API (one cached request, if ``MANAGEMENT_URL`` is set)."""
+        rows = changelist.result_list
+        can_compose = self.can_compose(request)
+        names: list[str] = []
+        for row in rows:
+            row.can_compose = can_compose
+            names.append(row.name)
+            if row.dead_letter_queue:
+                names.append(row.dead_letter_queue)
+        snapshot = broker_snapshot(names, compare=[QueueSpec.of(row) for row in rows])
+        changelist.broker_error = snapshot.error
+        changelist.management_counts = counts = management.queue_counts()
+        for row in rows:
+            row.broker_state = snapshot.state(row.name)
+            row.drift = snapshot.drift.get(row.name)
+            if row.dead_letter_queue:
+                row.dlq_state = snapshot.state(row.dead_letter_queue)
+            row.unacked_count = counts.unacked(row.name)
+            row.unacked_missing = (
+                "" if row.unacked_count is not None else counts.why_missing(row.name)
+            )
 
     def get_changelist_instance(self, request: HttpRequest) -> ChangeList:
         changelist = super().get_changelist_instance(request)
-        error = getattr(changelist, "broker_error", None)
-        if error is not None:
-            self.message_user(
-                request,
-                _("The broker is unreachable, so live counts are missing: %(error)s")
-                % {"error": error},
-                messages.WARNING,
-            )
         counts = getattr(changelist, "management_counts", None)
         if counts is not None and counts.configured and not counts.available:
             self.message_user(
@@ -179,12 +149,6 @@ class QueueAdmin(BrokerKeepsDeleted, QueueActions, admin.ModelAdmin):
         if obj is None:
             fields.remove("on_broker")
         return fields
-
-    def message_admin_can_add(self, request: HttpRequest) -> bool:
-        opts = Message._meta
-        return self.admin_site.is_registered(Message) and request.user.has_perm(
-            f"{opts.app_label}.add_{opts.model_name}"
-        )
 
     def has_purge_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(f"{self.opts.app_label}.purge_queue")
@@ -242,13 +206,7 @@ class QueueAdmin(BrokerKeepsDeleted, QueueActions, admin.ModelAdmin):
 
     @admin.display(description="")
     def publish_link(self, obj: Queue) -> Any:
-        if not getattr(obj, "can_compose", False):
-            return ""
-        url = reverse(
-            f"admin:{Message._meta.app_label}_{Message._meta.model_name}_add",
-            current_app=self.admin_site.name,
-        )
-        return format_html('<a href="{}?queue={}">{}</a>', url, obj.pk, _("Publish a message"))
+        return self.compose_link(obj, "queue", obj.pk)
 
     @admin.display(description=gettext_lazy("on the broker now"))
     def on_broker(self, obj: Queue) -> str:
