@@ -151,11 +151,8 @@ def log_queues(user: Any, rows: Iterable[Model], texts: dict[str, str]) -> int:
 def declare_texts(result: Any) -> dict[str, str]:
     """Log lines of a :class:`messaging.broker.DeclareResult`, per queue name."""
     texts = {name: _("Declared on the broker.") for name in result.declared}
-    for name, exc in result.failed.items():
-        texts[name] = _("Not declared on the broker: %(error)s") % {"error": exc}
-    for name in result.not_declared:
-        texts[name] = _("Not declared on the broker: %(error)s") % {"error": result.error}
-    return texts
+    failed = _("Not declared on the broker: %(error)s")
+    return _with_failures(texts, failed, result.failed, result.not_declared, result.error)
 
 
 def purge_texts(result: Any) -> dict[str, str]:
@@ -171,10 +168,19 @@ def purge_texts(result: Any) -> dict[str, str]:
     }
     for name in result.missing:
         texts[name] = _("Purge: the queue is not on the broker, nothing purged.")
-    for name, exc in result.failed.items():
-        texts[name] = _("Not purged: %(error)s") % {"error": exc}
-    for name in result.not_purged:
-        texts[name] = _("Not purged: %(error)s") % {"error": result.error}
+    failed = _("Not purged: %(error)s")
+    return _with_failures(texts, failed, result.failed, result.not_purged, result.error)
+
+
+def _with_failures(
+    texts: dict[str, str], text: str, refused: dict[str, Any], left: Iterable[str], error: Any
+) -> dict[str, str]:
+    """``texts`` plus ``text`` (with ``%(error)s``) for each name the broker refused, and
+    for each name a connection error (``error``) left alone."""
+    for name, exc in refused.items():
+        texts[name] = text % {"error": exc}
+    for name in left:
+        texts[name] = text % {"error": error}
     return texts
 
 

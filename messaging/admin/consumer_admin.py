@@ -15,6 +15,18 @@ from django.utils.translation import gettext_lazy
 from .. import conf
 from ..models import Consumer
 
+#: What the list and the detail page show first: which process, where, since when,
+#: consuming what.
+IDENTITY = (
+    "name",
+    "status_badge",
+    "host",
+    "pid",
+    "queue_list",
+    "prefetch",
+    "started_at",
+    "last_heartbeat",
+)
 STATUS_COLORS = {"running": "#2e7d32", "stopping": "#b26a00", "stopped": "#666", "lost": "#ba2121"}
 
 
@@ -56,36 +68,11 @@ class StatusFilter(admin.SimpleListFilter):
 class ConsumerAdmin(admin.ModelAdmin):
     """``runconsumer`` processes: written by the consumers themselves, read-only here."""
 
-    list_display = (
-        "name",
-        "status_badge",
-        "host",
-        "pid",
-        "queue_list",
-        "prefetch",
-        "started_at",
-        "last_heartbeat",
-        "processed",
-        "failed",
-        "stopped_at",
-    )
+    list_display = (*IDENTITY, "processed", "failed", "stopped_at")
     list_filter = (StatusFilter, "host")
     search_fields = ("name", "host")
     date_hierarchy = "started_at"
-    fields = (
-        "name",
-        "status_badge",
-        "host",
-        "pid",
-        "queue_list",
-        "prefetch",
-        "started_at",
-        "last_heartbeat",
-        "stopped_at",
-        "processed",
-        "failed",
-        "last_error",
-    )
+    fields = (*IDENTITY, "stopped_at", "processed", "failed", "last_error")
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest) -> bool:
