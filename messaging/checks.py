@@ -9,6 +9,8 @@ from django.core.checks import Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
 from . import conf
+from .consumer.handlers import load_handler
+from .exceptions import HandlerImportError
 
 #: Stable check ids, one per kind of problem.
 IDS = {
@@ -77,9 +79,6 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
 
 
 def _check_handlers(consumers: dict[str, str]) -> list[Any]:
-    from .consumer.handlers import load_handler
-    from .exceptions import HandlerImportError
-
     errors = []
     for queue, path in consumers.items():
         try:

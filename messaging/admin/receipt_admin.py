@@ -11,6 +11,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy
 
+from ..consumer.handlers import preview
 from ..fields import PrefixRange
 from ..models import Consumer, Message, Queue, Receipt
 from . import display
@@ -159,8 +160,6 @@ class ReceiptAdmin(admin.ModelAdmin):
     def reply_preview(self, obj: Receipt) -> str:
         if obj.reply is None:
             return self.get_empty_value_display()
-        from ..consumer.handlers import preview
-
         return preview(bytes(obj.reply))
 
     @admin.display(description=gettext_lazy("error"))

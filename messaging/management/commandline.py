@@ -14,6 +14,8 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from messaging.publishing.retention import parse_age
+
 #: The oldest age ``purgemessages --older-than`` takes.
 MAX_AGE = timedelta(days=36500)
 
@@ -75,8 +77,6 @@ def age(text: str) -> timedelta:
     """argparse type: an age such as ``30d``, ``12h``, ``90m``, ``45s``, ``2w``, at most
     :data:`MAX_AGE` (checked here, so a huge one is an argparse error rather than an
     OverflowError)."""
-    from messaging.publishing.retention import parse_age
-
     try:
         value = parse_age(text)
     except ValueError as exc:

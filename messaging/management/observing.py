@@ -10,6 +10,8 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from messaging.management.commandline import bounded_int
+from messaging.observability.health import HealthFile
+from messaging.observability.server import start_metrics_server
 
 
 def add_observing_arguments(parser: CommandParser, *, health_file: bool = False) -> None:
@@ -34,9 +36,6 @@ def add_observing_arguments(parser: CommandParser, *, health_file: bool = False)
 @contextmanager
 def observing(options: dict[str, Any]) -> Iterator[None]:
     """Serve ``/metrics`` and touch the health file for the duration of the block."""
-    from messaging.observability.health import HealthFile
-    from messaging.observability.server import start_metrics_server
-
     server = health = None
     if options.get("metrics_port"):
         try:
