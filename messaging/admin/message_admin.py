@@ -26,7 +26,8 @@ from .. import conf
 from ..amqp.properties import FIELDS as PROPERTY_FIELDS
 from ..db import operations
 from ..models import Message, Receipt
-from ..publishing import PUBLISHABLE, PublishResult, chunks, publish_ids
+from ..publishing import PUBLISHABLE, PublishResult, publish_ids
+from ..publishing.outbox import chunks
 from . import audit, display
 from .body_preview import preview_prefix_size
 from .feedback import PublishFeedback

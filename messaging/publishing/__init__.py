@@ -8,11 +8,19 @@ Every message is a ``Message`` row first and a broker message second:
 - :func:`send_copies` records and publishes many copies of one message (``send --count``);
 - :mod:`messaging.publishing.relay` publishes the ``pending`` rows that are due.
 
-Its modules: :mod:`.rows` (building a row), :mod:`.queues` (the per-process cache of
+Exported here: :func:`publish`, :func:`apublish`, :func:`publish_messages`,
+:func:`publish_ids`, :func:`send_copies`; :func:`build_message` (an unsaved row, checked;
+``json=NO_JSON`` means no JSON body) and :func:`get_queue` (a ``Queue`` row by name);
+:class:`PublishResult` (what a publishing call did) and :data:`PUBLISHABLE` (the statuses
+a row may be published from). Import anything else from its module.
+
+Its modules: :mod:`.rows` (building a row), :mod:`.queue_cache` (the per-process cache of
 ``Queue`` rows), :mod:`.api` (``publish``, ``apublish``, ``publish_messages``,
 ``publish_ids``), :mod:`.commit` (a transaction's messages sent together after its
-commit), :mod:`.engine` (publishing held rows), :mod:`.copies` (``send_copies``),
-:mod:`.outbox` (statuses, leases, claims, and the fields each outcome writes).
+commit), :mod:`.sending` (publishing held rows), :mod:`.copies` (``send_copies``),
+:mod:`.outbox` (statuses, leases, claims, and the fields each outcome writes),
+:mod:`.outcome_signals` (``message_published`` / ``message_failed``), :mod:`.relay` and
+:mod:`.retention` (``purgemessages``).
 
 All of them publish on the process's long-lived publisher
 (:func:`broker.process_publisher`) with many confirms in flight and
@@ -24,9 +32,10 @@ row's, so a message sent twice (a confirm lost) is recognised by the consumer's 
 
 Who may publish a row (so that two publishers never send it at the same time):
 
-- the process that created it (``publish()``, ``send``) owns it for :func:`claim_lease`
-  seconds: the row is created with ``next_attempt_at`` that far ahead, so the relay, which
-  takes only due rows, leaves it alone; if that process dies, the relay sends it after;
+- the process that created it (``publish()``, ``send``) owns it for
+  :func:`.outbox.claim_lease` seconds: the row is created with ``next_attempt_at`` that
+  far ahead, so the relay, which takes only due rows, leaves it alone; if that process
+  dies, the relay sends it after;
 - everything else claims rows under a row lock held while publishing:
   ``select_for_update(skip_locked=True)`` (PostgreSQL, MySQL, Oracle), or on SQLite, which
   has no row locks, the database write lock taken at the start of the claiming transaction.
@@ -34,52 +43,56 @@ Who may publish a row (so that two publishers never send it at the same time):
 
 from __future__ import annotations
 
+import warnings
+from importlib import import_module
+from typing import Any
+
 from .api import apublish, publish, publish_ids, publish_messages
-from .copies import COPIES_CHUNK, send_copies
-from .outbox import (
-    PUBLISHABLE,
-    TRANSIENT_ERRORS,
-    PublishResult,
-    apply_outcomes,
-    as_transient,
-    chunks,
-    claim,
-    claim_lease,
-    claiming,
-    is_transient,
-    lease_end,
-    lock_options,
-    outcome_fields,
-    retry_delay,
-    store_outcomes,
-)
+from .copies import send_copies
+from .outbox import PUBLISHABLE, PublishResult
 from .rows import NO_JSON, build_message, get_queue
-from .sending import publish_rows
 
 __all__ = [
-    "COPIES_CHUNK",
     "NO_JSON",
     "PUBLISHABLE",
-    "TRANSIENT_ERRORS",
     "PublishResult",
-    "apply_outcomes",
     "apublish",
-    "as_transient",
     "build_message",
-    "chunks",
-    "claim",
-    "claim_lease",
-    "claiming",
     "get_queue",
-    "is_transient",
-    "lease_end",
-    "lock_options",
-    "outcome_fields",
     "publish",
     "publish_ids",
     "publish_messages",
-    "publish_rows",
-    "retry_delay",
     "send_copies",
-    "store_outcomes",
 ]
+
+#: Names this package exported before 0.2, each importable from its module now.
+_MOVED = {
+    "COPIES_CHUNK": "copies",
+    "TRANSIENT_ERRORS": "outbox",
+    "apply_outcomes": "outbox",
+    "as_transient": "outbox",
+    "chunks": "outbox",
+    "claim": "outbox",
+    "claim_lease": "outbox",
+    "claiming": "outbox",
+    "is_transient": "outbox",
+    "lease_end": "outbox",
+    "lock_options": "outbox",
+    "outcome_fields": "outbox",
+    "retry_delay": "outbox",
+    "store_outcomes": "outbox",
+    "publish_rows": "sending",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        module = f"{__name__}.{_MOVED[name]}"
+        warnings.warn(
+            f"{__name__}.{name} moved to {module}.{name}; the old name will be removed in a "
+            "later release",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(import_module(module), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

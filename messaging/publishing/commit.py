@@ -24,9 +24,9 @@ from django.utils import timezone
 
 from .. import observability
 from ..models import Message
-from .outbox import claim_lease, lease_end
+from .outbox import claim_lease, lease_end, user_id_of
 from .queue_cache import remember_committed
-from .sending import _user_id, publish_rows
+from .sending import publish_rows
 
 logger = logging.getLogger("messaging.publishing")
 
@@ -117,9 +117,9 @@ def _send_after_commit(alias: str, entries: Sequence[tuple[Message, Any]]) -> No
         entries = [(m, user) for m, user in entries if m.message_id in kept]
     start = 0
     while start < len(entries):
-        user_id = _user_id(entries[start][1])
+        user_id = user_id_of(entries[start][1])
         end = start
-        while end < len(entries) and _user_id(entries[end][1]) == user_id:
+        while end < len(entries) and user_id_of(entries[end][1]) == user_id:
             end += 1
         run = [message for message, _ in entries[start:end]]
         _log_failures(run, publish_rows(run, user=user_id))

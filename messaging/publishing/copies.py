@@ -8,20 +8,27 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from functools import partial
 from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
 
-from .. import broker, observability, signals
+from .. import broker, observability
 from ..amqp.properties import pika_kwargs
 from ..amqp.validators import message_problem
 from ..db import operations
 from ..exceptions import BrokerError, MessageRefused
 from ..models import Message
-from .outbox import PublishResult, as_transient, lease_end, recheck_unroutable, store_outcomes
-from .sending import _dispatch, _user_id, amqp_timestamp
+from . import outcome_signals
+from .outbox import (
+    PublishResult,
+    as_transient,
+    lease_end,
+    recheck_unroutable,
+    store_outcomes,
+    user_id_of,
+)
+from .sending import amqp_timestamp
 
 #: Rows inserted and published per round by :func:`send_copies`.
 COPIES_CHUNK = 5000
@@ -53,7 +60,7 @@ def send_copies(
     """
     result = PublishResult()
     pub = publisher or broker.process_publisher()
-    run = _CopiesRun(template, pub, _user_id(user))
+    run = _CopiesRun(template, pub, user_id_of(user))
     _pipeline(run, count, chunk_size, result, progress, stop_on_error)
     return result
 
@@ -198,11 +205,8 @@ def _insert_copies(template: Message, n: int) -> list[str]:
 
 
 def _signal_copies(ids: Sequence[str], outcomes: Sequence[BrokerError | None]) -> None:
-    if not (
-        signals.message_published.has_listeners(Message)
-        or signals.message_failed.has_listeners(Message)
-    ):
+    if not outcome_signals.wanted():
         return
     by_id = {m.message_id: m for m in Message.objects.filter(message_id__in=list(ids))}
     pairs = [(by_id[i], o) for i, o in zip(ids, outcomes, strict=True) if i in by_id]
-    transaction.on_commit(partial(_dispatch, pairs), robust=True)
+    outcome_signals.send_after_commit(pairs)

@@ -73,6 +73,13 @@ class PublishResult:
         self.first_error = self.first_error or other.first_error
 
 
+def user_id_of(user: Any) -> int | None:
+    """The ``published_by`` id of ``user``: a user, its primary key, or ``None``."""
+    if user is None or isinstance(user, int):
+        return user
+    return getattr(user, "pk", None)
+
+
 def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     """``items`` in consecutive slices of ``size``."""
     for start in range(0, len(items), size):

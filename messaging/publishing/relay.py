@@ -32,7 +32,8 @@ from .. import broker, conf, observability
 from ..amqp.backoff import backoff
 from ..exceptions import BrokerError
 from ..models import Message
-from . import PublishResult, claiming, lock_options, publish_rows
+from .outbox import PublishResult, claiming, lock_options
+from .sending import publish_rows
 
 logger = logging.getLogger("messaging.relay")
 

@@ -6,17 +6,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import nullcontext
-from functools import partial
 from typing import Any
 
-from django.db import transaction
 from django.utils import timezone
 
-from .. import broker, observability, signals
+from .. import broker, observability
 from ..amqp.properties import pika_kwargs
 from ..amqp.validators import message_problem
 from ..exceptions import BrokerError, BrokerUnavailable, MessageRefused
 from ..models import Message
+from . import outcome_signals
 from .outbox import (
     PublishResult,
     apply_outcomes,
@@ -24,6 +23,7 @@ from .outbox import (
     is_transient,
     recheck_unroutable,
     store_outcomes,
+    user_id_of,
 )
 
 
@@ -42,7 +42,7 @@ def publish_rows(rows: list[Message], *, user: Any = None, publisher: Any = None
             outcomes = _send(pub, rows)
     except BrokerUnavailable as exc:  # the process's publisher stayed busy: try later
         outcomes = [exc] * len(rows)
-    user_id = _user_id(user)
+    user_id = user_id_of(user)
     now = timezone.now()
     store_outcomes(
         [(row.message_id, row.attempts) for row in rows],
@@ -53,7 +53,8 @@ def publish_rows(rows: list[Message], *, user: Any = None, publisher: Any = None
     )
     apply_outcomes(rows, outcomes, user_id=user_id, now=now)
     observability.published(rows, outcomes)
-    _send_signals(rows, outcomes)
+    if outcome_signals.wanted():
+        outcome_signals.send_after_commit(list(zip(rows, outcomes, strict=True)))
     return result
 
 
@@ -156,33 +157,3 @@ def amqp_timestamp(message: Message) -> int:
     """The AMQP ``timestamp`` of a row: when it was created, in whole seconds."""
     created = message.created_at or timezone.now()
     return int(created.timestamp())
-
-
-def _user_id(user: Any) -> int | None:
-    if user is None or isinstance(user, int):
-        return user
-    return getattr(user, "pk", None)
-
-
-def _send_signals(rows: Sequence[Message], outcomes: Sequence[BrokerError | None]) -> None:
-    """``message_published`` / ``message_failed`` once the outcomes are committed."""
-    wanted_published = signals.message_published.has_listeners(Message)
-    wanted_failed = signals.message_failed.has_listeners(Message)
-    if not (wanted_published or wanted_failed):
-        return
-    pairs = [(row, outcome) for row, outcome in zip(rows, outcomes, strict=True)]
-    transaction.on_commit(partial(_dispatch, pairs), robust=True)
-
-
-def _dispatch(pairs: Sequence[tuple[Message, BrokerError | None]]) -> None:
-    for message, outcome in pairs:
-        if outcome is None:
-            signals.send_robust(signals.message_published, Message, message=message)
-        else:
-            signals.send_robust(
-                signals.message_failed,
-                Message,
-                message=message,
-                error=outcome,
-                will_retry=is_transient(outcome),
-            )

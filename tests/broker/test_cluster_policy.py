@@ -36,7 +36,7 @@ from messaging.exceptions import (
     Unroutable,
 )
 from messaging.models import Message
-from messaging.publishing import outcome_fields
+from messaging.publishing.outbox import outcome_fields
 
 pytestmark = pytest.mark.unit
 

@@ -202,7 +202,7 @@ def test_other_exceptions_are_asked_after_translation():
 
 
 def test_the_outbox_retries_exactly_the_temporary_errors():
-    from messaging.publishing import TRANSIENT_ERRORS, is_transient
+    from messaging.publishing.outbox import TRANSIENT_ERRORS, is_transient
 
     for cls in every_error_class():
         error = cls("x") if cls is not QueueMismatch else cls("x", queue="q", argument="a")

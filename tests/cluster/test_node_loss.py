@@ -249,7 +249,8 @@ def test_a_long_lived_publisher_keeps_rows_pending_when_a_queues_node_goes_down(
 ) -> None:
     """The relay's publisher stays connected (its declarations cached) while the home
     node of a classic queue stops: the rows it then publishes stay pending."""
-    from messaging.publishing import build_message, publish_rows
+    from messaging.publishing import build_message
+    from messaging.publishing.sending import publish_rows
 
     row = Queue.objects.create(name=queue_name)
     first, second, _ = on_cluster.nodes

@@ -26,14 +26,8 @@ from messaging import broker, conf, publish
 from messaging.admin import publish_pks
 from messaging.exceptions import PublishNacked, Unroutable
 from messaging.models import Message, Queue, Receipt
-from messaging.publishing import (
-    build_message,
-    outcome_fields,
-    publish_ids,
-    publish_messages,
-    retry_delay,
-    send_copies,
-)
+from messaging.publishing import build_message, publish_ids, publish_messages, send_copies
+from messaging.publishing.outbox import outcome_fields, retry_delay
 from tests.support.draining import drain
 from tests.support.rabbitmq import queue_depth, rabbitmqctl
 from tests.support.waiting import wait_for
