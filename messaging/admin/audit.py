@@ -23,7 +23,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from ..models import Message
-from ..publishing import PublishResult, chunks
+from ..publishing import PublishResult
+from ..publishing.outbox import chunks
 
 #: Message rows loaded (without their bodies) per query while logging.
 LOG_CHUNK = 2000
