@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-from ..amqp.routing import Edge
+from ..amqp.declarations import BindingSpec
 
 BOX_W, BOX_H, GAP, TOP = 220, 34, 14, 30
 WIDTH = 860
@@ -44,25 +44,26 @@ def _box(x: float, y: float, node: Node, kind: str, hit: bool) -> str:
     )
 
 
-def _label(edge: Edge) -> str:
+def _label(edge: BindingSpec) -> str:
     if edge.arguments:
         return ", ".join(f"{k}={v}" for k, v in edge.arguments.items())
     return edge.routing_key or "(no key)"
 
 
-def _edge(edge: Edge, ex_y: Mapping[str, float], q_y: Mapping[str, float], hit: bool) -> str:
+def _edge(edge: BindingSpec, ex_y: Mapping[str, float], q_y: Mapping[str, float], hit: bool) -> str:
     """One binding: a curve from its exchange to its queue (or back to the left column
     for an exchange destination), labelled with its key; "" when an end is not drawn."""
-    if edge.source not in ex_y:
+    source, destination = edge.source.name, edge.destination
+    if source not in ex_y:
         return ""
     color, width = (HIT, 2.5) if hit else (LINE, 1.2)
-    x1, y1 = EXCHANGE_X + BOX_W, ex_y[edge.source] + BOX_H / 2
+    x1, y1 = EXCHANGE_X + BOX_W, ex_y[source] + BOX_H / 2
     if edge.queue is not None and edge.queue in q_y:
         x2, y2 = QUEUE_X, q_y[edge.queue] + BOX_H / 2
         path = f"M{x1},{y1} C{x1 + 120},{y1} {x2 - 120},{y2} {x2},{y2}"
         lx, ly = (x1 + x2) / 2, (y1 + y2) / 2 - 3
-    elif edge.exchange is not None and edge.exchange in ex_y:
-        y2 = ex_y[edge.exchange] + BOX_H / 2
+    elif destination is not None and destination.name in ex_y:
+        y2 = ex_y[destination.name] + BOX_H / 2
         path = f"M{x1},{y1} C{x1 + 90},{y1} {x1 + 90},{y2} {x1},{y2}"
         lx, ly = x1 + 70, (y1 + y2) / 2
     else:
@@ -70,7 +71,7 @@ def _edge(edge: Edge, ex_y: Mapping[str, float], q_y: Mapping[str, float], hit: 
     label = escape(_label(edge))
     return (
         f'<g class="topology-binding{" topology-hit" if hit else ""}">'
-        f"<title>{escape(edge.source)} → {escape(edge.queue or edge.exchange or '')}: "
+        f"<title>{escape(source)} → {escape(edge.destination_name)}: "
         f"{label}</title>"
         f'<path d="{path}" fill="none" stroke="{color}" stroke-width="{width}" '
         'marker-end="url(#topology-arrow)"/>'
@@ -82,9 +83,9 @@ def _edge(edge: Edge, ex_y: Mapping[str, float], q_y: Mapping[str, float], hit: 
 def topology_svg(
     exchanges: Sequence[Node],
     queues: Sequence[Node],
-    edges: Sequence[Edge],
+    edges: Sequence[BindingSpec],
     *,
-    hit_edges: Collection[Edge] = (),
+    hit_edges: Collection[BindingSpec] = (),
     hit_queues: Collection[str] = (),
     hit_exchanges: Collection[str] = (),
     title: str = "",

@@ -15,6 +15,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext as _
 
+from ..amqp.declarations import BindingSpec
 from ..amqp.routing import Route, edges_from_rows, route
 from ..models import Binding, Exchange, Queue
 from .overview import broker_snapshot
@@ -61,7 +62,7 @@ def topology_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpRe
     return TemplateResponse(request, "admin/messaging/topology.html", context)
 
 
-def _route(query: dict[str, Any], exchanges: list[Exchange], edges: list[Any]) -> Route:
+def _route(query: dict[str, Any], exchanges: list[Exchange], edges: list[BindingSpec]) -> Route:
     """Where a message to the chosen exchange and routing key goes, from the rows."""
     return route(
         query["exchange"],

@@ -20,6 +20,11 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from .declarations import BindingSpec
+
+#: A binding as the routing sees it: the one binding type, :class:`BindingSpec`.
+Edge = BindingSpec
+
 
 def split_words(key: str) -> tuple[str, ...]:
     """A topic key's words as RabbitMQ splits them (``""`` has none)."""
@@ -86,25 +91,13 @@ def binding_matches(
 # --------------------------------------------------------------------------- a graph
 
 
-@dataclass(frozen=True)
-class Edge:
-    """A binding: ``source`` exchange → ``queue`` or → ``exchange``."""
-
-    source: str
-    routing_key: str = ""
-    queue: str | None = None
-    exchange: str | None = None
-    arguments: Mapping[str, Any] | None = None
-    id: Any = None
-
-
 @dataclass
 class Route:
     """Where a message published to one exchange goes: the queues (sorted), the edges
     it took, the exchanges it passed through, and the exchanges it was unknown at."""
 
     queues: list[str] = field(default_factory=list)
-    edges: list[Edge] = field(default_factory=list)
+    edges: list[BindingSpec] = field(default_factory=list)
     exchanges: list[str] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
 
@@ -118,7 +111,7 @@ def route(
     routing_key: str,
     *,
     types: Mapping[str, str],
-    edges: Sequence[Edge],
+    edges: Sequence[BindingSpec],
     headers: Mapping[str, Any] | None = None,
     alternates: Mapping[str, str] | None = None,
 ) -> Route:
@@ -126,9 +119,9 @@ def route(
     type of each exchange by name; ``alternates``: an exchange's alternate-exchange)."""
     result = Route()
     queues: set[str] = set()
-    by_source: dict[str, list[Edge]] = {}
+    by_source: dict[str, list[BindingSpec]] = {}
     for edge in edges:
-        by_source.setdefault(edge.source, []).append(edge)
+        by_source.setdefault(edge.source.name, []).append(edge)
     todo, seen = [exchange], set()
     while todo:
         name = todo.pop(0)
@@ -146,8 +139,8 @@ def route(
                 result.edges.append(edge)
                 if edge.queue is not None:
                     queues.add(edge.queue)
-                elif edge.exchange is not None:
-                    todo.append(edge.exchange)
+                elif edge.destination is not None:
+                    todo.append(edge.destination.name)
         alternate = (alternates or {}).get(name)
         if not matched and alternate:
             todo.append(alternate)
@@ -155,17 +148,7 @@ def route(
     return result
 
 
-def edges_from_rows(bindings: Iterable[Any]) -> list[Edge]:
-    """:class:`Edge` objects from ``Binding`` rows (with source, queue and destination
-    exchange selected)."""
-    return [
-        Edge(
-            source=b.source.name,
-            routing_key=b.routing_key or "",
-            queue=b.queue.name if b.queue_id is not None else None,
-            exchange=b.destination_exchange.name if b.destination_exchange_id is not None else None,
-            arguments=b.arguments or None,
-            id=b.pk,
-        )
-        for b in bindings
-    ]
+def edges_from_rows(bindings: Iterable[Any]) -> list[BindingSpec]:
+    """The :class:`BindingSpec` of each ``Binding`` row (with source, queue and
+    destination exchange selected)."""
+    return [BindingSpec.of(b) for b in bindings]

@@ -8,118 +8,27 @@ passive declare says whether it exists, then — only for one that exists — th
 declaration, which the broker answers without changing anything when they match and
 refuses with PRECONDITION_FAILED (drift) when they do not. Bindings cannot be read over
 AMQP at all: checking one means checking that both of its ends exist.
+
+:class:`ExchangeSpec` and :class:`BindingSpec` — what a declaration sends — are pure
+values, defined in :mod:`messaging.amqp.declarations` (the routing of the admin's
+topology page uses the same binding type) and importable from here as before.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import pika.exceptions as pe
 from django.core.exceptions import ValidationError
 
-from ..amqp.validators import first_message
+from ..amqp.declarations import BindingSpec, ExchangeSpec
+from ..amqp.short_strings import first_message
 from ..exceptions import BrokerError, BrokerUnavailable, MessageRefused
 from .errors import translate, translating
 
 #: What :func:`check_exchanges` says of an exchange that exists as its row says.
 MATCHES = "matches"
-
-
-@dataclass(frozen=True)
-class ExchangeSpec:
-    """What an exchange declaration sends; ``passive`` for an exchange without a row
-    (used as it is on the broker: only checked to exist)."""
-
-    name: str
-    exchange_type: str = "direct"
-    durable: bool = True
-    auto_delete: bool = False
-    internal: bool = False
-    arguments: Mapping[str, Any] | None = None
-    passive: bool = False
-
-    @classmethod
-    def of(cls, exchange: Any) -> ExchangeSpec:
-        if isinstance(exchange, ExchangeSpec):
-            return exchange
-        if isinstance(exchange, str):
-            return cls(name=exchange, passive=True)
-        return cls(
-            name=exchange.name,
-            exchange_type=exchange.exchange_type,
-            durable=exchange.durable,
-            auto_delete=exchange.auto_delete,
-            internal=exchange.internal,
-            arguments=dict(exchange.arguments or {}) or None,
-        )
-
-    def declare_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of ``channel.exchange_declare`` for this spec."""
-        if self.passive:
-            return {"exchange": self.name, "passive": True}
-        return {
-            "exchange": self.name,
-            "exchange_type": self.exchange_type,
-            "durable": self.durable,
-            "auto_delete": self.auto_delete,
-            "internal": self.internal,
-            "arguments": dict(self.arguments or {}) or None,
-        }
-
-
-@dataclass(frozen=True)
-class BindingSpec:
-    """What a binding sends: ``source`` → ``queue`` or → ``destination`` (an exchange)."""
-
-    source: ExchangeSpec
-    routing_key: str = ""
-    queue: str | None = None
-    destination: ExchangeSpec | None = None
-    arguments: Mapping[str, Any] | None = None
-
-    @classmethod
-    def of(cls, binding: Any) -> BindingSpec:
-        if isinstance(binding, BindingSpec):
-            return binding
-        return cls(
-            source=ExchangeSpec.of(binding.source),
-            routing_key=binding.routing_key or "",
-            queue=binding.queue.name if binding.queue_id is not None else None,
-            destination=(
-                ExchangeSpec.of(binding.destination_exchange)
-                if binding.destination_exchange_id is not None
-                else None
-            ),
-            arguments=dict(binding.arguments or {}) or None,
-        )
-
-    @property
-    def label(self) -> str:
-        """``orders → q [order.*]`` (``exchange x`` for an exchange destination)."""
-        target = self.queue if self.queue is not None else f"exchange {self.destination_name}"
-        key = f" [{self.routing_key}]" if self.routing_key else ""
-        args = f" {dict(self.arguments)}" if self.arguments else ""
-        return f"{self.source.name} → {target}{key}{args}"
-
-    @property
-    def destination_name(self) -> str:
-        return self.queue if self.queue is not None else self.destination.name  # type: ignore[union-attr]
-
-    def bind_call(self) -> tuple[str, dict[str, Any]]:
-        """(channel method, keyword arguments) that create this binding."""
-        args = dict(self.arguments or {}) or None
-        if self.queue is not None:
-            kwargs = {"queue": self.queue, "exchange": self.source.name}
-            return "queue_bind", {**kwargs, "routing_key": self.routing_key, "arguments": args}
-        assert self.destination is not None
-        return "exchange_bind", {
-            "destination": self.destination.name,
-            "source": self.source.name,
-            "routing_key": self.routing_key,
-            "arguments": args,
-        }
 
 
 # --------------------------------------------------------------------------- rows
@@ -193,7 +102,7 @@ def declare_bindings(channel: Any, bindings: Sequence[BindingSpec]) -> None:
 
 
 def _publisher(urls: Iterable[str] | None, purpose: str) -> Any:
-    from .publisher import publisher_for as make
+    from .queues import _publisher as make
 
     return make(urls, purpose)
 
@@ -206,8 +115,8 @@ def declare_many(
 ) -> Any:
     """``declare(channel, item)`` for each item over one connection (a refusal closes
     only its channel); a :class:`~messaging.broker.DeclareResult` keyed by ``label``."""
-    from .channel_calls import SyncChannel as _SyncChannel
-    from .queue_ops import DeclareResult
+    from .channel_calls import _SyncChannel
+    from .queues import DeclareResult
 
     result = DeclareResult()
     if not items:
@@ -295,7 +204,7 @@ def check_queues(queues: Iterable[Any], urls: Iterable[str] | None = None) -> li
     """Per queue (rows or :class:`QueueSpec`), as :func:`check_exchanges`: ``(ready,
     consumers)`` when it exists as its row says, ``None`` when missing, else the error
     (:class:`QueueMismatch` for drift)."""
-    from .queue_ops import QueueSpec
+    from .queues import QueueSpec
 
     specs = [QueueSpec.of(q) for q in queues]
     if not specs:

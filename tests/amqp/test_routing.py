@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ValidationError
 
+from messaging.amqp.declarations import BindingSpec, ExchangeSpec
 from messaging.amqp.exchange_rules import (
     validate_binding_arguments,
     validate_binding_key,
@@ -93,9 +94,9 @@ def test_route_follows_exchange_bindings_and_alternates():
     types = {"orders": "topic", "audit": "fanout", "unrouted": "fanout"}
     edges = [
         Edge("orders", "order.*", queue="created"),
-        Edge("orders", "order.#", exchange="audit"),
+        Edge("orders", "order.#", destination="audit"),
         Edge("audit", "", queue="audit-log"),
-        Edge("audit", "", exchange="orders"),  # a cycle is followed once
+        Edge("audit", "", destination="orders"),  # a cycle is followed once
         Edge("unrouted", "", queue="lost"),
     ]
     hit = route("orders", "order.created", types=types, edges=edges)
@@ -107,6 +108,28 @@ def test_route_follows_exchange_bindings_and_alternates():
     assert miss.queues == ["lost"]
     assert not route("orders", "invoice.paid", types=types, edges=edges).routable
     assert route("nope", "x", types=types, edges=edges).unknown == ["nope"]
+
+
+def test_one_binding_type_for_routing_and_declaring():
+    from messaging import broker
+    from messaging.broker import exchanges
+
+    assert Edge is BindingSpec is broker.BindingSpec is exchanges.BindingSpec
+    assert broker.ExchangeSpec is ExchangeSpec
+    edge = BindingSpec("orders", "order.*", destination="audit", arguments={"a": 1})
+    assert edge.source == ExchangeSpec("orders", passive=True)  # a name: no row, passive
+    assert edge.destination_name == "audit"
+    assert edge.label == "orders → exchange audit [order.*] {'a': 1}"
+    assert edge.bind_call() == (
+        "exchange_bind",
+        {
+            "destination": "audit",
+            "source": "orders",
+            "routing_key": "order.*",
+            "arguments": {"a": 1},
+        },
+    )
+    assert BindingSpec("orders", queue="q").bind_call()[0] == "queue_bind"
 
 
 # --------------------------------------------------------------------------- validation
@@ -152,7 +175,7 @@ def test_topology_svg_draws_escapes_and_highlights_the_route():
 
     edges = [
         Edge("orders", "order.*", queue="<b>q</b>"),
-        Edge("orders", "#", exchange="audit"),
+        Edge("orders", "#", destination="audit"),
         Edge("audit", "", queue="log"),
         Edge("gone", "", queue="log"),  # an exchange without a box is not drawn
     ]
