@@ -9,4 +9,4 @@ class MessagingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        pass
+        from . import checks  # noqa: F401 - registers the system checks
