@@ -24,7 +24,8 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from .. import broker
+from ..amqp.headers import DEATH_HEADER
+from ..broker.dead_letters import Peeked, discard_messages, peek_messages
 from ..consumer.replay import replay
 from ..exceptions import BrokerError, InvalidQueueName
 from ..models import Queue
@@ -49,11 +50,11 @@ class DeadLetterRow:
     redelivered: bool
 
 
-def describe(peeked: broker.Peeked) -> DeadLetterRow:
+def describe(peeked: Peeked) -> DeadLetterRow:
     """One dead letter as the browser shows it: the newest ``x-messaging-death`` entry,
     or the broker's ``x-death`` when the broker dead-lettered it."""
     headers = peeked.properties.headers or {}
-    deaths = headers.get(broker.DEATH_HEADER) or []
+    deaths = headers.get(DEATH_HEADER) or []
     last = deaths[-1] if deaths and isinstance(deaths[-1], dict) else {}
     reason, attempts, error = last.get("reason", ""), last.get("attempts"), last.get("error", "")
     if not last and headers.get("x-death"):
@@ -82,7 +83,7 @@ def dead_letter_rows(queue: Queue, limit: int = PEEK_LIMIT) -> list[DeadLetterRo
     """The first ``limit`` messages of the queue's DLQ (put back, flagged redelivered)."""
     if not queue.dead_letter_queue:
         return []
-    return [describe(p) for p in broker.peek_messages(queue.dead_letter_queue, limit)]
+    return [describe(p) for p in peek_messages(queue.dead_letter_queue, limit)]
 
 
 def replay_dead_letters(
@@ -109,7 +110,7 @@ def discard_dead_letters(
 ) -> tuple[int, list[str]]:
     """Remove the given ids from the DLQ for good; logged. (discarded, not found)."""
     assert queue.dead_letter_queue
-    result = broker.discard_messages(queue.dead_letter_queue, list(message_ids))
+    result = discard_messages(queue.dead_letter_queue, list(message_ids))
     audit.log_same(
         user,
         [queue],

@@ -17,9 +17,9 @@ from django.db.models.functions import Length, Substr
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from .. import broker
 from ..amqp import schemas
 from ..amqp.properties import NAMES as PROPERTY_NAMES
+from ..broker.pika_properties import check_headers
 from ..models import Message, Queue
 from .body_preview import BIG_BODY, BIG_BODY_PREVIEW, body_as_text, bounded_preview, same_text
 
@@ -171,7 +171,7 @@ class MessageForm(forms.ModelForm):
                 _('Headers must be a JSON object, e.g. {"x-tenant": "acme"}.'), code="invalid"
             )
         try:
-            broker.check_headers(headers)
+            check_headers(headers)
         except ValueError as exc:
             raise ValidationError(str(exc), code="invalid") from exc
         return headers

@@ -20,6 +20,9 @@ from django.utils import timezone
 from .. import broker, conf, observability
 from ..amqp.backoff import backoff
 from ..broker import QueueSpec
+from ..broker.connecting import close_quietly, connected_node
+from ..broker.exchanges import bindings_of_queues
+from ..broker.subscriptions import declare_subscription
 from ..exceptions import BrokerError, BrokerUnavailable, ConsumerTimedOut
 from .acks import Settler
 from .drive import InlineDrive, ThreadedDrive
@@ -58,7 +61,7 @@ class ConsumerIO:
         self.specs = list(specs)
         #: The Binding rows of these queues, read once here (the calling thread) and
         #: declared on every connection after the queues.
-        self.bindings = broker.bindings_of_queues(s.name for s in self.specs)
+        self.bindings = bindings_of_queues(s.name for s in self.specs)
         #: basic.consume arguments (``x-stream-offset`` for a stream).
         self.consume_arguments = dict(consume_arguments) if consume_arguments else None
         #: Told the broker's name of each server-named queue, on every (re)connect.
@@ -211,7 +214,7 @@ class ConsumerIO:
             with self.drive.lock:
                 self.drive.detach()
                 self._settler.detach()
-                broker.close_quietly(conn)
+                close_quietly(conn)
 
     def _open(self, conn: pika.BlockingConnection) -> list[str]:
         """Declare, set QoS and start consuming on a new channel; returns the list the
@@ -235,8 +238,7 @@ class ConsumerIO:
             self.drive.attach(conn)
         self._ready.set()
         self.on_event(
-            f"consuming {', '.join(names)} {self._describe()} "
-            f"on broker node {broker.connected_node(conn)}"
+            f"consuming {', '.join(names)} {self._describe()} on broker node {connected_node(conn)}"
         )
         return cancelled
 
@@ -247,7 +249,7 @@ class ConsumerIO:
         if not spec.bindings:
             broker.declare_queue(channel, spec)
             return spec.name
-        name = broker.declare_subscription(channel, spec.bindings)
+        name = declare_subscription(channel, spec.bindings)
         self.on_named(spec.name, name)
         return name
 

@@ -54,7 +54,7 @@ def call(
     :class:`~messaging.exceptions.InvalidMessage` (one line) for a bad property.
     Calling again with the same ``message_id`` after a timeout gets the reply the
     server stored on its receipt, without running its handler twice."""
-    from .. import broker
+    from ..broker import reply_to
     from ..broker.pika_properties import basic_properties
 
     exchange, routing_key = _destination(queue, exchange, routing_key)
@@ -77,7 +77,7 @@ def call(
         message_id=message_id or str(uuid.uuid4()),
         timestamp=int(timezone.now().timestamp()),
     )
-    answer = broker.rpc.request(exchange, routing_key, data, pika_props, float(timeout), urls)
+    answer = reply_to.request(exchange, routing_key, data, pika_props, float(timeout), urls)
     if answer is None:
         where = f"exchange {exchange!r} routing key {routing_key!r}" if exchange else routing_key
         raise RequestTimeout(f"no reply from {where} within {timeout:g} s")
@@ -86,10 +86,10 @@ def call(
 
 def _reply(method: Any, properties: Any, body: bytes) -> Delivery:
     """The reply read from direct reply-to, as a :class:`Delivery`."""
-    from .. import broker
+    from ..broker import reply_to
 
     return Delivery(
-        queue=broker.rpc.DIRECT_REPLY_TO,
+        queue=reply_to.DIRECT_REPLY_TO,
         body=body,
         properties=properties,
         delivery_tag=method.delivery_tag,

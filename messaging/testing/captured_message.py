@@ -8,9 +8,9 @@ from typing import Any
 
 import pika
 
-from .. import broker
 from ..amqp.schemas import decode_json
 from ..broker import Outgoing
+from ..broker.pika_properties import properties as pika_properties
 from ..models import Message
 
 
@@ -46,7 +46,7 @@ class CapturedMessage:
     @property
     def properties(self) -> pika.BasicProperties:
         """The AMQP properties it would have been published with (a new object each time)."""
-        props = broker.properties(
+        props = pika_properties(
             content_type=self.content_type,
             headers=self.headers,
             persistent=self.persistent,

@@ -18,6 +18,7 @@ from typing import Any
 
 from .. import broker
 from ..broker import Outgoing
+from ..broker.publisher import DEFAULT_WINDOW
 from .captured import CapturedMessages
 from .captured_message import CapturedMessage
 
@@ -40,7 +41,7 @@ class CapturingPublisher(broker.PublisherBase):
         urls: Iterable[str] | None = None,
         *,
         connection_name: str | None = None,
-        window: int = broker.DEFAULT_WINDOW,
+        window: int = DEFAULT_WINDOW,
         confirm_timeout: float | None = None,
     ) -> None:
         self.window = max(1, window)

@@ -9,7 +9,15 @@ from django.core.management.base import BaseCommand, CommandError
 
 from messaging import broker
 from messaging.amqp.queue_types import CLASSIC_ON_CLUSTER, classic_on_cluster
-from messaging.exceptions import QueueMismatch
+from messaging.broker.exchanges import (
+    MATCHES,
+    check_exchanges,
+    check_queues,
+    declare_binding_rows,
+    declare_exchanges,
+)
+from messaging.broker.queue_ops import DeclareResult
+from messaging.exceptions import BrokerError, QueueMismatch
 from messaging.models import Binding, Exchange, Queue
 
 
@@ -51,9 +59,9 @@ class Command(BaseCommand):
         problems = [
             (kind, self._declare(declare(rows), kind))
             for kind, declare, rows in (
-                ("exchange", broker.declare_exchanges, exchanges),
+                ("exchange", declare_exchanges, exchanges),
                 ("queue", broker.declare_queues, queues),
-                ("binding", broker.declare_binding_rows, bindings),
+                ("binding", declare_binding_rows, bindings),
             )
         ]
         texts = [
@@ -65,7 +73,7 @@ class Command(BaseCommand):
         if texts:
             raise CommandError("; ".join(texts))
 
-    def _declare(self, result: broker.DeclareResult, kind: str) -> list[str]:
+    def _declare(self, result: DeclareResult, kind: str) -> list[str]:
         """Report one kind's result; returns the names that failed."""
         for name in result.declared:
             if self.verbose:
@@ -88,22 +96,22 @@ class Command(BaseCommand):
 
     def _check(self, exchanges: list[Exchange], queues: list[Queue], bindings: list[Any]) -> None:
         try:
-            exchange_states = broker.check_exchanges(exchanges)
-            queue_states = broker.check_queues(queues)
+            exchange_states = check_exchanges(exchanges)
+            queue_states = check_queues(queues)
             extra = self._binding_ends(bindings, exchanges, queues)
-            extra_states = broker.check_exchanges([name for name, _ in extra])
-        except broker.BrokerError as exc:
+            extra_states = check_exchanges([name for name, _ in extra])
+        except BrokerError as exc:
             raise CommandError(str(exc)) from exc
         problems: list[str] = []
         present: dict[str, bool] = {}
         for row, state in zip(exchanges, exchange_states, strict=True):
-            present[f"exchange {row.name}"] = state == broker.MATCHES
+            present[f"exchange {row.name}"] = state == MATCHES
             self._report(f"exchange {row.name}", state, problems)
         for row, state in zip(queues, queue_states, strict=True):
             present[f"queue {row.name}"] = isinstance(state, tuple)
             self._report(f"queue {row.name}", state, problems)
         for (_name, key), state in zip(extra, extra_states, strict=True):
-            present[key] = state == broker.MATCHES
+            present[key] = state == MATCHES
         for binding in bindings:
             spec = broker.BindingSpec.of(binding)
             ends = [f"exchange {spec.source.name}", _destination_key(spec)]
@@ -141,7 +149,7 @@ class Command(BaseCommand):
         if state is None:
             self.stderr.write(self.style.WARNING(f"missing: {what} is not on the broker"))
             problems.append(what)
-        elif isinstance(state, broker.BrokerError):
+        elif isinstance(state, BrokerError):
             label = "drift" if isinstance(state, QueueMismatch) else "error"
             self.stderr.write(self.style.WARNING(f"{label}: {state}"))
             problems.append(what)

@@ -13,6 +13,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from messaging import broker, conf
 from messaging.amqp.stream_offsets import consume_arguments, parse_offset
 from messaging.amqp.validators import first_message, validate_exchange_name, validate_routing_key
+from messaging.broker.queue_ops import inspect_queue
+from messaging.broker.subscriptions import missing_exchanges
 from messaging.consumer import Consumer
 from messaging.consumer.handlers import DEFAULT_HANDLER, discard, handler_path_for, load_handler
 from messaging.exceptions import BrokerError, MessagingError
@@ -214,7 +216,7 @@ class Command(BaseCommand):
     def _subscription(self, binds: list[tuple[str, str]]) -> broker.QueueSpec:
         """The spec of ``--bind``'s queue; its exchanges must exist (used passively)."""
         try:
-            missing = broker.missing_exchanges(exchange for exchange, _key in binds)
+            missing = missing_exchanges(exchange for exchange, _key in binds)
         except BrokerError as exc:
             raise CommandError(str(exc)) from exc
         if missing:
@@ -248,7 +250,7 @@ class Command(BaseCommand):
             return row
         try:
             with broker.connection() as conn:
-                state = broker.inspect_queue(conn.channel(), name)
+                state = inspect_queue(conn.channel(), name)
         except BrokerError as exc:
             if broker.is_temporary(exc):
                 # The broker is down for now: the consumer waits for it, and its
