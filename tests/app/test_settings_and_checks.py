@@ -350,3 +350,29 @@ def test_fractional_heartbeat_is_refused_not_truncated():
         pytest.raises(ImproperlyConfigured, match=r"MESSAGING\['HEARTBEAT'\]"),
     ):
         conf.get("HEARTBEAT")
+
+
+def test_the_app_registers_its_checks_when_django_starts():
+    """In a fresh process nothing imports ``messaging.checks`` but the app's ``ready()``:
+    a bad setting still stops ``manage.py check``."""
+    import subprocess
+    import sys
+
+    from tests.support.environment import ROOT
+
+    env = {
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": "sqlite://:memory:",
+        "MESSAGING_TEST_SETTINGS": '{"HEARTBEAT": -5}',
+        "PATH": "/usr/bin:/bin",
+    }
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "check"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    assert "messaging.E" in proc.stderr
