@@ -15,7 +15,7 @@ admin, ``send``, the relay and the Celery tasks share, from any thread.
   publishes (heartbeats, a close from the broker); :func:`close_process_publisher` runs at
   exit.
 - **Declarations**: once per queue per connection (the inner publisher's
-  :class:`~messaging.broker.queues.DeclarationCache`); a queue deleted behind the
+  :class:`~messaging.broker.queue_ops.DeclarationCache`); a queue deleted behind the
   publisher's back (its messages come back unroutable) is declared again and its
   messages sent once more.
 

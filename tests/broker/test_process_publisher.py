@@ -65,18 +65,20 @@ def fresh_publisher() -> Iterator[broker.ProcessPublisher]:
 
 
 @pytest.fixture
-def publish_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The size of every batch handed to the real PipelinedPublisher.publish_many."""
+def publish_calls() -> Iterator[list[int]]:
+    """The size of every batch the process's publisher hands to its real
+    PipelinedPublisher (built through the publisher factory)."""
     sizes: list[int] = []
-    real = broker.PipelinedPublisher.publish_many
 
-    def spy(self: broker.PipelinedPublisher, items):  # noqa: ANN001
-        items = list(items)
-        sizes.append(len(items))
-        return real(self, items)
+    class Counting(broker.PipelinedPublisher):
+        def publish_many(self, items):  # noqa: ANN001
+            items = list(items)
+            sizes.append(len(items))
+            return super().publish_many(items)
 
-    monkeypatch.setattr(broker.PipelinedPublisher, "publish_many", spy)
-    return sizes
+    previous = broker.set_publisher_factory(Counting)
+    yield sizes
+    broker.set_publisher_factory(previous)
 
 
 # --------------------------------------------------------------------------- threads
