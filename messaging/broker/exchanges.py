@@ -102,7 +102,7 @@ def declare_bindings(channel: Any, bindings: Sequence[BindingSpec]) -> None:
 
 
 def _publisher(urls: Iterable[str] | None, purpose: str) -> Any:
-    from .queues import _publisher as make
+    from .publisher import publisher_for as make
 
     return make(urls, purpose)
 
@@ -115,8 +115,8 @@ def declare_many(
 ) -> Any:
     """``declare(channel, item)`` for each item over one connection (a refusal closes
     only its channel); a :class:`~messaging.broker.DeclareResult` keyed by ``label``."""
-    from .channel_calls import _SyncChannel
-    from .queues import DeclareResult
+    from .channel_calls import SyncChannel as _SyncChannel
+    from .queue_ops import DeclareResult
 
     result = DeclareResult()
     if not items:
@@ -204,7 +204,7 @@ def check_queues(queues: Iterable[Any], urls: Iterable[str] | None = None) -> li
     """Per queue (rows or :class:`QueueSpec`), as :func:`check_exchanges`: ``(ready,
     consumers)`` when it exists as its row says, ``None`` when missing, else the error
     (:class:`QueueMismatch` for drift)."""
-    from .queues import QueueSpec
+    from .queue_ops import QueueSpec
 
     specs = [QueueSpec.of(q) for q in queues]
     if not specs:
