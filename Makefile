@@ -46,6 +46,7 @@ test-postgres: ensure-chromium install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python scripts/check_structure.py
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
 # Needs the RabbitMQ and PostgreSQL of `make test`; writes bench/results.md.

@@ -15,7 +15,9 @@ import importlib.abc
 import importlib.machinery
 import sys
 import warnings
+from collections.abc import Callable, Mapping
 from types import ModuleType
+from typing import Any
 
 #: Old module path → new module path.
 MOVED: dict[str, str] = {
@@ -75,3 +77,40 @@ def install() -> None:
     """Put the finder on ``sys.meta_path`` once per process."""
     if not any(isinstance(finder, MovedModuleFinder) for finder in sys.meta_path):
         sys.meta_path.append(MovedModuleFinder())
+
+
+def moved_names(
+    package: str,
+    homes: Mapping[str, str],
+    *,
+    modules: Mapping[str, str] | None = None,
+    warn: bool = True,
+) -> Callable[[str], Any]:
+    """A module ``__getattr__`` for names ``package`` exported before the 0.2 layout:
+    each of ``homes`` (name → the module, relative to ``package``, it lives in) is
+    imported from its module on first use, ``modules`` (old name → module) are modules;
+    with ``warn``, a ``DeprecationWarning`` names the new place. Nothing is imported
+    before a name is asked for, so the package's own imports stay one-way."""
+    namespace = sys.modules[package].__dict__
+    aliases = dict(modules or {})
+
+    def __getattr__(name: str) -> Any:
+        if name in aliases:
+            value: Any = importlib.import_module(aliases[name], package)
+        elif name in homes:
+            module = importlib.import_module(homes[name], package)
+            value = getattr(module, name)
+            if warn:
+                warnings.warn(
+                    f"{package}.{name} moved to {module.__name__}.{name}; the old name "
+                    "will be removed in a later release",
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
+                return value
+        else:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        namespace[name] = value  # looked up once
+        return value
+
+    return __getattr__

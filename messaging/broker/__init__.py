@@ -14,8 +14,9 @@ module on first use, see :data:`_HOMES`); new code imports it from its module:
 - :mod:`.queue_ops` — :class:`QueueSpec`, declaring, inspecting and purging one queue on a
   channel, the :class:`DeclarationCache` (once per connection); :mod:`.queues` — many
   queues at once over one connection (:func:`declare_queues`, :func:`inspect_queues`).
-- :mod:`.exchanges` — :class:`ExchangeSpec` / :class:`BindingSpec`, declaring exchanges
-  and bindings (one, or many over one connection) and checking them without declaring.
+- :mod:`.exchanges` — :class:`ExchangeSpec` / :class:`BindingSpec` from rows, declaring an
+  exchange or binding on a channel; :mod:`.declare_many` — many over one connection, and
+  checking exchanges and queues without declaring them.
 - :mod:`.dead_letters` — :class:`DeadLetterer` (from a consumer's connection),
   :func:`move_messages` (all, or given message_ids), :func:`peek_messages` and
   :func:`discard_messages` (the admin's dead-letter browser).
@@ -36,8 +37,9 @@ module on first use, see :data:`_HOMES`); new code imports it from its module:
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..moved import moved_names
 
 if TYPE_CHECKING:
     from .connecting import connect, connection
@@ -116,18 +118,20 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "translating",
     ),
     ".exchanges": (
-        "MATCHES",
         "BindingSpec",
         "ExchangeSpec",
         "bindings_of_queues",
-        "check_exchanges",
-        "check_queues",
         "declare_binding",
-        "declare_binding_rows",
         "declare_bindings",
         "declare_exchange",
-        "declare_exchanges",
         "exchange_spec",
+    ),
+    ".declare_many": (
+        "MATCHES",
+        "check_exchanges",
+        "check_queues",
+        "declare_binding_rows",
+        "declare_exchanges",
     ),
     ".outgoing": ("Outgoing",),
     ".pika_properties": (
@@ -195,15 +199,7 @@ _MODULE_ALIASES = {"management": ".management_api", "rpc": ".reply_to"}
 _HOMES: dict[str, str] = {name: module for module, names in _MODULES.items() for name in names}
 
 
-def __getattr__(name: str) -> Any:
-    if name in _MODULE_ALIASES:
-        value = importlib.import_module(_MODULE_ALIASES[name], __name__)
-    elif name in _HOMES:
-        value = getattr(importlib.import_module(_HOMES[name], __name__), name)
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()[name] = value  # looked up once
-    return value
+__getattr__ = moved_names(__name__, _HOMES, modules=_MODULE_ALIASES, warn=False)
 
 
 def __dir__() -> list[str]:

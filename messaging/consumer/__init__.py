@@ -43,10 +43,7 @@ Parts, one job each (import anything else from its module):
 
 from __future__ import annotations
 
-import warnings
-from importlib import import_module
-from typing import Any
-
+from ..moved import moved_names
 from .database import DatabaseDown
 from .engine import Consumer
 from .handlers import Delivery, Handler, as_handler, load_handler
@@ -80,14 +77,4 @@ _MOVED = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _MOVED:
-        module = f"{__name__}.{_MOVED[name]}"
-        warnings.warn(
-            f"{__name__}.{name} moved to {module}.{name}; the old name will be removed in a "
-            "later release",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return getattr(import_module(module), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = moved_names(__name__, {name: f".{home}" for name, home in _MOVED.items()})

@@ -43,10 +43,7 @@ Who may publish a row (so that two publishers never send it at the same time):
 
 from __future__ import annotations
 
-import warnings
-from importlib import import_module
-from typing import Any
-
+from ..moved import moved_names
 from .api import apublish, publish, publish_ids, publish_messages
 from .copies import send_copies
 from .outbox import PUBLISHABLE, PublishResult
@@ -85,14 +82,4 @@ _MOVED = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _MOVED:
-        module = f"{__name__}.{_MOVED[name]}"
-        warnings.warn(
-            f"{__name__}.{name} moved to {module}.{name}; the old name will be removed in a "
-            "later release",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return getattr(import_module(module), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = moved_names(__name__, {name: f".{home}" for name, home in _MOVED.items()})

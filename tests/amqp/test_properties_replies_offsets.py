@@ -1,4 +1,4 @@
-"""Pure code of issue 13's producer/consumer side: AMQP property validation, replies
+"""The producer and consumer side's pure code: AMQP property validation, replies
 from handler return values, binding and stream-offset arguments."""
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from messaging import broker
 from messaging.amqp.queue_types import CLASSIC_ON_CLUSTER, classic_on_cluster
-from messaging.broker.exchanges import (
+from messaging.broker.declare_many import (
     MATCHES,
     check_exchanges,
     check_queues,
