@@ -6,11 +6,13 @@ thread holds the connection (see :mod:`.io`)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from .. import broker
 from ..amqp.retry_delays import delay_queue_arguments, retry_headers
+from ..broker.dead_letters import DeadLetterer
+from ..broker.delay_publisher import DelayPublisher
+from ..broker.pika_properties import copy_properties, reply_properties
 from ..exceptions import BrokerError
 from ..models import dead_letter_queue_name
 from ..observability import log_fields
@@ -22,15 +24,21 @@ logger = logging.getLogger("messaging.consumer")
 
 
 class Settler:
-    """Settles deliveries of the current channel; ``attach`` it to each new one."""
+    """Settles deliveries of the current channel; ``attach`` it to each new one.
+
+    ``delay_publisher`` makes the publisher of delayed copies from the connection
+    (:class:`~messaging.broker.delay_publisher.DelayPublisher`; a test passes its own)."""
 
     def __init__(
         self,
         policies: Mapping[str, QueuePolicy],
         sources: Mapping[str, Any] | None = None,
         delays_refused: set[str] | None = None,
+        *,
+        delay_publisher: Callable[[Any], Any] = DelayPublisher,
     ) -> None:
         self.policies = policies
+        self.make_delayer = delay_publisher
         #: Queue name -> its QueueSpec: the type a DLQ declared here follows.
         self.sources = dict(sources or {})
         self.connection: Any = None
@@ -85,12 +93,12 @@ class Settler:
         dlq = policy.dead_letter_queue or dead_letter_queue_name(delivery.queue)
         try:
             if self._dead_letterer is None:
-                self._dead_letterer = broker.DeadLetterer(self.connection, self.sources)
+                self._dead_letterer = DeadLetterer(self.connection, self.sources)
             self._dead_letterer.publish(
                 delivery.queue,
                 dlq,
                 delivery.body,
-                broker.copy_properties(delivery.properties, extra_death=settlement.death),
+                copy_properties(delivery.properties, extra_death=settlement.death),
             )
         except BrokerError as exc:
             # Not in the DLQ, so keep it on its queue: requeued, never dropped.
@@ -115,8 +123,8 @@ class Settler:
         headers = retry_headers(delivery.properties.headers, retry)
         try:
             if self._delayer is None:
-                self._delayer = broker.DelayPublisher(self.connection)
-            props = broker.copy_properties(delivery.properties, extra_headers=headers)
+                self._delayer = self.make_delayer(self.connection)
+            props = copy_properties(delivery.properties, extra_headers=headers)
             self._delayer.publish(name, arguments, delivery.body, props)
         except BrokerError as exc:
             if not exc.temporary:
@@ -135,7 +143,7 @@ def _send_replies(channel: Any, replies: Sequence[Any]) -> None:
     for reply in replies:
         props = reply.properties
         if props is None:
-            props = broker.reply_properties(reply.correlation_id, reply.content_type)
+            props = reply_properties(reply.correlation_id, reply.content_type)
         channel.basic_publish(
             exchange=reply.exchange,
             routing_key=reply.routing_key,

@@ -10,7 +10,6 @@ from typing import Any
 import pika
 import pytest
 
-from messaging import broker
 from messaging.amqp.retry_delays import retry_entry
 from messaging.consumer import Delivery, Settlement, Verdict, fault_points
 from messaging.consumer.acks import Settler
@@ -34,7 +33,7 @@ class Channel:
         self.calls.append(("nack", delivery_tag, requeue))
 
 
-def settler(monkeypatch: pytest.MonkeyPatch, calls: list, refuse: bool = False) -> Settler:
+def settler(calls: list, refuse: bool = False) -> Settler:
     class DelayPublisher:
         def __init__(self, connection: Any) -> None:
             pass
@@ -44,8 +43,7 @@ def settler(monkeypatch: pytest.MonkeyPatch, calls: list, refuse: bool = False) 
                 raise QueueMismatch(f"{name} exists with other arguments")
             calls.append(("delayed copy confirmed", name))
 
-    monkeypatch.setattr(broker, "DelayPublisher", DelayPublisher)
-    settler = Settler({})
+    settler = Settler({}, delay_publisher=DelayPublisher)
     settler.attach(object(), Channel(calls), generation=1)
     return settler
 
@@ -63,7 +61,7 @@ def delayed(tag: int = 7) -> Settlement:
     return Settlement(delivery, Verdict.DELAY, retry=retry, delay_queue="orders.delay.1000")
 
 
-def test_the_point_is_reached_after_the_copy_is_confirmed_and_before_the_ack(monkeypatch):
+def test_the_point_is_reached_after_the_copy_is_confirmed_and_before_the_ack():
     calls: list[tuple[Any, ...]] = []
     settlement = delayed()
 
@@ -71,11 +69,11 @@ def test_the_point_is_reached_after_the_copy_is_confirmed_and_before_the_ack(mon
         calls.append(("hook", context["delivery"].delivery_tag))
 
     with fault_points.installed(fault_points.AFTER_DELAY_CONFIRMED, hook):
-        settler(monkeypatch, calls).settle([settlement])
+        settler(calls).settle([settlement])
     assert calls == [("delayed copy confirmed", "orders.delay.1000"), ("hook", 7), ("ack", 7)]
 
 
-def test_a_hook_that_raises_leaves_the_original_unacked(monkeypatch):
+def test_a_hook_that_raises_leaves_the_original_unacked():
     """What the fault suite's SIGKILL does in a real consumer: the copy exists, the
     original is not acked (the broker redelivers it)."""
     calls: list[tuple[Any, ...]] = []
@@ -85,14 +83,14 @@ def test_a_hook_that_raises_leaves_the_original_unacked(monkeypatch):
 
     point = fault_points.AFTER_DELAY_CONFIRMED
     with fault_points.installed(point, crash), pytest.raises(SystemExit):
-        settler(monkeypatch, calls).settle([delayed()])
+        settler(calls).settle([delayed()])
     assert calls == [("delayed copy confirmed", "orders.delay.1000")]
 
 
-def test_a_refused_copy_never_reaches_the_point(monkeypatch):
+def test_a_refused_copy_never_reaches_the_point():
     calls: list[tuple[Any, ...]] = []
     with fault_points.installed(fault_points.AFTER_DELAY_CONFIRMED, lambda **c: calls.append(c)):
-        settler(monkeypatch, calls, refuse=True).settle([delayed()])
+        settler(calls, refuse=True).settle([delayed()])
     assert calls == [("nack", 7, True)]
 
 
