@@ -20,11 +20,11 @@ from messaging import broker
 from messaging.amqp.retry_delays import delay_queue_name
 from messaging.consumer import fault_points
 from messaging.models import Queue, Receipt, dead_letter_queue_name
-from tests.faults.killing_handlers import SIGKILL_AT
 from tests.support.consumers import stop_and_wait, wait_running
 from tests.support.delay_handlers import RUN_LOG
 from tests.support.environment import settings_env
 from tests.support.exactly_once import handled_counts, publish_many
+from tests.support.killing_handlers import SIGKILL_AT
 from tests.support.outages import broker_stopped
 from tests.support.rabbitmq import queue_depth, rabbitmqctl
 from tests.support.waiting import wait_for
@@ -34,7 +34,7 @@ pytestmark = pytest.mark.faults
 HANDLER = "tests.support.delay_handlers.log_run_fail_poison"
 #: The same handler, in a consumer that SIGKILLs itself at the fault point named by
 #: SIGKILL_AT in its environment.
-KILLING_HANDLER = "tests.faults.killing_handlers.log_run_fail_poison"
+KILLING_HANDLER = "tests.support.killing_handlers.log_run_fail_poison"
 MAX_ATTEMPTS = 3
 
 

@@ -1,7 +1,7 @@
 """Handlers for ``runconsumer`` subprocesses that must die at a fault point of the
 consumer (:mod:`messaging.consumer.fault_points`).
 
-Start the consumer with ``--handler tests.faults.killing_handlers.NAME`` and
+Start the consumer with ``--handler tests.support.killing_handlers.NAME`` and
 ``MESSAGING_TEST_SIGKILL_AT=<point>`` (:data:`SIGKILL_AT`) in its environment: importing
 this module (runconsumer does, to load the handler) installs a hook that SIGKILLs the
 process when the consumer reaches that point. Without the variable nothing is installed,
