@@ -63,9 +63,10 @@ class Failures:
 
     def attempted(self, delivery: Delivery, attempt: int, due: object) -> Settlement | None:
         """A copy of an attempt already handled and delayed (see
-        :func:`.delays.already_attempted`): recorded as a duplicate, handler skipped. A
-        redelivered original may have died before its delayed copy was confirmed, so it
-        is delayed again (a second copy is then the duplicate); a fresh copy is acked.
+        :func:`messaging.amqp.retry_delays.already_attempted`): recorded as a duplicate,
+        handler skipped. A redelivered original may have died before its delayed copy was
+        confirmed, so it is delayed again (a second copy is then the duplicate); a fresh
+        copy is acked.
         None: handle it as the next attempt (its delay can no longer be published)."""
         note = f"attempt {attempt} already handled; next attempt due at {due}"
         delay = self.retry.delay_after(attempt)

@@ -22,7 +22,7 @@ NO_JSON: Any = object()
 def get_queue(name: str, *, create: bool = True) -> Queue:
     """The ``Queue`` row for ``name``; creates a durable one of
     ``MESSAGING["DEFAULT_QUEUE_TYPE"]`` (classic unless set) when missing (``create``:
-    from this process's cache when it has it, see :mod:`.queues`)."""
+    from this process's cache when it has it, see :mod:`.queue_cache`)."""
     try:
         validate_queue_name(name)
     except ValidationError as exc:
