@@ -13,12 +13,13 @@ from pika.adapters.blocking_connection import BlockingChannel, BlockingConnectio
 
 from ..exceptions import NotFound
 from .connecting import connection, open_channel
+from .copy_publisher import CopyPublisher
 from .errors import translating
 from .pika_properties import copy_properties
-from .queue_ops import DeclarationCache, declare_dead_letter_queue, inspect_queue
+from .queue_ops import declare_dead_letter_queue, inspect_queue
 
 
-class DeadLetterer:
+class DeadLetterer(CopyPublisher):
     """Publishes dead letters from a consumer's connection, on its own confirm-mode
     channel, declaring ``messaging.dlx`` + ``<queue>.dlq`` + binding once per queue
     (and again on a reopened channel).
@@ -29,33 +30,24 @@ class DeadLetterer:
     """
 
     def __init__(self, conn: BlockingConnection, sources: Mapping[str, Any] | None = None) -> None:
-        self._conn = conn
+        super().__init__(conn)
         self._sources = dict(sources or {})
-        self._channel: BlockingChannel | None = None
-        self._declared = DeclarationCache()
-
-    def _ready_channel(self) -> BlockingChannel:
-        if self._channel is None or not self._channel.is_open:
-            self._channel = open_channel(self._conn, confirm=True)
-        return self._channel
 
     def publish(self, queue: str, dlq: str, body: bytes, props: pika.BasicProperties) -> None:
         """Put a copy in ``dlq`` (confirmed) or raise a :class:`BrokerError`."""
         from ..models import DEAD_LETTER_EXCHANGE
 
-        with translating(queue=dlq):
-            channel = self._ready_channel()
-            declare = partial(
-                declare_dead_letter_queue, channel, queue, dlq, source=self._sources.get(queue)
-            )
-            self._declared.ensure(channel, queue, declare)
-            channel.basic_publish(
-                exchange=DEAD_LETTER_EXCHANGE,
-                routing_key=queue,
-                body=body,
-                properties=props,
-                mandatory=True,
-            )
+        self.send_copy(
+            queue=dlq,
+            declare=lambda channel: declare_dead_letter_queue(
+                channel, queue, dlq, source=self._sources.get(queue)
+            ),
+            declared_as=queue,
+            exchange=DEAD_LETTER_EXCHANGE,
+            routing_key=queue,
+            body=body,
+            props=props,
+        )
 
 
 @dataclass
