@@ -182,13 +182,7 @@ def _move_one(
     if method is None:
         return False
     try:
-        put_channel.basic_publish(
-            exchange="",
-            routing_key=destination,
-            body=body,
-            properties=copy_properties(props),
-            mandatory=True,
-        )
+        _publish_copy(put_channel, destination, props, body)
     except Exception:
         get_channel.basic_nack(delivery_tag=method.delivery_tag, requeue=True)
         raise
