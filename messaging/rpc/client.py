@@ -18,6 +18,8 @@ from django.utils import timezone
 from ..amqp import schemas
 from ..amqp.properties import Properties, expiration_ms
 from ..amqp.validators import first_message, validate_message_fields
+from ..broker import reply_to
+from ..broker.pika_properties import basic_properties
 from ..consumer.handlers import Delivery
 from ..exceptions import InvalidMessage, RequestTimeout
 
@@ -54,9 +56,6 @@ def call(
     :class:`~messaging.exceptions.InvalidMessage` (one line) for a bad property.
     Calling again with the same ``message_id`` after a timeout gets the reply the
     server stored on its receipt, without running its handler twice."""
-    from ..broker import reply_to
-    from ..broker.pika_properties import basic_properties
-
     exchange, routing_key = _destination(queue, exchange, routing_key)
     if not timeout or timeout <= 0:
         raise ValueError("timeout must be a positive number of seconds")
