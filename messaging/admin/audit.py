@@ -150,7 +150,7 @@ def log_queues(user: Any, rows: Iterable[Model], texts: dict[str, str]) -> int:
 
 
 def declare_texts(result: Any) -> dict[str, str]:
-    """Log lines of a :class:`messaging.broker.DeclareResult`, per queue name."""
+    """Log lines of a :class:`messaging.broker.queue_ops.DeclareResult`, per queue name."""
     texts = {name: _("Declared on the broker.") for name in result.declared}
     failed = _("Not declared on the broker: %(error)s")
     return _with_failures(texts, failed, result.failed, result.not_declared, result.error)

@@ -7,8 +7,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .. import broker
 from ..amqp.validators import DERIVED_QUEUE_SUFFIXES
+from ..broker import QueueSpec
+from ..broker.queue_ops import queue_name_problem
+from ..broker.queues import inspect_and_compare, inspect_queues
 from ..exceptions import BrokerError
 
 #: The state of a queue (or exchange) the broker could not be asked about.
@@ -46,12 +48,12 @@ class BrokerSnapshot:
 def broker_snapshot(
     names: Iterable[str],
     urls: Iterable[str] | None = None,
-    compare: Iterable[broker.QueueSpec] | None = None,
+    compare: Iterable[QueueSpec] | None = None,
 ) -> BrokerSnapshot:
     """Inspect every queue in ``names`` over one connection, all at once (a passive
-    declare each, :func:`broker.inspect_queues`), within CONNECTION_TIMEOUT (plus about
-    a second). A name the validators refuse is not sent. Never raises a broker error: it
-    is in ``error``."""
+    declare each, :func:`~messaging.broker.queues.inspect_queues`), within
+    CONNECTION_TIMEOUT (plus about a second). A name the validators refuse is not sent.
+    Never raises a broker error: it is in ``error``."""
     names = list(dict.fromkeys(names))
     snapshot = BrokerSnapshot()
     asked = []
@@ -65,10 +67,10 @@ def broker_snapshot(
         return snapshot
     try:
         if compare is None:
-            answers = broker.inspect_queues(asked, urls)
+            answers = inspect_queues(asked, urls)
         else:
             specs = [spec for spec in compare if spec.name in asked]
-            answers, snapshot.drift = broker.inspect_and_compare(asked, specs, urls)
+            answers, snapshot.drift = inspect_and_compare(asked, specs, urls)
     except BrokerError as exc:
         snapshot.error = exc
         return snapshot
@@ -82,10 +84,10 @@ def broker_snapshot(
 
 def _name_problem(name: str) -> str | None:
     """A queue row's name, or one the app derives from a valid one (``<name>.dlq``)."""
-    problem = broker.queue_name_problem(name)
+    problem = queue_name_problem(name)
     if problem is not None:
         for suffix in DERIVED_QUEUE_SUFFIXES:
             base = name.removesuffix(suffix)
-            if base != name and broker.queue_name_problem(base) is None:
+            if base != name and queue_name_problem(base) is None:
                 return None
     return problem

@@ -16,7 +16,12 @@ from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
-from .. import broker
+from ..broker.declare_many import (
+    MATCHES,
+    check_exchanges,
+    declare_binding_rows,
+    declare_exchanges,
+)
 from ..exceptions import BrokerError, QueueMismatch
 from ..models import Binding, Exchange
 from . import audit
@@ -34,7 +39,7 @@ def exchange_states(names_or_rows: Iterable[Any]) -> tuple[list[Any], BrokerErro
     UNREACHABLE; and the connection error, if any. Never raises a broker error."""
     items = list(names_or_rows)
     try:
-        return broker.check_exchanges(items), None
+        return check_exchanges(items), None
     except BrokerError as exc:
         return [UNREACHABLE] * len(items), exc
 
@@ -43,7 +48,7 @@ def state_html(state: Any) -> Any:
     """One exchange's (or binding end's) live state as the changelist shows it."""
     if state == NOT_ASKED:
         return "-"
-    if state == broker.MATCHES:
+    if state == MATCHES:
         return format_html('<span class="messaging-ok">{}</span>', _("as its row says"))
     if state == UNREACHABLE:
         return format_html('<span class="messaging-unreachable">{}</span>', _("unreachable"))
@@ -146,7 +151,7 @@ class ExchangeAdmin(BrokerKeepsDeleted, _DeclaringAdmin):
     @admin.action(description=gettext_lazy("Declare on broker"), permissions=["change"])
     def declare_on_broker(self, request: HttpRequest, queryset: QuerySet[Exchange]) -> None:
         rows = list(queryset)
-        result = broker.declare_exchanges(rows)
+        result = declare_exchanges(rows)
         audit.log_queues(request.user, rows, audit.declare_texts(result))
         self._report(request, result, _("exchanges"))
 
@@ -177,7 +182,7 @@ class BindingAdmin(_DeclaringAdmin):
                 ends.append(by_name[row.destination_exchange.name])
             elif snapshot is not None:
                 state = snapshot.state(row.queue.name)
-                ends.append(broker.MATCHES if isinstance(state, tuple) else state)
+                ends.append(MATCHES if isinstance(state, tuple) else state)
             row.broker_state = _worst(ends, error)
         changelist.broker_error = error
 
@@ -194,11 +199,11 @@ class BindingAdmin(_DeclaringAdmin):
         rows = list(queryset.select_related("source", "queue", "destination_exchange"))
         sources = {r.source for r in rows} | {r.destination_exchange for r in rows}
         sources.discard(None)
-        exchanges = broker.declare_exchanges(sorted(sources, key=lambda e: e.name))
+        exchanges = declare_exchanges(sorted(sources, key=lambda e: e.name))
         self._report(request, exchanges, _("exchanges"))
         if exchanges.error is not None:
             return
-        result = broker.declare_binding_rows(rows)
+        result = declare_binding_rows(rows)
         if result.declared:
             audit.log_same(request.user, rows, _("Declared on the broker."))
         self._report(request, result, _("bindings"))
@@ -219,6 +224,6 @@ def _worst(ends: list[Any], error: BrokerError | None) -> Any:
     if error is not None or UNREACHABLE in ends:
         return UNREACHABLE
     for state in ends:
-        if state != broker.MATCHES:
+        if state != MATCHES:
             return state
-    return broker.MATCHES
+    return MATCHES

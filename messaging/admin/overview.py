@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from django.db import connections, router
 from django.utils import timezone
 
-from .. import broker
+from ..broker import management_api
 from ..db.overview_counts import window_counts
 from ..db.overview_latency import latencies
 from ..exceptions import BrokerError
@@ -93,7 +93,7 @@ class Overview:
     queues: list[QueueStats]
     broker_error: BrokerError | None = None
     #: What the management API said (None: not asked); see :mod:`messaging.broker.management_api`.
-    management: broker.management.ManagementCounts | None = None
+    management: management_api.ManagementCounts | None = None
 
     @property
     def minute_starts(self) -> list[datetime]:
@@ -170,7 +170,7 @@ def _add_broker_state(overview: Overview, urls: Iterable[str] | None) -> None:
     names = [n for s in stats for n in (s.name, dead_letter_queue_name(s.name))]
     snapshot = broker_snapshot(names, urls)
     overview.broker_error = snapshot.error
-    overview.management = management = broker.management.queue_counts()
+    overview.management = management = management_api.queue_counts()
     for queue_stats in stats:
         queue_stats.broker_state = snapshot.state(queue_stats.name)
         dlq = snapshot.state(dead_letter_queue_name(queue_stats.name))

@@ -21,6 +21,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext, ngettext_lazy
 
 from .. import broker
+from ..broker.queue_ops import queue_name_problem
+from ..broker.queues import purge_queues
 from ..consumer.replay import replay
 from ..exceptions import (
     BrokerError,
@@ -57,13 +59,13 @@ def purge_selected(queues: Iterable[Queue | str], urls: Iterable[str] | None = N
     names = []
     result = PurgeResult()
     for name in (q if isinstance(q, str) else q.name for q in queues):
-        problem = broker.queue_name_problem(name)
+        problem = queue_name_problem(name)
         if problem is None:
             names.append(name)
         else:
             result.failed[name] = MessageRefused(f"invalid queue name {name!r}: {problem}")
     try:
-        answers = broker.purge_queues(names, urls)
+        answers = purge_queues(names, urls)
     except BrokerError as exc:  # could not connect at all
         result.error = exc
         result.not_purged = names

@@ -2,8 +2,8 @@
 mode, ``correlation_id``, ``reply_to``, ``priority``, ``expiration``, ``type``,
 ``app_id`` — as one checked value, :class:`Properties`, built once from the keyword
 arguments of :func:`messaging.publish`, :func:`messaging.call`, ``send`` or the admin
-form and carried to the broker (:func:`messaging.broker.basic_properties` makes the pika
-object of it). Pure code: ``tests/amqp/test_properties_replies_offsets.py``."""
+form and carried to the broker (:func:`messaging.broker.pika_properties.basic_properties`
+makes the pika object of it). Pure code: ``tests/amqp/test_properties_replies_offsets.py``."""
 
 from __future__ import annotations
 

@@ -15,7 +15,9 @@ from django.db.models import F, Q
 
 from .. import conf
 from ..amqp.backoff import backoff
-from ..broker import error_class, is_temporary, queues_down
+from ..broker import is_temporary
+from ..broker.errors import error_class
+from ..broker.queues import queues_down
 from ..db import operations
 from ..exceptions import (
     BrokerError,

@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from .. import broker, conf, observability
 from ..amqp.backoff import backoff
+from ..broker.errors import temporary_error_classes
 from ..exceptions import BrokerError
 from ..models import Message
 from .outbox import PublishResult, claiming, lock_options
@@ -89,7 +90,7 @@ def outage_failed() -> Q:
     counts temporary (failed under an older rule, or set so by migration 0011 from
     their ``last_error``). A node loss is never the message's fault: the relay sends
     them again."""
-    return Q(status=Message.Status.FAILED, error_class__in=sorted(broker.temporary_error_classes()))
+    return Q(status=Message.Status.FAILED, error_class__in=sorted(temporary_error_classes()))
 
 
 def relay_once(
