@@ -19,6 +19,7 @@ import http.client
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 from urllib.request import ProxyHandler, Request, build_opener
@@ -221,10 +222,13 @@ _cache: dict[tuple[str, str | None, str | None], tuple[float, ManagementCounts]]
 _cache_lock = threading.Lock()
 
 
-def queue_counts() -> ManagementCounts:
+def queue_counts(clock: Callable[[], float] = time.monotonic) -> ManagementCounts:
     """The queues of ``BROKER_URL``'s vhost from ``MANAGEMENT_URL``, asked at most once
     per :data:`CACHE_SECONDS` per process; unconfigured: no call, ``configured`` False.
-    A bad ``MANAGEMENT_URL`` or ``BROKER_URL`` is an unavailable answer saying so."""
+    A bad ``MANAGEMENT_URL`` or ``BROKER_URL`` is an unavailable answer saying so.
+
+    ``clock`` is what the cache's age is measured with (seconds, only differences
+    count): ``time.monotonic``, or a test's own clock to age the cache without waiting."""
     try:
         management_url = conf.get("MANAGEMENT_URL")
         if management_url is None:
@@ -233,14 +237,14 @@ def queue_counts() -> ManagementCounts:
     except ImproperlyConfigured as exc:  # reported by `manage.py check` too (E008)
         return ManagementCounts(error=str(exc))
     key = (request.url, request.username, request.password)
-    now = time.monotonic()
+    now = clock()
     with _cache_lock:
         cached = _cache.get(key)
     if cached is not None and now - cached[0] < CACHE_SECONDS:
         return cached[1]
     counts = fetch_queues(request)
     with _cache_lock:
-        _cache[key] = (time.monotonic(), counts)
+        _cache[key] = (clock(), counts)
     return counts
 
 

@@ -251,22 +251,25 @@ def test_a_refused_connection_is_unavailable():
     assert counts.error == "http://127.0.0.1:1/api/queues/%2F: connection refused"
 
 
-def test_answers_are_cached_per_process_for_a_few_seconds(http_server: Any, monkeypatch):
+def test_answers_are_cached_per_process_for_a_few_seconds(http_server: Any):
     management.clear_cache()
-    clock = [1000.0]
-    monkeypatch.setattr(management.time, "monotonic", lambda: clock[0])
+    now = [1000.0]
+
+    def clock() -> float:
+        return now[0]
+
     settings = {
         "BROKER_URL": "amqp://guest:guest@localhost:5672/orders",
         "MANAGEMENT_URL": _url(http_server),
     }
     with override_settings(MESSAGING=settings):
-        first = management.queue_counts()
-        clock[0] += management.CACHE_SECONDS - 0.1
-        assert management.queue_counts() is first
+        first = management.queue_counts(clock=clock)
+        now[0] += management.CACHE_SECONDS - 0.1
+        assert management.queue_counts(clock=clock) is first
         assert len(http_server.seen) == 1
         assert http_server.seen[0][0].startswith("/api/queues/orders?")
-        clock[0] += 0.2
-        management.queue_counts()
+        now[0] += 0.2
+        management.queue_counts(clock=clock)
         assert len(http_server.seen) == 2
     management.clear_cache()
 
