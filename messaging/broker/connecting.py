@@ -81,6 +81,17 @@ def ordered_urls(urls: Iterable[str], *, shuffle: bool | None = None) -> list[st
     return list(_ORDERS[key])
 
 
+def forget_url_orders() -> None:
+    """Forget this process's orders: the next :func:`ordered_urls` shuffles each list
+    afresh, as a new process would. A forked child forgets its parent's on its own (its
+    orders are kept under its own process id, and this runs after ``os.fork``); tests
+    call it to start from no order."""
+    _ORDERS.clear()
+
+
+os.register_at_fork(after_in_child=forget_url_orders)
+
+
 def describe_node(url: str) -> str:
     """``host:port`` of ``url`` (no credentials): which node a log line is about."""
     try:

@@ -6,6 +6,7 @@ writes to a row (``error_class``)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
@@ -25,6 +26,7 @@ from messaging.broker import (
     temporary_error_classes,
     translate,
 )
+from messaging.broker.connecting import forget_url_orders
 from messaging.broker.queues import QueueSpec
 from messaging.exceptions import (
     AccessRefused,
@@ -167,8 +169,15 @@ def test_the_relay_takes_failed_rows_only_when_an_outage_failed_them():
 URLS = [f"amqp://guest:guest@127.0.0.1:{port}/%2F" for port in (5673, 5674, 5675)]
 
 
-def test_each_process_shuffles_the_url_list_once(monkeypatch):
-    monkeypatch.setattr(connecting_module, "_ORDERS", {})
+@pytest.fixture
+def no_url_orders() -> Iterator[None]:
+    """The process starts the test with no URL order kept, and forgets the test's."""
+    forget_url_orders()
+    yield
+    forget_url_orders()
+
+
+def test_each_process_shuffles_the_url_list_once(no_url_orders, monkeypatch):
     orders = set()
     for pid in range(40):  # 40 "processes"
         monkeypatch.setattr(os, "getpid", lambda pid=pid: 10_000 + pid)
@@ -185,8 +194,7 @@ def test_shuffling_can_be_turned_off():
     assert ordered_urls(URLS[:1], shuffle=True) == URLS[:1]
 
 
-def test_connect_first_tries_the_settings_urls_in_the_process_order(monkeypatch):
-    monkeypatch.setattr(connecting_module, "_ORDERS", {})
+def test_connect_first_tries_the_settings_urls_in_the_process_order(no_url_orders):
     tried: list[str] = []
 
     def attempt(url: str) -> str:
