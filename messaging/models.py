@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -10,8 +11,10 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Case, F, Q, Value, When
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from . import conf
 from .amqp.exchange_rules import (
     validate_arguments_object,
     validate_binding_arguments,
@@ -486,6 +489,12 @@ class Receipt(models.Model):
         return f"{self.queue_name} {self.message_id or '(no id)'} {self.outcome}"
 
 
+def heartbeat_cutoff(now: Any = None) -> Any:
+    """A consumer whose last heartbeat is older than this missed 3 and counts as lost."""
+    interval = conf.get("CONSUMER_HEARTBEAT_INTERVAL")
+    return (now or timezone.now()) - timedelta(seconds=3 * interval)
+
+
 class ConsumerQuerySet(models.QuerySet):
     def running(self) -> ConsumerQuerySet:
         return self.filter(state=Consumer.State.RUNNING)
@@ -493,25 +502,11 @@ class ConsumerQuerySet(models.QuerySet):
     def lost(self, now: Any = None) -> ConsumerQuerySet:
         """Consumers not marked stopped that missed 3 heartbeats (killed, host gone,
         frozen) — the same rule as :attr:`Consumer.is_lost`."""
-        from datetime import timedelta
-
-        from django.utils import timezone
-
-        from . import conf
-
-        now = now or timezone.now()
-        cutoff = now - timedelta(seconds=3 * conf.get("CONSUMER_HEARTBEAT_INTERVAL"))
+        cutoff = heartbeat_cutoff(now)
         return self.exclude(state=Consumer.State.STOPPED).filter(last_heartbeat__lt=cutoff)
 
     def live(self, now: Any = None) -> ConsumerQuerySet:
-        from datetime import timedelta
-
-        from django.utils import timezone
-
-        from . import conf
-
-        now = now or timezone.now()
-        cutoff = now - timedelta(seconds=3 * conf.get("CONSUMER_HEARTBEAT_INTERVAL"))
+        cutoff = heartbeat_cutoff(now)
         return self.exclude(state=Consumer.State.STOPPED).filter(last_heartbeat__gte=cutoff)
 
 
@@ -554,16 +549,9 @@ class Consumer(models.Model):
     @property
     def is_lost(self) -> bool:
         """Marked running but silent for longer than 3 heartbeat intervals."""
-        from datetime import timedelta
-
-        from django.utils import timezone
-
-        from . import conf
-
         if self.state == self.State.STOPPED:
             return False
-        interval = conf.get("CONSUMER_HEARTBEAT_INTERVAL")
-        return timezone.now() - self.last_heartbeat > timedelta(seconds=3 * interval)
+        return self.last_heartbeat < heartbeat_cutoff()
 
     @property
     def status(self) -> str:

@@ -5,6 +5,7 @@ here as before)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -63,8 +64,6 @@ def basic_properties(
 def reply_properties(correlation_id: str | None, content_type: str = "") -> pika.BasicProperties:
     """The properties of a reply to a request with ``correlation_id``: that id, the
     reply's content type, transient (a reply is for a caller waiting now), timestamped."""
-    import time
-
     return pika.BasicProperties(
         correlation_id=correlation_id or None,
         content_type=content_type or None,

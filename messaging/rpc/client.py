@@ -85,8 +85,6 @@ def call(
 
 def _reply(method: Any, properties: Any, body: bytes) -> Delivery:
     """The reply read from direct reply-to, as a :class:`Delivery`."""
-    from ..broker import reply_to
-
     return Delivery(
         queue=reply_to.DIRECT_REPLY_TO,
         body=body,
