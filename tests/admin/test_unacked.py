@@ -36,6 +36,7 @@ from messaging import broker
 from messaging.broker import management_api as management
 from messaging.models import Queue, dead_letter_queue_name
 from tests.support.admin import url
+from tests.support.counting_proxy import proxied
 from tests.support.rabbitnode import (
     Node,
     give_to_rabbitmq,
@@ -191,17 +192,14 @@ def reported(broker_: ManagementBroker, queue: str, unacked: int) -> None:
 
 
 @pytest.fixture
-def api_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The URL of every request sent to the management API during the test."""
-    calls: list[str] = []
-    real = management.get
-
-    def counting(request: management.ApiRequest, *args: Any, **kwargs: Any) -> bytes:
-        calls.append(request.url)
-        return real(request, *args, **kwargs)
-
-    monkeypatch.setattr(management, "get", counting)
-    return calls
+def api_calls(management_broker: ManagementBroker, on_node) -> Iterator[list[str]]:
+    """The request line (``GET /api/queues/%2F?columns=… HTTP/1.1``) of every request the
+    app sends to the management API during the test: ``MANAGEMENT_URL`` leads through a
+    :class:`~tests.support.counting_proxy.CountingProxy`, and urllib opens one connection
+    per request (the test's own :func:`reported` asks the API directly, uncounted)."""
+    with proxied(management_broker.management_url) as (through, proxy):
+        on_node(MANAGEMENT_URL=through)
+        yield proxy.first_lines
 
 
 def changelist_row(content: str, name: str) -> str:
@@ -248,7 +246,9 @@ def test_a_consumer_holding_messages_shows_as_unacked_on_both_pages(
     assert cell(changelist_row(content, idle), "unacked") == "0"
     assert "Unacked counts are missing" not in content
     assert len(list_calls) == 1  # one request for the whole page, not one per queue
-    assert list_calls[0].split("?")[0].endswith("/api/queues/%2F")
+    method, target, _version = list_calls[0].split(" ")
+    assert method == "GET"
+    assert target.split("?")[0].endswith("/api/queues/%2F")
 
     assert overview.status_code == 200
     text = overview.content.decode()
