@@ -29,6 +29,9 @@ else:
     DATABASES["default"]["TEST"] = {"NAME": f"test_messaging_{_run}"}
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# A test's own Celery queue for the tasks the app queues without naming one (the admin's
+# publish_messages_task.delay): see tests.support.celery_queues.
+CELERY_TASK_ROUTES = ["tests.support.celery_queues.route"]
 LOGGING = {"version": 1, "disable_existing_loggers": False}
 
 # The fault-injection tests (tests/faults/) hand settings to runconsumer subprocesses as

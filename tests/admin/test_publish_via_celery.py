@@ -1,6 +1,8 @@
 """The admin's publish actions with ``MESSAGING["PUBLISH_VIA_CELERY"]``: the ids go to
 ``messaging.tasks.publish_messages_task``, run by a real Celery worker (celery's test
-worker, in a thread of this process) on the real RabbitMQ."""
+worker, in a thread of this process) on the real RabbitMQ, on a queue of the test's own
+(Celery's routing, :mod:`tests.support.celery_queues`); with Celery's broker down (a
+current Celery app whose broker is a closed port), the rows stay as they were."""
 
 from __future__ import annotations
 
@@ -12,13 +14,12 @@ from celery.contrib.testing.worker import start_worker
 from django.contrib import messages
 from django.contrib.auth.models import User
 from django.test import Client
-from kombu.exceptions import OperationalError
 
 from messaging import conf
 from messaging.models import Message, Queue
-from messaging.tasks import publish_messages_task
 from project.celery import app
 from tests.support.admin import errors, pending, published, run_action, shown_messages
+from tests.support.celery_queues import celery_broker_refusing, tasks_routed_to
 from tests.support.rabbitmq import queue_depth
 from tests.support.waiting import wait_for
 
@@ -31,20 +32,16 @@ def via_celery(settings: Any) -> None:
 
 
 @pytest.fixture
-def worker(
-    via_celery: None, queue_name: str, request: pytest.FixtureRequest, monkeypatch
-) -> Iterator[str]:
+def worker(via_celery: None, queue_name: str, request: pytest.FixtureRequest) -> Iterator[str]:
     """A worker on a Celery queue of this test's own; the admin's tasks are routed there
     (tasks other suites leave on the default queue never reach it)."""
     name = request.node.make_queue_name(".celery")
     app.conf.broker_url = conf.broker_urls()[0]
     app.loader.import_default_modules()
-
-    def delay(*args: Any) -> Any:
-        return publish_messages_task.apply_async(args=args, queue=name)
-
-    monkeypatch.setattr(publish_messages_task, "delay", delay)
-    with start_worker(app, perform_ping_check=False, queues=[name], shutdown_timeout=30):
+    with (
+        tasks_routed_to(name),
+        start_worker(app, perform_ping_check=False, queues=[name], shutdown_timeout=30),
+    ):
         yield name
 
 
@@ -85,15 +82,12 @@ def test_republish_hands_the_copies_to_celery(
 
 
 def test_celery_unavailable_leaves_the_rows_alone(
-    admin_client: Client, queue_name: str, via_celery: None, monkeypatch
+    admin_client: Client, queue_name: str, via_celery: None
 ) -> None:
     message = pending(queue_name, b"waiting")
 
-    def refuse(*args: Any) -> None:
-        raise OperationalError("[Errno 111] Connection refused")
-
-    monkeypatch.setattr(publish_messages_task, "delay", refuse)
-    response = run_action(admin_client, "message", "publish_messages", message)
+    with celery_broker_refusing():
+        response = run_action(admin_client, "message", "publish_messages", message)
 
     (error,) = errors(response)
     assert "Could not hand the messages to Celery" in error
