@@ -35,24 +35,30 @@ _opened = [0]
 
 
 def _count_connections() -> list[int]:
-    """Counts every broker connection the app's publisher or py-amqp (Celery) opens."""
+    """Counts every broker connection the app's publisher or py-amqp (Celery) opens: the
+    app's through the publisher factory (:func:`messaging.broker.set_publisher_factory`,
+    a :class:`~messaging.broker.PipelinedPublisher` that counts each connection it
+    opens), Celery's by wrapping py-amqp's ``Connection.connect``."""
     import amqp
 
     from messaging import broker
 
     opened = _opened
-    real_app = broker.PipelinedPublisher._connect
-    real_amqp = amqp.Connection.connect
 
-    def app_connect(self: Any, url: str) -> None:
-        opened[0] += 1
-        real_app(self, url)
+    class CountingPublisher(broker.PipelinedPublisher):
+        def open(self) -> None:
+            before = self.connection
+            super().open()
+            if self.connection is not None and self.connection is not before:
+                opened[0] += 1
+
+    real_amqp = amqp.Connection.connect
 
     def amqp_connect(self: Any, *args: Any, **kwargs: Any) -> Any:
         opened[0] += 1
         return real_amqp(self, *args, **kwargs)
 
-    broker.PipelinedPublisher._connect = app_connect  # type: ignore[method-assign]
+    broker.set_publisher_factory(CountingPublisher)
     amqp.Connection.connect = amqp_connect  # type: ignore[method-assign]
     _opened[:] = [0]
     return _opened
@@ -110,7 +116,7 @@ def run_floor(queue: str, count: int, body: bytes) -> float:
     import pika
     from django.utils import timezone
 
-    from messaging import broker
+    from messaging.broker.pika_properties import properties
     from messaging.models import Message, Queue
 
     row = Queue.objects.get_or_create(name=queue)[0]
@@ -122,7 +128,7 @@ def run_floor(queue: str, count: int, body: bytes) -> float:
 
     def one(_i: int) -> None:
         message = Message.objects.create(queue=row, body=body, next_attempt_at=timezone.now())
-        props = broker.properties(content_type="", headers=None, persistent=True)
+        props = properties(content_type="", headers=None, persistent=True)
         props.message_id = message.message_id
         channel.basic_publish("", queue, body, props, mandatory=True)
         Message.objects.filter(pk=message.pk).update(

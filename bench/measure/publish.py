@@ -103,8 +103,7 @@ def send_spec(using: str, queue: str, body: bytes) -> dict[str, Any]:
     and chunks in flight, ids per UPDATE, confirm timeout) and :func:`message_spec`."""
     from messaging import conf
     from messaging.broker.publisher import DEFAULT_WINDOW
-    from messaging.publishing import COPIES_CHUNK
-    from messaging.publishing.copies import IN_FLIGHT
+    from messaging.publishing.copies import COPIES_CHUNK, IN_FLIGHT
     from messaging.publishing.outbox import UPDATE_CHUNK
 
     return {
@@ -126,7 +125,7 @@ def message_spec(using: str, queue: str, body: bytes) -> dict[str, Any]:
     from django.utils import timezone
 
     from messaging.models import Message, Queue
-    from messaging.publishing import claim_lease, outcome_fields
+    from messaging.publishing.outbox import claim_lease, outcome_fields
 
     conn = connections[using]
     quote = conn.ops.quote_name
