@@ -10,6 +10,8 @@ from typing import Any
 from django.contrib import messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
@@ -95,6 +97,55 @@ class PublishFeedback:
                 % {"count": count, "error": error},
                 messages.ERROR,
             )
+
+
+def saved_and_published(
+    message: Message, result: PublishResult, link: str = ""
+) -> tuple[int, SafeString]:
+    """(level, text) of the one message shown after "Save and publish": what happened to
+    the saved ``message`` — published, not published yet (pending: the relay sends it
+    when the broker takes it), failed with the broker's reason, or left alone because
+    another process was publishing it. ``link``: the message's page (the id links there).
+    """
+    name = (
+        format_html('<a href="{}">{}</a>', link, message.message_id)
+        if link
+        else (message.message_id)
+    )
+    where = message.destination_label
+    message_id = message.message_id
+    if message_id in result.failed and message_id in set(result.retrying):
+        return messages.WARNING, format_html(
+            _(
+                "Message “{}” saved but not published yet ({}): it is pending, and the "
+                "relay sends it to {} when the broker takes it (or publish it again)."
+            ),
+            name,
+            result.failed[message_id],
+            where,
+        )
+    if message_id in result.failed:
+        return messages.ERROR, format_html(
+            _("Message “{}” saved but failed: the broker refused it ({}). It is failed."),
+            name,
+            result.failed[message_id],
+        )
+    if message_id in result.published:
+        return messages.SUCCESS, format_html(
+            _("Message “{}” saved and published to {}."), name, where
+        )
+    if message_id in result.busy:
+        return messages.WARNING, format_html(
+            _(
+                "Message “{}” saved; another process was publishing it (or already had): "
+                "see its status."
+            ),
+            name,
+        )
+    return messages.WARNING, format_html(
+        _("Message “{}” saved but not published: another user or process changed it first."),
+        name,
+    )
 
 
 def tell_refused(

@@ -18,6 +18,9 @@ from django.db import connections, router, transaction
 from django.db.models import F, Q, QuerySet
 from django.forms import BaseForm
 from django.http import HttpRequest, HttpResponse
+from django.urls import NoReverseMatch, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
 from django.utils.text import smart_split, unescape_string_literal
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
@@ -25,14 +28,15 @@ from django.utils.translation import gettext_lazy, ngettext
 from .. import conf
 from ..amqp.properties import FIELDS as PROPERTY_FIELDS
 from ..db import operations
-from ..models import Message, Receipt
+from ..models import Message, Queue, Receipt
 from ..publishing import PUBLISHABLE, PublishResult, publish_ids
 from ..publishing.outbox import chunks
 from . import audit, display
 from .body_preview import preview_prefix_size
-from .feedback import PublishFeedback
+from .feedback import PublishFeedback, saved_and_published
 from .forms import MessageForm, with_body_head
 from .message_bodies import MessageBodies
+from .message_fate import FILTER_CHOICES, Fate, annotated, fate_of, filter_fate, with_fate
 
 #: Statuses of rows no broker has confirmed yet (they can still be edited and published).
 UNPUBLISHED = PUBLISHABLE
@@ -40,6 +44,9 @@ UNPUBLISHED = PUBLISHABLE
 #: Rows loaded (with their bodies), claimed and published at a time; all chunks share
 #: one broker connection.
 PUBLISH_CHUNK = 2000
+
+#: Set on a request whose "Save and publish" is saving the row.
+SAVING_TO_PUBLISH = "_messaging_saving_to_publish"
 
 #: Message ids per Celery task when ``MESSAGING["PUBLISH_VIA_CELERY"]`` is on.
 CELERY_CHUNK = 10_000
@@ -145,13 +152,17 @@ class ReceiptInline(admin.TabularInline):
         "queue_name",
         "consumer_name",
         "consumer_host",
-        "redelivered",
+        "redelivered_text",
         "received",
         "finished",
         "error",
     )
     readonly_fields = fields
     extra = 0
+
+    @admin.display(description=gettext_lazy("redelivered"))
+    def redelivered_text(self, obj: Receipt) -> str:
+        return display.yes_no(obj.redelivered)
 
     @admin.display(description=gettext_lazy("received"))
     def received(self, obj: Receipt) -> str:
@@ -196,17 +207,33 @@ STATUS_FIELDS = (
     "attempts",
     "last_error",
     "error_class",
-    "created_at",
-    "published_at",
+    "created",
+    "published",
     "published_by",
 )
+#: What became of it (from its receipts): the fate and its links.
+FATE_FIELDS = ("fate_summary",)
+
+
+class FateFilter(admin.SimpleListFilter):
+    """By consumer outcome, from the receipts (:mod:`.message_fate`)."""
+
+    title = gettext_lazy("consumer outcome")
+    parameter_name = "fate"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> Any:
+        return FILTER_CHOICES
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Message]) -> Any:
+        value = self.value()
+        return filter_fate(queryset, value) if value else queryset
 
 
 class MessageChangeList(ChangeList):
     """Loads each row's first bytes and size for the preview column, never its body."""
 
     def get_results(self, request: HttpRequest) -> None:
-        self.queryset = with_body_head(self.queryset, preview_prefix_size())
+        self.queryset = with_fate(with_body_head(self.queryset, preview_prefix_size()))
         super().get_results(request)
 
 
@@ -242,12 +269,12 @@ class MessageAdmin(MessageBodies, PublishFeedback, admin.ModelAdmin):
         "published_by",
         "body_preview",
     )
-    list_filter = ("status", "queue", "created_at", "published_at")
+    list_filter = ("status", FateFilter, "queue", "created_at", "published_at")
     search_fields = ("message_id",)
     search_help_text = gettext_lazy("Searches message ids and body text.")
     date_hierarchy = "created_at"
     list_select_related = ("queue", "published_by")
-    readonly_fields = (*STATUS_FIELDS, "body_download")
+    readonly_fields = (*STATUS_FIELDS, *FATE_FIELDS, "body_download")
     inlines = [ReceiptInline]
     actions = ["publish_messages", "retry_failed", "republish"]
 
@@ -263,6 +290,7 @@ class MessageAdmin(MessageBodies, PublishFeedback, admin.ModelAdmin):
         body = ("body_text", "body_format") if editable else ("body_display",)
         return [
             (None, {"fields": (*MESSAGE_FIELDS, *body, "body_download", "headers", "persistent")}),
+            (_("What became of it"), {"fields": FATE_FIELDS}),
             PROPERTIES_FIELDSET,
             (_("Publishing"), {"fields": STATUS_FIELDS}),
         ]
@@ -299,7 +327,10 @@ class MessageAdmin(MessageBodies, PublishFeedback, admin.ModelAdmin):
 
     @admin.display(description=gettext_lazy("status"), ordering="status")
     def status_badge(self, obj: Message) -> str:
-        return display.badge(obj.status, obj.get_status_display())
+        """The message's fate (what the consumers did with it) once it has receipts,
+        else its publish status."""
+        fate = fate_of(annotated(obj))
+        return display.badge(fate.key, fate.label)
 
     @admin.display(description=gettext_lazy("error"))
     def short_error(self, obj: Message) -> str:
@@ -312,6 +343,96 @@ class MessageAdmin(MessageBodies, PublishFeedback, admin.ModelAdmin):
     @admin.display(description=gettext_lazy("published"), ordering="published_at")
     def published(self, obj: Message) -> str:
         return display.seconds(obj.published_at)
+
+    # ----------------------------------------------------------------- fate
+
+    @admin.display(description=gettext_lazy("fate"))
+    def fate_summary(self, obj: Message) -> str:
+        """The fate as a badge, where the message is now, and links to its receipts,
+        its dead-letter entry and its failure group."""
+        fate = fate_of(annotated(obj))
+        lines = []
+        if fate.in_dead_letter_queue:
+            lines.append(
+                format_html(
+                    '<span class="fate-where">{}</span>',
+                    _("In %(dlq)s now (unless replayed or discarded since).")
+                    % {"dlq": fate.dead_letter_queue},
+                )
+            )
+        if fate.replayed:
+            lines.append(_("It was dead-lettered, replayed from the DLQ and consumed again."))
+        links = [(url, css, text) for url, css, text in self.fate_links(obj, fate) if url]
+        if links:
+            lines.append(format_html_join(" · ", '<a href="{}" class="{}">{}</a>', links))
+        return format_html(
+            '<div class="messaging-fate">{}{}</div>',
+            display.badge(fate.key, fate.label),
+            format_html_join("", "<div>{}</div>", ((line,) for line in lines)),
+        )
+
+    def fate_links(self, obj: Message, fate: Fate) -> list[tuple[str, str, str]]:
+        """(url, css class, text) of the message's receipts, its dead-letter entry and its
+        failure group ("" for a link that does not apply)."""
+        receipts = self._url("receipt_changelist")
+        receipts += "?" + urlencode({"message__exact": obj.message_id}) if receipts else ""
+        links = [(receipts if fate.received else "", "fate-receipts", _("its receipts"))]
+        dead_letters = self.dead_letter_url(obj, fate)
+        links.append((dead_letters, "fate-dead-letters", _("its dead-letter entry")))
+        outcome = fate.key if fate.in_dead_letter_queue else "requeued" if fate.retries else ""
+        failures = self._url("failures") if outcome else ""
+        if failures:
+            failures += "?" + urlencode({"queue": fate.queue, "outcome": outcome})
+        links.append((failures, "fate-failures", _("its failure group")))
+        return links
+
+    def dead_letter_url(self, obj: Message, fate: Fate) -> str:
+        """The dead-letter browser of the queue whose DLQ holds the message ("" when it
+        is in none, or no ``Queue`` row manages that DLQ)."""
+        if not fate.in_dead_letter_queue:
+            return ""
+        cached = getattr(obj, "_dead_letter_url", None)
+        if cached is None:
+            queue = Queue.objects.filter(name=fate.queue).first()
+            cached = ""
+            if queue is not None and queue.dead_letter_queue:
+                cached = self._url("queue_dead_letters", queue.pk)
+                cached += "?" + urlencode({"message_id": obj.message_id})
+            obj._dead_letter_url = cached
+        return cached
+
+    def _url(self, name: str, *args: Any) -> str:
+        try:
+            return reverse(
+                f"admin:{self.opts.app_label}_{name}", args=args, current_app=self.admin_site.name
+            )
+        except NoReverseMatch:
+            return ""
+
+    def page_label(self, obj: Message) -> str:
+        """The page's title: ``<id> → <destination> (<fate>)``."""
+        fate = fate_of(annotated(obj))
+        return f"{obj.message_id} → {obj.destination_label} ({fate.label})"
+
+    def replay_button(self, request: HttpRequest, obj: Message | None) -> dict[str, str] | None:
+        """Replay from the DLQ (a form posted to the dead-letter browser, which comes back
+        here): publish permission and queue view permission, message in a DLQ."""
+        if obj is None or obj._state.adding or not self.has_publish_permission(request):
+            return None
+        if not request.user.has_perm(f"{self.opts.app_label}.view_queue") and not (
+            request.user.has_perm(f"{self.opts.app_label}.change_queue")
+        ):
+            return None
+        fate = fate_of(annotated(obj))
+        url = self.dead_letter_url(obj, fate).split("?")[0]
+        if not url:
+            return None
+        return {
+            "url": url,
+            "message_id": obj.message_id,
+            "dlq": fate.dead_letter_queue,
+            "next": request.get_full_path(),
+        }
 
     # ----------------------------------------------------------------- compose
 
@@ -334,6 +455,9 @@ class MessageAdmin(MessageBodies, PublishFeedback, admin.ModelAdmin):
     ) -> HttpResponse:
         context["show_save_and_publish"] = self.can_save_and_publish(request, obj)
         context["message_actions"] = self.page_actions(request, obj)
+        if obj is not None and not obj._state.adding:
+            context["subtitle"] = context["message_label"] = self.page_label(obj)
+            context["replay"] = self.replay_button(request, obj)
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def page_actions(self, request: HttpRequest, obj: Message | None) -> list[tuple[str, str]]:
@@ -360,6 +484,9 @@ class MessageAdmin(MessageBodies, PublishFeedback, admin.ModelAdmin):
             obj.next_attempt_at = None
         super().save_model(request, obj, form, change)
         if publish_now:
+            # Django's "was added / changed successfully" would name the row "(held)": the
+            # publish outcome is told instead, once (see message_user, _publish_saved).
+            setattr(request, SAVING_TO_PUBLISH, True)
             transaction.on_commit(
                 partial(self._publish_saved, request, obj.pk), using=router.db_for_write(Message)
             )
@@ -377,7 +504,20 @@ class MessageAdmin(MessageBodies, PublishFeedback, admin.ModelAdmin):
     def _publish_saved(self, request: HttpRequest, pk: int) -> None:
         result = publish_pks([pk], request.user, (Message.Status.HELD,))
         audit.log_publish_result(request.user, result, action_label(_("Save and publish")))
-        self._report(request, result, skipped=0)
+        message = Message.objects.select_related("queue").defer("body").filter(pk=pk).first()
+        if message is None:
+            self._report(request, result, skipped=0)
+            return
+        level, text = saved_and_published(message, result, self._url("message_change", pk))
+        messages.add_message(request, level, text, fail_silently=True)
+
+    def message_user(self, request: HttpRequest, message: Any, *args: Any, **kwargs: Any) -> None:
+        """As Django's, except its "added / changed successfully" after "Save and
+        publish": the publish outcome says it (:func:`.feedback.saved_and_published`)."""
+        level = kwargs.get("level", args[0] if args else messages.INFO)
+        if getattr(request, SAVING_TO_PUBLISH, False) and level == messages.SUCCESS:
+            return
+        super().message_user(request, message, *args, **kwargs)
 
     # ----------------------------------------------------------------- actions
 

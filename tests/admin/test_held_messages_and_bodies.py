@@ -24,6 +24,7 @@ from messaging.admin.body_preview import (
     bounded_preview,
     prefix_as_text,
 )
+from messaging.admin.feedback import saved_and_published
 from messaging.models import Message, Queue
 from messaging.publishing import PublishResult, build_message
 from messaging.publishing.relay import relay_once
@@ -191,7 +192,10 @@ def test_save_and_publish_publishes_at_once_with_published_by(
     message = Message.objects.get()
     assert message.status == Message.Status.PUBLISHED
     assert message.published_by == user
-    assert (messages.SUCCESS, "1 message published.") in shown_messages(response)
+    # One message saying what happened: not Django's "“… (held)” was added".
+    ((level, text),) = shown_messages(response)
+    assert level == messages.SUCCESS
+    assert f"{message.message_id}</a>” saved and published to {queue_name}." in text
     _method, props, body = channel.basic_get(queue_name, auto_ack=True)
     assert body == b"now, please"
     assert props.message_id == message.message_id
@@ -517,3 +521,29 @@ def test_log_entries_are_escaped_on_the_history_page(admin_client: Client) -> No
     content = page.content.decode()
     assert SCRIPT not in content
     assert ESCAPED_SCRIPT in content
+
+
+@pytest.mark.parametrize(
+    ("result", "level", "words"),
+    [
+        (PublishResult(published=["m-1"]), messages.SUCCESS, "saved and published to ex/rk."),
+        (
+            PublishResult(failed={"m-1": "connection refused"}, retrying=["m-1"]),
+            messages.WARNING,
+            "saved but not published yet (connection refused): it is pending, and the relay",
+        ),
+        (
+            PublishResult(failed={"m-1": "NO_ROUTE"}),
+            messages.ERROR,
+            "saved but failed: the broker refused it (NO_ROUTE). It is failed.",
+        ),
+        (PublishResult(busy=["m-1"]), messages.WARNING, "another process was publishing it"),
+        (PublishResult(), messages.WARNING, "another user or process changed it first"),
+    ],
+)
+def test_save_and_publish_says_what_happened(result: Any, level: int, words: str) -> None:
+    message = Message(message_id="m-1", exchange="ex", routing_key="rk")
+    shown_level, text = saved_and_published(message, result, "/m/1/")
+    assert shown_level == level
+    assert words in text and '“<a href="/m/1/">m-1</a>”' in text
+    assert "held" not in text and "added" not in text

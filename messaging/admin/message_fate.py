@@ -1,0 +1,218 @@
+"""A message's whole fate, from its receipts: published → consumed (acked / duplicate),
+retried n times, dead-lettered or rejected (in ``<queue>.dlq`` now), replayed.
+
+:func:`with_fate` annotates a ``Message`` queryset with a few correlated subqueries on
+the receipts (the ``message_id`` index): one query for a whole list page, no query per
+row. :func:`fate_of` reads those annotations as a :class:`Fate`.
+
+Which receipt tells the fate (the *deciding* receipt): a dead-letter receipt
+(``dead_lettered`` or ``rejected``) that no later receipt of the same queue follows — the
+message sits in that queue's DLQ, as far as the receipts know — else the newest receipt.
+A message with a dead-letter receipt that a later receipt of its queue follows was
+*replayed* (moved back and consumed again). A replay that no consumer has taken yet, or a
+discard from the DLQ, leaves no receipt: the fate still says dead-lettered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import (
+    Case,
+    Count,
+    Exists,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
+
+from ..models import Message, Receipt, dead_letter_queue_name
+
+Outcome = Receipt.Outcome
+#: Outcomes that put the message in its queue's DLQ.
+DEATHS = (Outcome.DEAD_LETTERED, Outcome.REJECTED)
+#: Outcomes of a delivery the handler finished with (the message is consumed).
+CONSUMED = (Outcome.ACKED, Outcome.DUPLICATE)
+
+#: The annotations :func:`with_fate` adds.
+OUTCOME, QUEUE, ATTEMPT, STANDING, RETRIES, DEATH_COUNT = (
+    "fate_outcome",
+    "fate_queue",
+    "fate_attempt",
+    "fate_standing",
+    "fate_retries",
+    "fate_deaths",
+)
+
+#: The choices of the message list's "consumer outcome" filter.
+FILTER_CHOICES = (
+    ("acked", gettext_lazy("acked (consumed)")),
+    ("retried", gettext_lazy("retried (at least one failed attempt)")),
+    ("dead_lettered", gettext_lazy("dead-lettered (in the DLQ)")),
+    ("rejected", gettext_lazy("rejected (in the DLQ)")),
+    ("replayed", gettext_lazy("replayed from the DLQ")),
+    ("none", gettext_lazy("none yet (no receipt)")),
+)
+
+
+def _receipts() -> QuerySet[Receipt]:
+    return Receipt.objects.filter(message_id=OuterRef("message_id"))
+
+
+def _deciding_order() -> QuerySet[Receipt]:
+    """The message's receipts, the deciding one first."""
+    later_in_queue = Receipt.objects.filter(
+        Q(received_at__gt=OuterRef("received_at"))
+        | Q(received_at=OuterRef("received_at"), pk__gt=OuterRef("pk")),
+        message_id=OuterRef("message_id"),
+        queue_name=OuterRef("queue_name"),
+    )
+    standing = Case(
+        When(Q(outcome__in=DEATHS) & ~Exists(later_in_queue), then=Value(1)),
+        default=Value(0),
+        output_field=IntegerField(),
+    )
+    return _receipts().annotate(_standing=standing).order_by("-_standing", "-received_at", "-pk")
+
+
+def _count(condition: Q) -> Coalesce:
+    counted = (
+        _receipts()
+        .filter(condition)
+        .order_by()
+        .values("message_id")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
+
+
+def with_fate(queryset: QuerySet[Message]) -> QuerySet[Message]:
+    """``queryset`` with the fate annotations (once: annotating twice is a no-op)."""
+    if OUTCOME in queryset.query.annotations:
+        return queryset
+    deciding = _deciding_order()
+    return queryset.annotate(
+        **{
+            OUTCOME: Subquery(deciding.values("outcome")[:1]),
+            QUEUE: Subquery(deciding.values("queue_name")[:1]),
+            ATTEMPT: Subquery(deciding.values("attempt")[:1]),
+            STANDING: Subquery(deciding.values("_standing")[:1]),
+            RETRIES: _count(Q(outcome=Outcome.REQUEUED)),
+            DEATH_COUNT: _count(Q(outcome__in=DEATHS)),
+        }
+    )
+
+
+def filter_fate(queryset: QuerySet[Message], value: str) -> QuerySet[Message]:
+    """Messages whose fate matches a :data:`FILTER_CHOICES` value (others: unchanged)."""
+    if value == "none":
+        return queryset.filter(~Exists(_receipts()))
+    queryset = with_fate(queryset)
+    if value == "acked":
+        return queryset.filter(**{f"{OUTCOME}__in": CONSUMED})
+    if value == "retried":
+        return queryset.filter(**{f"{RETRIES}__gt": 0})
+    if value in ("dead_lettered", "rejected"):
+        return queryset.filter(**{OUTCOME: value, STANDING: 1})
+    if value == "replayed":
+        return queryset.filter(**{f"{DEATH_COUNT}__gt": 0}).exclude(**{STANDING: 1})
+    return queryset
+
+
+@dataclass(frozen=True)
+class Fate:
+    """What became of a message. ``key``: the badge's colour and the filter's word —
+    ``pending`` / ``held`` / ``failed`` (not published), ``published`` (no receipt yet),
+    ``acked``, ``duplicate``, ``retrying`` (the newest attempt failed and was requeued),
+    ``dead_lettered``, ``rejected``."""
+
+    key: str
+    label: str
+    #: The queue of the deciding receipt ("" without one).
+    queue: str = ""
+    attempt: int | None = None
+    #: Failed attempts that were requeued (retries), over every queue.
+    retries: int = 0
+    #: Dead-lettered (or rejected) earlier, then consumed again.
+    replayed: bool = False
+
+    @property
+    def in_dead_letter_queue(self) -> bool:
+        return self.key in DEATHS
+
+    @property
+    def dead_letter_queue(self) -> str:
+        """``<queue>.dlq`` when the message sits there, else ""."""
+        return dead_letter_queue_name(self.queue) if self.in_dead_letter_queue else ""
+
+    @property
+    def received(self) -> bool:
+        """A consumer has seen it (there is a receipt)."""
+        return bool(self.queue)
+
+
+def fate_of(message: Message) -> Fate:
+    """The fate of a message annotated by :func:`with_fate`."""
+    outcome = getattr(message, OUTCOME)
+    if outcome is None:
+        if message.status != Message.Status.PUBLISHED:
+            return Fate(message.status, message.get_status_display())
+        return Fate("published", _("published, not consumed yet"))
+    attempt = getattr(message, ATTEMPT)
+    retries = getattr(message, RETRIES) or 0
+    replayed = bool(getattr(message, DEATH_COUNT)) and not getattr(message, STANDING)
+    queue = getattr(message, QUEUE)
+    label = _label(outcome, attempt, retries)
+    if replayed:
+        label = _("replayed, then %(fate)s") % {"fate": label}
+    key = "retrying" if outcome == Outcome.REQUEUED else outcome
+    return Fate(key, label, queue, attempt, retries, replayed)
+
+
+def _label(outcome: str, attempt: int | None, retries: int) -> str:
+    attempt = attempt or 1
+    if outcome == Outcome.DEAD_LETTERED:
+        return ngettext(
+            "dead-lettered after %(n)d attempt", "dead-lettered after %(n)d attempts", attempt
+        ) % {"n": attempt}
+    if outcome == Outcome.REJECTED:
+        return _("rejected on attempt %(n)d") % {"n": attempt}
+    if outcome == Outcome.REQUEUED:
+        return ngettext(
+            "retrying (%(n)d failed attempt so far)",
+            "retrying (%(n)d failed attempts so far)",
+            retries,
+        ) % {"n": retries}
+    consumed = (
+        _("consumed (duplicate, handler skipped)")
+        if outcome == Outcome.DUPLICATE
+        else _("consumed (acked)")
+    )
+    if retries:
+        consumed += " " + ngettext("after %(n)d retry", "after %(n)d retries", retries) % {
+            "n": retries
+        }
+    return consumed
+
+
+def annotated(message: Message) -> Message:
+    """``message`` with the fate annotations (one query), when it has none."""
+    if hasattr(message, OUTCOME):
+        return message
+    values: dict[str, Any] = (
+        with_fate(Message.objects.filter(pk=message.pk))
+        .values(OUTCOME, QUEUE, ATTEMPT, STANDING, RETRIES, DEATH_COUNT)
+        .first()
+    ) or dict.fromkeys((OUTCOME, QUEUE, ATTEMPT, STANDING, RETRIES, DEATH_COUNT))
+    for name, value in values.items():
+        setattr(message, name, value)
+    return message
