@@ -1,10 +1,15 @@
 """The failure triage page (``admin:messaging_failures``,
 ``/admin/messaging/receipt/failures/``): what is failing, where, since when, how often
-(:func:`messaging.admin.failure_groups.build_triage`); each group links to its receipts."""
+and what became of the messages (:func:`messaging.admin.failure_groups.build_triage`),
+filtered by queue, outcome and time window (``?queue=…&outcome=…&window=…``). Each group
+links to its receipts: the receipt list filtered by queue, outcome, cause and time, each
+filter shown in the list's sidebar (:mod:`.receipt_admin`)."""
 
 from __future__ import annotations
 
+import re
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import admin
@@ -12,31 +17,84 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.html import format_html_join
 from django.utils.http import urlencode
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
 from ..db.raw_sql import FAILED_OUTCOMES
-from .failure_groups import WINDOW_DAYS, FailureGroup, build_triage
+from ..models import Queue, Receipt
+from . import display
+from .failure_groups import DEFAULT_WINDOW, WINDOW_DAYS, WINDOWS, FailureGroup, build_triage
 
-#: Lookups the group links use on the receipt list (see ReceiptAdmin.lookup_allowed).
+#: Lookups older group links used on the receipt list (see ReceiptAdmin.lookup_allowed);
+#: the links now use the list's filters (:data:`LINK_FILTERS`).
 LINK_LOOKUPS = ("error__startswith", "outcome__in", "received_at__gte")
+#: The receipt list's filter parameters a group link sets: queue, outcome, cause, since.
+QUEUE_PARAM, OUTCOME_PARAM, CAUSE_PARAM, SINCE_PARAM = (
+    "queue_name",
+    "outcome__exact",
+    "cause",
+    "received_at__gte",
+)
+#: The outcome filter's value for all three failed outcomes.
+FAILED = "failed"
+#: Where a queue name may break: after these characters (never inside a word).
+_BREAKS = re.compile(r"(?<=[._:/-])")
 
 
-def receipts_url(model_admin: admin.ModelAdmin, group: FailureGroup, since: Any) -> str:
-    """The receipt list filtered to one group's receipts."""
+@dataclass
+class GroupRow:
+    """A group and its links and display values, as the template shows them."""
+
+    group: FailureGroup
+    link: str
+    dead_lettered_link: str
+    rejected_link: str
+    queue: SafeString
+    first_seen: str
+    last_seen: str
+
+
+def breakable(name: str) -> SafeString:
+    """``name`` escaped, with a ``<wbr>`` after each ``.``, ``_``, ``:``, ``/`` and ``-``:
+    a long queue name wraps between its parts, never inside one."""
+    return format_html_join(SafeString("<wbr>"), "{}", ((part,) for part in _BREAKS.split(name)))
+
+
+def receipts_url(
+    model_admin: admin.ModelAdmin,
+    group: FailureGroup,
+    since: Any,
+    outcome: str | None = None,
+) -> str:
+    """The receipt list filtered to one group's receipts: its queue, the ``outcome``
+    (all failed ones when None), its cause and the window's start."""
     opts = model_admin.opts
     base = reverse(
         f"admin:{opts.app_label}_{opts.model_name}_changelist",
         current_app=model_admin.admin_site.name,
     )
     query = {
-        "queue_name": group.queue,
-        "outcome__in": ",".join(str(o) for o in FAILED_OUTCOMES),
-        "received_at__gte": since.isoformat(),
+        QUEUE_PARAM: group.queue,
+        OUTCOME_PARAM: outcome or FAILED,
+        CAUSE_PARAM: group.cause,
+        SINCE_PARAM: since.isoformat(),
     }
-    if group.kind:
-        query["error__startswith"] = group.kind
     return f"{base}?{urlencode(query)}"
+
+
+def chosen(request: HttpRequest) -> tuple[str | None, str | None, str]:
+    """The page's filters from the query string: queue, outcome, window (an unknown
+    outcome or window is ignored)."""
+    queue = request.GET.get("queue") or None
+    outcome = request.GET.get("outcome") or None
+    if outcome not in FAILED_OUTCOMES:
+        outcome = None
+    window = request.GET.get("window") or DEFAULT_WINDOW
+    if window not in {key for key, _length, _label in WINDOWS}:
+        window = DEFAULT_WINDOW
+    return queue, outcome, window
 
 
 def triage_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpResponse:
@@ -44,8 +102,24 @@ def triage_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpResp
     if not model_admin.has_view_permission(request):
         raise PermissionDenied
     started = time.perf_counter()
-    triage = build_triage()
-    rows = [(g, receipts_url(model_admin, g, triage.since)) for g in triage.groups]
+    queue, outcome, window = chosen(request)
+    triage = build_triage(queue=queue, outcome=outcome, window=window)
+    rows = []
+    for group in triage.groups:
+        in_outcome = outcome if outcome else None
+        rows.append(
+            GroupRow(
+                group,
+                receipts_url(model_admin, group, triage.since, in_outcome),
+                receipts_url(model_admin, group, triage.since, Receipt.Outcome.DEAD_LETTERED),
+                receipts_url(model_admin, group, triage.since, Receipt.Outcome.REJECTED),
+                breakable(group.queue),
+                display.seconds(group.first_seen),
+                display.seconds(group.last_seen),
+            )
+        )
+    queues = sorted({*Queue.objects.values_list("name", flat=True), *([queue] if queue else [])})
+    outcomes = [(str(o), Receipt.Outcome(o).label) for o in FAILED_OUTCOMES]
     context = {
         **model_admin.admin_site.each_context(request),
         "title": _("Failures"),
@@ -53,6 +127,11 @@ def triage_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpResp
         "triage": triage,
         "rows": rows,
         "window_days": WINDOW_DAYS,
+        "window_label": next(label for key, _length, label in WINDOWS if key == window),
+        "queues": queues,
+        "outcomes": outcomes,
+        "windows": [(key, label) for key, _length, label in WINDOWS],
+        "filtered": bool(queue or outcome or window != DEFAULT_WINDOW),
         "seconds": time.perf_counter() - started,
     }
     request.current_app = model_admin.admin_site.name

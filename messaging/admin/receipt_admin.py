@@ -5,43 +5,162 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.db.models import F, QuerySet
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.db.models import F, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy
 
 from ..consumer.handlers import preview
+from ..db.raw_sql import FAILED_OUTCOMES
 from ..fields import PrefixRange
 from ..models import Consumer, Message, Queue, Receipt
 from . import display
-from .failures_page import LINK_LOOKUPS, triage_view
+from .error_causes import cause_pattern
+from .failures_page import (
+    CAUSE_PARAM,
+    FAILED,
+    LINK_LOOKUPS,
+    OUTCOME_PARAM,
+    SINCE_PARAM,
+    triage_view,
+)
+
+#: Shorter words search message ids only (a trigram index needs three characters).
+ERROR_SEARCH_MIN_CHARS = 3
 
 
 class _NameFilter(admin.SimpleListFilter):
     """Filter on a name column with choices from a small table instead of a
-    ``SELECT DISTINCT`` over every receipt (a full scan at a million rows)."""
+    ``SELECT DISTINCT`` over every receipt (a full scan at a million rows); a name that
+    came in a link (``?queue_name=…``) is among the choices, so the sidebar shows it."""
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Receipt]) -> QuerySet[Receipt]:
         value = self.value()
         return queryset.filter(**{self.parameter_name: value}) if value else queryset
+
+    def names(self) -> list[str]:
+        raise NotImplementedError
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
+        names = self.names()
+        value = self.value()
+        if value and value not in names:
+            names = [value, *names]
+        return [(name, name) for name in names]
 
 
 class QueueNameFilter(_NameFilter):
     title = gettext_lazy("queue")
     parameter_name = "queue_name"
 
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
-        return [(name, name) for name in Queue.objects.values_list("name", flat=True)]
+    def names(self) -> list[str]:
+        return list(Queue.objects.values_list("name", flat=True))
 
 
 class ConsumerNameFilter(_NameFilter):
     title = gettext_lazy("consumer")
     parameter_name = "consumer_name"
 
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
+    def names(self) -> list[str]:
         names = Consumer.objects.order_by("name").values_list("name", flat=True).distinct()
-        return [(name, name) for name in names[:200]]
+        return list(names[:200])
+
+
+class OutcomeFilter(admin.SimpleListFilter):
+    """The outcome, one of them or all failed ones (``?outcome__exact=failed``, what the
+    failures page links with); an older link's ``?outcome__in=a,b`` is shown here too."""
+
+    title = gettext_lazy("outcome")
+    parameter_name = OUTCOME_PARAM
+    legacy_parameter = "outcome__in"
+
+    def __init__(self, request: HttpRequest, params: dict, model: Any, model_admin: Any) -> None:
+        if self.legacy_parameter in params:
+            legacy = params.pop(self.legacy_parameter)
+            params.setdefault(self.parameter_name, [_outcome_set(legacy[-1])])
+        super().__init__(request, params, model, model_admin)
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
+        choices = [
+            *Receipt.Outcome.choices,
+            (FAILED, gettext_lazy("failed (requeued, rejected, dead-lettered)")),
+        ]
+        value = self.value()
+        if value and value not in {v for v, _label in choices}:
+            choices.append((value, value.replace(",", ", ")))
+        return choices
+
+    def expected_parameters(self) -> list[str]:
+        return [self.parameter_name, self.legacy_parameter]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Receipt]) -> QuerySet[Receipt]:
+        value = self.value()
+        if not value:
+            return queryset
+        if value == FAILED:
+            return queryset.filter(outcome__in=FAILED_OUTCOMES)
+        return queryset.filter(outcome__in=value.split(","))
+
+
+def _outcome_set(value: str) -> str:
+    """``outcome__in``'s value as the outcome filter's: ``failed`` for the failed set."""
+    outcomes = sorted(o for o in value.split(",") if o)
+    return FAILED if outcomes == sorted(str(o) for o in FAILED_OUTCOMES) else ",".join(outcomes)
+
+
+class CauseFilter(admin.SimpleListFilter):
+    """Receipts of one cause (``?cause=…``, the failures page's groups): errors whose
+    first line folds to it (:func:`messaging.admin.error_causes.cause_pattern`, one
+    regular expression in SQL). Shown only when a link brought a cause."""
+
+    title = gettext_lazy("cause")
+    parameter_name = CAUSE_PARAM
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
+        value = self.value()
+        return [(value, value or gettext_lazy("(no error text)"))] if value is not None else []
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Receipt]) -> QuerySet[Receipt]:
+        value = self.value()
+        if value is None:
+            return queryset
+        if not value:
+            return queryset.filter(error="")
+        return queryset.filter(error__regex=cause_pattern(value))
+
+
+class ReceivedSinceFilter(admin.SimpleListFilter):
+    """Receipts received since a moment (``?received_at__gte=<ISO time>``, the failures
+    page's window). Shown only when a link brought one."""
+
+    title = gettext_lazy("received since")
+    parameter_name = SINCE_PARAM
+
+    def moment(self) -> Any:
+        value = self.value()
+        if not value:
+            return None
+        try:
+            moment = parse_datetime(value)
+        except ValueError:
+            moment = None
+        if moment is None:
+            raise IncorrectLookupParameters(f"not a time: {value!r}")
+        if timezone.is_naive(moment):
+            moment = timezone.make_aware(moment)
+        return moment
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
+        value = self.value()
+        return [(value, display.seconds(self.moment()))] if value else []
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Receipt]) -> QuerySet[Receipt]:
+        moment = self.moment()
+        return queryset.filter(received_at__gte=moment) if moment else queryset
 
 
 @admin.register(Receipt)
@@ -64,13 +183,23 @@ class ReceiptAdmin(admin.ModelAdmin):
     )
     # Choices from the Queue and Consumer tables (the queue/consumer names receipts
     # carry); a ?queue_name= / ?consumer_name= link from elsewhere filters any name.
-    list_filter = ("outcome", QueueNameFilter, ConsumerNameFilter)
+    list_filter = (
+        OutcomeFilter,
+        QueueNameFilter,
+        ConsumerNameFilter,
+        CauseFilter,
+        ReceivedSinceFilter,
+    )
     date_hierarchy = "received_at"
-    # Prefix, case-sensitive: a range on the message_id index where the database sorts
-    # by code point (messaging.fields.PrefixRange), so it stays fast at millions of rows.
-    # See get_search_results.
-    search_fields = ("message_id__startswith",)
-    search_help_text = gettext_lazy("Finds message ids that start with the text (case-sensitive).")
+    # message_id: prefix, case-sensitive: a range on the message_id index where the
+    # database sorts by code point (messaging.fields.PrefixRange), fast at millions of rows.
+    # error: contains, case-insensitive, words of ERROR_SEARCH_MIN_CHARS or more; on
+    # PostgreSQL the pg_trgm GIN index of migration 0013 serves it. See get_search_results.
+    search_fields = ("message_id__startswith", "error__icontains")
+    search_help_text = gettext_lazy(
+        "Finds message ids that start with the text (case-sensitive) and errors that "
+        "contain it (any case, 3 characters or more)."
+    )
     list_select_related = ("message",)
     # A million receipts: do not count the whole table on every page.
     show_full_result_count = False
@@ -117,12 +246,21 @@ class ReceiptAdmin(admin.ModelAdmin):
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Receipt], search_term: str
     ) -> tuple[QuerySet[Receipt], bool]:
-        """Receipts whose message_id starts with every word searched. Filtered with a
-        lookup expression: ``filter(message_id__startswith=…)`` goes through the relation,
-        which turns the ``select_related`` LEFT JOIN into an INNER JOIN and so hides the
-        receipts of ids that have no Message row (another producer's)."""
+        """Receipts where every word searched starts the message_id or (a word of
+        :data:`ERROR_SEARCH_MIN_CHARS` or more) is in the error, any case.
+
+        The message_id is filtered with a lookup expression: ``filter(message_id__
+        startswith=…)`` goes through the relation, which turns the ``select_related`` LEFT
+        JOIN into an INNER JOIN and so hides the receipts of ids that have no Message row
+        (another producer's). The error test is ``error <> '' AND UPPER(error) LIKE
+        '%WORD%'``: on PostgreSQL that is the partial trigram index
+        ``messaging_rcpt_error_trgm`` (migration 0013; acked receipts, without error
+        text, are not in it), elsewhere a scan of the rows the other filters leave."""
         for term in search_term.split():
-            queryset = queryset.filter(PrefixRange(F("message_id"), term))
+            matches = Q(PrefixRange(F("message_id"), term))
+            if len(term) >= ERROR_SEARCH_MIN_CHARS:
+                matches |= Q(error__icontains=term) & ~Q(error="")
+            queryset = queryset.filter(matches)
         return queryset, False
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -1,57 +1,130 @@
-"""The failure triage page's aggregate (:func:`failure_group_rows`): failed receipts
-grouped by queue and error kind, in one query.
+"""The failure triage page's aggregate (:func:`failure_line_rows`): failed receipts
+grouped by queue and the error's first line, in one query; the page folds the lines into
+causes (:mod:`messaging.admin.error_causes`).
 
 It reads the partial index of failed receipts (``messaging_rcpt_failed_idx``, led by
-``received_at``), so acked receipts are never read and the page stays fast with millions
-of them. The error's kind is its first line, vendor SQL (``operations(connection)
-.first_line``).
+``received_at``), so acked receipts are never scanned and the page stays fast with
+millions of them. The error's first line is vendor SQL (``operations(connection)
+.first_line``). What became of each failed receipt's message is the outcome of the
+message's newest receipt on that queue (one lookup per failed receipt on the message
+index, ``messaging_one_acked_receipt``): ``acked``/``duplicate`` — recovered,
+``dead_lettered``, ``rejected``, ``requeued`` — still retrying.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from ..models import Receipt
 from . import operations
-from .raw_sql import failed_outcomes_sql, table, when
+from .raw_sql import FAILED_OUTCOMES, table, when
+
+#: A newest receipt with one of these outcomes: the message recovered.
+RECOVERED_OUTCOMES = (Receipt.Outcome.ACKED, Receipt.Outcome.DUPLICATE)
 
 
-def failure_group_rows(
-    connection: Any, now: datetime, since: datetime, kind_chars: int, limit: int
-) -> list[tuple[Any, ...]]:
-    """Up to ``limit`` groups of the failed receipts received since ``since``, the most
-    recently seen first: ``(queue, kind, last hour, last day, total, first seen, last
-    seen, distinct messages, example receipt id)`` — the example is the newest receipt
-    with a traceback, else the newest. ``kind`` is the error's first line, at most
-    ``kind_chars`` characters."""
+@dataclass
+class LineRow:
+    """The failed receipts of one queue with one first line. ``recovered``,
+    ``dead_lettered``, ``rejected`` and ``retrying`` count their distinct messages by
+    what became of them (their newest receipt on the queue)."""
+
+    queue: str
+    line: str
+    last_hour: int
+    last_day: int
+    total: int
+    first_seen: datetime
+    last_seen: datetime
+    messages: int
+    example_id: int
+    recovered: int
+    dead_lettered: int
+    rejected: int
+    retrying: int
+
+
+def failure_line_rows(
+    connection: Any,
+    now: datetime,
+    since: datetime,
+    line_chars: int,
+    limit: int,
+    queue: str | None = None,
+    outcomes: Sequence[str] = FAILED_OUTCOMES,
+) -> list[LineRow]:
+    """Up to ``limit`` (queue, first line) rows of the receipts with one of the failed
+    ``outcomes`` received since ``since`` (on ``queue`` only, when given), the most
+    recently seen first. The line is at most ``line_chars`` characters; the example is
+    the newest receipt with a traceback, else the newest."""
     quote = connection.ops.quote_name
     meta = Receipt._meta
-    queue, error, outcome, traceback, received, message = (
+    queue_col, error, outcome, traceback, received, message = (
         quote(meta.get_field(name).column)
         for name in ("queue_name", "error", "outcome", "traceback", "received_at", "message")
     )
     pk = quote(meta.pk.column)
-    kind = operations(connection).first_line(error, kind_chars)
-    outcomes, outcome_params = failed_outcomes_sql()
+    receipts = table(connection, Receipt)
+    line = operations(connection).first_line(f"r.{error}", line_chars)
+    outcomes = [str(o) for o in outcomes if o in FAILED_OUTCOMES] or [str(FAILED_OUTCOMES[0])]
+    fate = (
+        f"CASE WHEN r.{message} IS NULL OR r.{message} = '' THEN r.{outcome} ELSE "
+        f"(SELECT a.{outcome} FROM {receipts} a WHERE a.{message} = r.{message} "
+        f"AND a.{queue_col} = r.{queue_col} AND a.{received} >= r.{received} "
+        f"ORDER BY a.{received} DESC, a.{pk} DESC LIMIT 1) END"
+    )
+    where = [f"r.{outcome} IN ({', '.join(['%s'] * len(outcomes))})", f"r.{received} >= %s"]
+    where_params: list[Any] = [*outcomes, when(connection, since)]
+    if queue is not None:
+        where.append(f"r.{queue_col} = %s")
+        where_params.append(queue)
+    recovered = ", ".join(["%s"] * len(RECOVERED_OUTCOMES))
+
+    def by_fate(test: str) -> str:
+        return f"COUNT(DISTINCT CASE WHEN f.fate {test} THEN f.message END)"
+
     sql = (
-        f"SELECT {queue}, {kind} AS kind, "
-        f"SUM(CASE WHEN {received} >= %s THEN 1 ELSE 0 END), "
-        f"SUM(CASE WHEN {received} >= %s THEN 1 ELSE 0 END), COUNT(*), "
-        f"MIN({received}), MAX({received}), COUNT(DISTINCT {message}), "
-        f"COALESCE(MAX(CASE WHEN {traceback} <> '' THEN {pk} END), MAX({pk})) "
-        f"FROM {table(connection, Receipt)} WHERE {outcome} IN {outcomes} AND {received} >= %s "
-        f"GROUP BY {queue}, kind ORDER BY MAX({received}) DESC, COUNT(*) DESC "
+        "SELECT f.queue, f.line, "
+        "SUM(CASE WHEN f.received >= %s THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN f.received >= %s THEN 1 ELSE 0 END), COUNT(*), "
+        "MIN(f.received), MAX(f.received), COUNT(DISTINCT f.message), "
+        "COALESCE(MAX(CASE WHEN f.has_traceback = 1 THEN f.id END), MAX(f.id)), "
+        f"{by_fate(f'IN ({recovered})')}, {by_fate('= %s')}, {by_fate('= %s')}, "
+        f"{by_fate('= %s')} "
+        f"FROM (SELECT r.{queue_col} AS queue, {line} AS line, r.{received} AS received, "
+        f"r.{message} AS message, r.{pk} AS id, "
+        f"CASE WHEN r.{traceback} <> '' THEN 1 ELSE 0 END AS has_traceback, {fate} AS fate "
+        f"FROM {receipts} r WHERE {' AND '.join(where)}) f "
+        "GROUP BY f.queue, f.line ORDER BY MAX(f.received) DESC, COUNT(*) DESC "
         f"LIMIT {int(limit)}"
     )
-    params = [when(connection, now - timedelta(hours=1)), when(connection, now - timedelta(days=1))]
-    params += [*outcome_params, when(connection, since)]
+    params: list[Any] = [
+        when(connection, now - timedelta(hours=1)),
+        when(connection, now - timedelta(days=1)),
+        *[str(o) for o in RECOVERED_OUTCOMES],
+        str(Receipt.Outcome.DEAD_LETTERED),
+        str(Receipt.Outcome.REJECTED),
+        str(Receipt.Outcome.REQUEUED),
+        *where_params,
+    ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     convert = _datetime_converter(connection)
-    return [(*r[:5], convert(r[5]), convert(r[6]), *r[7:]) for r in rows]
+    return [
+        LineRow(
+            r[0],
+            r[1] or "",
+            *(int(v or 0) for v in r[2:5]),
+            convert(r[5]),
+            convert(r[6]),
+            *(int(v or 0) for v in r[7:]),
+        )
+        for r in rows
+    ]
 
 
 def _datetime_converter(connection: Any) -> Callable[[Any], Any]:
