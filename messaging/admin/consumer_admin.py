@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy
 
 from .. import conf
 from ..models import Consumer
+from . import display
 
 #: What the list and the detail page show first: which process, where, since when,
 #: consuming what.
@@ -24,8 +25,8 @@ IDENTITY = (
     "pid",
     "queue_list",
     "prefetch",
-    "started_at",
-    "last_heartbeat",
+    "started",
+    "heartbeat",
 )
 STATUS_COLORS = {"running": "#2e7d32", "stopping": "#b26a00", "stopped": "#666", "lost": "#ba2121"}
 
@@ -68,11 +69,11 @@ class StatusFilter(admin.SimpleListFilter):
 class ConsumerAdmin(admin.ModelAdmin):
     """``runconsumer`` processes: written by the consumers themselves, read-only here."""
 
-    list_display = (*IDENTITY, "processed", "failed", "stopped_at")
+    list_display = (*IDENTITY, "processed", "failed", "stopped")
     list_filter = (StatusFilter, "host")
     search_fields = ("name", "host")
     date_hierarchy = "started_at"
-    fields = (*IDENTITY, "stopped_at", "processed", "failed", "last_error")
+    fields = (*IDENTITY, "stopped", "processed", "failed", "last_error")
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -90,6 +91,20 @@ class ConsumerAdmin(admin.ModelAdmin):
             STATUS_COLORS.get(status, "inherit"),
             status,
         )
+
+    # Times to the second (display.seconds); the heartbeat with how long ago it was.
+
+    @admin.display(description=gettext_lazy("started"), ordering="started_at")
+    def started(self, obj: Consumer) -> str:
+        return display.seconds(obj.started_at)
+
+    @admin.display(description=gettext_lazy("last heartbeat"), ordering="last_heartbeat")
+    def heartbeat(self, obj: Consumer) -> str:
+        return display.seconds_ago(obj.last_heartbeat)
+
+    @admin.display(description=gettext_lazy("stopped"), ordering="stopped_at")
+    def stopped(self, obj: Consumer) -> str:
+        return display.seconds(obj.stopped_at)
 
     @admin.display(description=gettext_lazy("queues"))
     def queue_list(self, obj: Consumer) -> str:

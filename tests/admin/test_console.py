@@ -617,3 +617,40 @@ def test_receipt_filters_take_choices_from_queue_and_consumer_tables(
     assert "id-b" in by_queue.content.decode() and "id-a" not in by_queue.content.decode()
     by_consumer = admin_client.get(url("receipt_changelist"), {"consumer_name": "worker-1"})
     assert "id-a" in by_consumer.content.decode() and "id-b" not in by_consumer.content.decode()
+
+
+# --------------------------------------------------------------------------- times
+
+
+def test_message_and_consumer_pages_show_times_to_the_second(admin_client: Client) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from messaging.models import Consumer
+
+    moment = datetime(2026, 12, 7, 18, 2, 11, tzinfo=UTC)
+    sent = published(Queue.objects.create(name="times.queue"))
+    Message.objects.filter(pk=sent.pk).update(created_at=moment, published_at=moment)
+    receipt(sent.message_id, received_at=moment, finished_at=moment)
+    now = timezone.now()
+    worker = Consumer.objects.create(
+        name="times-worker",
+        host="h",
+        pid=1,
+        started_at=moment,
+        last_heartbeat=now - timedelta(seconds=12),
+        stopped_at=moment,
+    )
+
+    pages = {
+        "message list": url("message_changelist"),
+        "message page": url("message_change", sent.pk),
+        "consumer list": url("consumer_changelist"),
+        "consumer page": url("consumer_change", worker.pk),
+    }
+    for name, page in pages.items():
+        content = admin_client.get(page).content.decode()
+        assert "2026-12-07 18:02:11" in content, name
+        assert "Dec. 7, 2026" not in content and "p.m." not in content, name
+    consumer_page = admin_client.get(pages["consumer page"]).content.decode()
+    heartbeat = timezone.localtime(worker.last_heartbeat).strftime("%Y-%m-%d %H:%M:%S")
+    assert f"{heartbeat} (12 s ago)" in consumer_page or f"{heartbeat} (13 s ago)" in consumer_page
