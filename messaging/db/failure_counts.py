@@ -8,7 +8,9 @@ millions of them. The error's first line is vendor SQL (``operations(connection)
 .first_line``). What became of each failed receipt's message is the outcome of the
 message's newest receipt on that queue (one lookup per failed receipt on the message
 index, ``messaging_one_acked_receipt``): ``acked``/``duplicate`` — recovered,
-``dead_lettered``, ``rejected``, ``requeued`` — still retrying.
+``dead_lettered``, ``rejected``, ``requeued`` — still retrying. The inner query ends in
+``OFFSET 0`` so that PostgreSQL does not inline it into the outer one, which would run
+that lookup once per fate counted instead of once.
 """
 
 from __future__ import annotations
@@ -97,7 +99,7 @@ def failure_line_rows(
         f"FROM (SELECT r.{queue_col} AS queue, {line} AS line, r.{received} AS received, "
         f"r.{message} AS message, r.{pk} AS id, "
         f"CASE WHEN r.{traceback} <> '' THEN 1 ELSE 0 END AS has_traceback, {fate} AS fate "
-        f"FROM {receipts} r WHERE {' AND '.join(where)}) f "
+        f"FROM {receipts} r WHERE {' AND '.join(where)} OFFSET 0) f "
         "GROUP BY f.queue, f.line ORDER BY MAX(f.received) DESC, COUNT(*) DESC "
         f"LIMIT {int(limit)}"
     )
