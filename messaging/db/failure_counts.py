@@ -9,8 +9,8 @@ millions of them. The error's first line is vendor SQL (``operations(connection)
 message's newest receipt on that queue (one lookup per failed receipt on the message
 index, ``messaging_one_acked_receipt``): ``acked``/``duplicate`` — recovered,
 ``dead_lettered``, ``rejected``, ``requeued`` — still retrying. The inner query ends in
-``OFFSET 0`` so that PostgreSQL does not inline it into the outer one, which would run
-that lookup once per fate counted instead of once.
+``OFFSET 0`` (:data:`NOT_INLINED`) so that the database does not inline it into the outer
+one, which would run that lookup once per fate counted instead of once.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from ..models import Receipt
 from . import operations
 from .raw_sql import FAILED_OUTCOMES, table, when
 
+#: Per vendor: what keeps a subquery in FROM from being merged into the outer query.
+NOT_INLINED = {"postgresql": " OFFSET 0", "sqlite": " LIMIT -1 OFFSET 0"}
 #: A newest receipt with one of these outcomes: the message recovered.
 RECOVERED_OUTCOMES = (Receipt.Outcome.ACKED, Receipt.Outcome.DUPLICATE)
 
@@ -99,7 +101,7 @@ def failure_line_rows(
         f"FROM (SELECT r.{queue_col} AS queue, {line} AS line, r.{received} AS received, "
         f"r.{message} AS message, r.{pk} AS id, "
         f"CASE WHEN r.{traceback} <> '' THEN 1 ELSE 0 END AS has_traceback, {fate} AS fate "
-        f"FROM {receipts} r WHERE {' AND '.join(where)} OFFSET 0) f "
+        f"FROM {receipts} r WHERE {' AND '.join(where)}{NOT_INLINED.get(connection.vendor, '')}) f "
         "GROUP BY f.queue, f.line ORDER BY MAX(f.received) DESC, COUNT(*) DESC "
         f"LIMIT {int(limit)}"
     )
