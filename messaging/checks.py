@@ -1,4 +1,5 @@
-"""System checks for ``settings.MESSAGING`` (ids ``messaging.E001``…)."""
+"""System checks for ``settings.MESSAGING`` (ids ``messaging.E001``…), and one on the
+database: a stalled outbox (``messaging.W002``, :func:`check_outbox`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
+from django.db import DatabaseError, router
 
 from . import conf
 from .consumer.handlers import load_handler
@@ -32,6 +34,7 @@ IDS = {
     "RELAY_INTERVAL": "messaging.E003",
     "PUBLISH_RETRY_DELAY": "messaging.E003",
     "PUBLISH_RETRY_MAX_DELAY": "messaging.E003",
+    "RELAY_WARNING_AFTER": "messaging.E003",
     "PUBLISH_MODE": "messaging.E007",
     "PUBLISH_VIA_CELERY": "messaging.E007",
     "SHUFFLE_BROKER_URLS": "messaging.E007",
@@ -42,6 +45,7 @@ IDS = {
     "HANDLER_IMPORT": "messaging.E006",
     "MANAGEMENT_URL": "messaging.E008",
     "UNKNOWN_KEY": "messaging.W001",
+    "OUTBOX_STALLED": "messaging.W002",
 }
 
 
@@ -88,3 +92,46 @@ def _check_handlers(consumers: dict[str, str]) -> list[Any]:
                 Error(f"MESSAGING['CONSUMERS'][{queue!r}]: {exc}", id=IDS["HANDLER_IMPORT"])
             )
     return errors
+
+
+@register(Tags.database)
+def check_outbox(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[Any]:
+    """``messaging.W002``: pending messages older than RELAY_WARNING_AFTER while no relay
+    ran within that time (a running ``manage.py relay`` keeps a ``relay@<host>`` row in
+    the Consumer registry fresh). A database check: ``manage.py check --database
+    default`` and ``migrate`` run it. A database without the tables yet is no problem."""
+    from .models import Message
+    from .publishing.relay import outbox_backlog
+
+    alias = router.db_for_read(Message)
+    if not databases or alias not in databases:
+        return []
+    try:
+        conf.get("RELAY_WARNING_AFTER")
+        backlog = outbox_backlog(using=alias)
+    except (DatabaseError, ImproperlyConfigured):
+        return []
+    if not backlog.stalled:
+        return []
+    return [Warning(stalled_text(backlog), hint=STALLED_HINT, id=IDS["OUTBOX_STALLED"])]
+
+
+#: What to do about a stalled outbox.
+STALLED_HINT = (
+    "Run `manage.py relay` (it publishes pending messages and keeps a relay@<host> row in "
+    "the Consumer registry), or publish them from the admin. A Celery beat schedule of "
+    "messaging.tasks.relay_outbox publishes them too but writes no heartbeat."
+)
+
+
+def stalled_text(backlog: Any) -> str:
+    """The warning's text (the admin's banner says the same)."""
+    since = (
+        "no relay has ever run"
+        if backlog.last_relay is None
+        else f"the last relay heartbeat was at {backlog.last_relay:%Y-%m-%d %H:%M:%S %Z}"
+    )
+    return (
+        f"{backlog.count} pending message(s) wait to be sent, the oldest for "
+        f"{int(backlog.age)} s, and {since}: nothing is publishing them."
+    )

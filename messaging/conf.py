@@ -61,6 +61,9 @@ DEFAULTS: dict[str, Any] = {
     "RELAY_INTERVAL": 1.0,
     "PUBLISH_RETRY_DELAY": 1.0,
     "PUBLISH_RETRY_MAX_DELAY": 300.0,
+    # Seconds a pending message may wait while no relay runs before the admin (a banner,
+    # the overview) and the system check messaging.W002 warn that nothing sends it.
+    "RELAY_WARNING_AFTER": 300.0,
     # Observability: put the send time (epoch ms) in an x-messaging-sent-at header, from which
     # consumers measure messaging_end_to_end_seconds.
     "SENT_AT_HEADER": False,
@@ -155,6 +158,7 @@ VALIDATORS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "RELAY_BATCH_SIZE": (_positive_int, "an integer >= 1"),
     "RELAY_INTERVAL": (_positive_number, "a number of seconds > 0"),
     "PUBLISH_RETRY_DELAY": (_non_negative_number, "a number of seconds >= 0"),
+    "RELAY_WARNING_AFTER": (_positive_number, "a number of seconds > 0"),
     "PUBLISH_RETRY_MAX_DELAY": (_non_negative_number, "a number of seconds >= 0"),
     "SENT_AT_HEADER": (lambda v: isinstance(v, bool), "True or False"),
     "QUEUE_CACHE_SECONDS": (_non_negative_number, "a number of seconds >= 0 (0: no cache)"),

@@ -23,6 +23,12 @@ told (:mod:`.feedback`) and how values are shown (:mod:`.display`).
 
 Action logic lives in plain functions that work without a request; they are
 re-exported here.
+
+Every page of these admins links the app's stylesheet, ``messaging/admin.css``
+(:data:`STYLESHEET`): the width rule (every list fits a 1400 px window), buttons, dark
+mode. The ModelAdmins get it as ``Media`` here, so their own modules need nothing; so do the message
+list's stalled-outbox banner and the compose form's note on what "Save" does
+(:mod:`messaging.templatetags.messaging_console`).
 """
 
 from __future__ import annotations
@@ -44,6 +50,40 @@ from .message_admin import (
 from .queue_admin import PurgeResult, QueueAdmin, ReplayOutcome, purge_selected, replay_selected
 from .receipt_admin import ReceiptAdmin
 
+#: The console's stylesheet (a static file of the app).
+STYLESHEET = "messaging/admin.css"
+
+
+def _add_stylesheet(admin_class: type) -> None:
+    """Add :data:`STYLESHEET` to the admin's ``Media`` (keeping a ``Media`` of its own)."""
+    own = admin_class.__dict__.get("Media")
+    attrs = {k: v for k, v in vars(own).items() if not k.startswith("__")} if own else {}
+    css = dict(attrs.get("css") or {})
+    if STYLESHEET not in css.get("all", ()):
+        css["all"] = (*css.get("all", ()), STYLESHEET)
+    attrs["css"] = css
+    admin_class.Media = type("Media", (), attrs)
+
+
+#: The message list with the stalled-outbox banner, and the compose form with what "Save"
+#: does, over the messages page's own templates (unless the MessageAdmin names its own).
+MESSAGE_LIST_TEMPLATE = "admin/messaging/message_list.html"
+COMPOSE_TEMPLATE = "admin/messaging/compose_form.html"
+if MessageAdmin.change_list_template is None:
+    MessageAdmin.change_list_template = MESSAGE_LIST_TEMPLATE
+if MessageAdmin.add_form_template is None:
+    MessageAdmin.add_form_template = COMPOSE_TEMPLATE
+
+for _admin_class in (
+    BindingAdmin,
+    ConsumerAdmin,
+    ExchangeAdmin,
+    MessageAdmin,
+    QueueAdmin,
+    ReceiptAdmin,
+):
+    _add_stylesheet(_admin_class)
+
 __all__ = [
     "BindingAdmin",
     "ExchangeAdmin",
@@ -56,6 +96,7 @@ __all__ = [
     "QueueAdmin",
     "ReceiptAdmin",
     "ReplayOutcome",
+    "STYLESHEET",
     "body_as_text",
     "body_preview",
     "copy_messages",

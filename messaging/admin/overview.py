@@ -7,7 +7,8 @@ range of a time index per table; :mod:`~messaging.db.overview_latency`, percenti
 a bounded sample), and stays fast with a million receipts in the last hour. The broker is
 asked over one connection per page, with a passive declare per queue
 (:mod:`.broker_state`), and its management API (unacked counts, if ``MANAGEMENT_URL`` is
-set) with at most one request.
+set) with at most one request. The outbox's backlog (pending rows, the oldest's age, the
+relays' last heartbeat) comes from :func:`messaging.publishing.relay.outbox_backlog`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ..db.overview_counts import window_counts
 from ..db.overview_latency import latencies
 from ..exceptions import BrokerError
 from ..models import Queue, Receipt, dead_letter_queue_name
+from ..publishing.relay import Backlog, outbox_backlog
 from .broker_state import UNREACHABLE, broker_snapshot
 
 #: Minutes the overview covers.
@@ -37,6 +39,31 @@ LATENCY_SAMPLE = 5_000
 
 def epoch_minute(moment: datetime) -> int:
     return math.floor(moment.timestamp() / 60)
+
+
+def duration(seconds: float | None) -> str:
+    """A latency or an age, rounded as a person reads it: ``"250 ms"``, ``"2.5 s"``,
+    ``"154 s"``, ``"2.5 min"``, ``"3.2 h"``, ``"2.1 d"``; ``"–"`` for None."""
+    if seconds is None:
+        return "–"
+    seconds = max(float(seconds), 0.0)
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 10:
+        return f"{_short(seconds)} s"
+    if seconds < 180:
+        return f"{seconds:.0f} s"
+    for unit, size, upto in (("min", 60, 120), ("h", 3600, 48), ("d", 86400, None)):
+        value = seconds / size
+        if upto is None or value < upto:
+            return f"{_short(value)} {unit}"
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _short(value: float) -> str:
+    """One decimal below 10 (``2.5``, ``3``), none above (``42``)."""
+    text = f"{value:.1f}" if value < 10 else f"{value:.0f}"
+    return text.removesuffix(".0")
 
 
 @dataclass
@@ -68,6 +95,11 @@ class QueueStats:
         return self.broker_state[1] if isinstance(self.broker_state, tuple) else None
 
     @property
+    def unconsumed(self) -> bool:
+        """Ready messages and no consumer on the broker now: nothing is taking them."""
+        return bool(self.ready) and self.consumers == 0
+
+    @property
     def published_total(self) -> int:
         return sum(self.published)
 
@@ -94,6 +126,8 @@ class Overview:
     broker_error: BrokerError | None = None
     #: What the management API said (None: not asked); see :mod:`messaging.broker.management_api`.
     management: management_api.ManagementCounts | None = None
+    #: The outbox's pending rows and whether a relay sends them (None: not asked).
+    backlog: Backlog | None = None
 
     @property
     def minute_starts(self) -> list[datetime]:
@@ -158,6 +192,7 @@ def build_overview(
         queue_stats.latency_count, queue_stats.latency_median, queue_stats.latency_p95 = latency
 
     overview = Overview(since=since, until=now, minutes=minutes, queues=stats)
+    overview.backlog = outbox_backlog(now, using=connection.alias)
     if inspect_broker:
         _add_broker_state(overview, urls)
     return overview

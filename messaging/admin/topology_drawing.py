@@ -1,6 +1,8 @@
 """The topology drawing: exchanges (left) → bindings (labelled lines) → queues (right,
 with their live depth), as server-rendered inline SVG — no JavaScript, no CDN. The
-route of a chosen routing key is drawn in red. Every text is escaped."""
+route of a chosen routing key is drawn in red. Every text is escaped. A node with a
+``url`` is a link (its admin page); its ``role`` (``dlq``, ``delay``, ``dlx``) is a class
+of its own, drawn dashed."""
 
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ HIT = "#ba2121"
 class Node:
     name: str
     detail: str  # "topic", "12 ready", "unreachable"…
+    url: str = ""  # its admin page ("" draws no link)
+    role: str = ""  # "" (a row), "dlq", "delay" or "dlx" (what the app declares itself)
 
 
 def _y(index: int) -> float:
@@ -33,15 +37,21 @@ def _box(x: float, y: float, node: Node, kind: str, hit: bool) -> str:
     stroke = HIT if hit else "#417690"
     width = 2.5 if hit else 1
     name = escape(node.name if len(node.name) <= 30 else node.name[:29] + "…")
-    return (
-        f'<g class="topology-{kind}" data-name="{escape(node.name)}">'
+    role = f" topology-{node.role}" if node.role else ""
+    dash = ' stroke-dasharray="4 3"' if node.role else ""
+    box = (
+        f'<g class="topology-{kind}{role}" data-name="{escape(node.name)}">'
         f"<title>{escape(node.name)} ({escape(node.detail)})</title>"
-        f'<rect x="{x}" y="{y}" width="{BOX_W}" height="{BOX_H}" rx="4" fill="#f8f8f8" '
-        f'stroke="{stroke}" stroke-width="{width}"/>'
+        f'<rect class="topology-box" x="{x}" y="{y}" width="{BOX_W}" height="{BOX_H}" rx="4" '
+        f'fill="#f8f8f8" stroke="{stroke}" stroke-width="{width}"{dash}/>'
         f'<text x="{x + 8}" y="{y + 14}" font-size="12" font-weight="bold">{name}</text>'
-        f'<text x="{x + 8}" y="{y + 28}" font-size="11" fill="#666">{escape(node.detail)}</text>'
+        f'<text class="topology-detail" x="{x + 8}" y="{y + 28}" font-size="11" fill="#666">'
+        f"{escape(node.detail)}</text>"
         "</g>"
     )
+    if node.url:
+        return f'<a class="topology-link" href="{escape(node.url)}">{box}</a>'
+    return box
 
 
 def _label(edge: BindingSpec) -> str:
@@ -96,8 +106,10 @@ def topology_svg(
     rows = max(len(exchanges), len(queues), 1)
     height = TOP + rows * (BOX_H + GAP) + 10
     parts = [
-        f'<text x="{EXCHANGE_X}" y="18" font-size="12" fill="#666">exchanges</text>',
-        f'<text x="{QUEUE_X}" y="18" font-size="12" fill="#666">queues</text>',
+        f'<text class="topology-column" x="{EXCHANGE_X}" y="18" font-size="12" fill="#666">'
+        "exchanges</text>",
+        f'<text class="topology-column" x="{QUEUE_X}" y="18" font-size="12" fill="#666">'
+        "queues</text>",
     ]
     parts.extend(_edge(edge, ex_y, q_y, edge in hit_edges) for edge in edges)
     for node in exchanges:

@@ -2,7 +2,12 @@
 the queues, with each queue's live depth, drawn as server-rendered SVG; with
 ``?exchange=E&routing_key=K`` (and optional ``headers`` as JSON) it also shows which
 queues a message published there reaches, computed from the rows with RabbitMQ's
-matching rules (:mod:`messaging.amqp.routing`)."""
+matching rules (:mod:`messaging.amqp.routing`).
+
+What the app declares itself is drawn too, dashed: the ``messaging.dlx`` exchange and
+its binding to each drawn queue's ``<name>.dlq``, and the retry delay queues
+(``<name>.delay.<ms>``) the broker has. Every node links to its admin page (a dead-letter
+queue to its queue's dead-letter browser, a delay queue to its queue)."""
 
 from __future__ import annotations
 
@@ -13,12 +18,15 @@ from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.translation import gettext as _
 
+from .. import conf
 from ..amqp.declarations import BindingSpec
+from ..amqp.retry_delays import delay_queue_name, delay_steps
 from ..amqp.routing import Route, edges_from_rows, route
-from ..models import Binding, Exchange, Queue
-from .overview import broker_snapshot
+from ..models import DEAD_LETTER_EXCHANGE, Binding, Exchange, Queue
+from .broker_state import broker_snapshot
 from .topology_drawing import Node, topology_svg
 
 
@@ -35,12 +43,38 @@ def topology_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpRe
         {b.queue.name for b in bindings if b.queue_id is not None}
         | set(Queue.objects.filter(bindings__isnull=True).values_list("name", flat=True)[:50])
     )
-    snapshot = broker_snapshot(queue_names)
+    rows = {q.name: q for q in Queue.objects.filter(name__in=queue_names)}
+    derived = _derived_queues([rows[n] for n in queue_names if n in rows])
+    snapshot = broker_snapshot([*queue_names, *derived])
+    site = model_admin.admin_site.name
+    queue_nodes = []
+    for name in queue_names:
+        row = rows.get(name)
+        url = _url("queue_change", row.pk, site) if row else ""
+        queue_nodes.append(Node(name, _depth(snapshot.state(name)), url))
+    dlx_edges = []
+    for name, (role, row, detail) in derived.items():
+        state = snapshot.state(name)
+        if role == "delay" and not isinstance(state, tuple):
+            continue  # delay queues are declared on first use: only those the broker has
+        page = "queue_dead_letters" if role == "dlq" else "queue_change"
+        text = f"{_depth(state)}; {detail}" if detail else _depth(state)
+        queue_nodes.append(Node(name, text, _url(page, row.pk, site), role))
+        if role == "dlq":
+            dlx_edges.append(BindingSpec(DEAD_LETTER_EXCHANGE, routing_key=row.name, queue=name))
+    exchange_nodes = [
+        Node(e.name, _exchange_detail(e), _url("exchange_change", e.pk, site)) for e in exchanges
+    ]
+    if dlx_edges and DEAD_LETTER_EXCHANGE not in {e.name for e in exchanges}:
+        exchange_nodes.append(
+            Node(DEAD_LETTER_EXCHANGE, _("direct, dead letters (declared by the app)"), "", "dlx")
+        )
+    edges = [*edges, *dlx_edges]
     query = _query(request)
     found = _route(query, exchanges, edges) if query["exchange"] else None
     svg = topology_svg(
-        [Node(e.name, _exchange_detail(e)) for e in exchanges],
-        [Node(name, _depth(snapshot.state(name))) for name in queue_names],
+        exchange_nodes,
+        queue_nodes,
         edges,
         hit_edges=found.edges if found else (),
         hit_queues=found.queues if found else (),
@@ -60,6 +94,26 @@ def topology_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpRe
     }
     request.current_app = model_admin.admin_site.name
     return TemplateResponse(request, "admin/messaging/topology.html", context)
+
+
+def _url(name: str, pk: Any, site: str) -> str:
+    return reverse(f"admin:messaging_{name}", args=[pk], current_app=site)
+
+
+def _derived_queues(rows: list[Queue]) -> dict[str, tuple[str, Queue, str]]:
+    """The queues the app declares for these rows: ``<name>.dlq`` (dead-lettering on)
+    and the retry delay queues RETRY_DELAY makes (name → role, row, detail)."""
+    derived: dict[str, tuple[str, Queue, str]] = {}
+    first, cap = conf.get("RETRY_DELAY"), conf.get("RETRY_MAX_DELAY")
+    for row in rows:
+        if row.dead_letter_queue:
+            derived[row.dead_letter_queue] = ("dlq", row, _("dead letters"))
+        attempts = row.max_attempts or conf.get("MAX_ATTEMPTS")
+        for delay in delay_steps(attempts, first, cap):
+            name = delay_queue_name(row.name, delay)
+            if name is not None:
+                derived[name] = ("delay", row, _("retry delay %(seconds)g s") % {"seconds": delay})
+    return derived
 
 
 def _route(query: dict[str, Any], exchanges: list[Exchange], edges: list[BindingSpec]) -> Route:

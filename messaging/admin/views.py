@@ -16,13 +16,21 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import content_disposition_header
+from django.utils.http import content_disposition_header, urlencode
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
 from . import charts
-from .overview import LATENCY_SAMPLE, WINDOW_MINUTES, Overview, QueueStats, build_overview
+from .overview import (
+    LATENCY_SAMPLE,
+    WINDOW_MINUTES,
+    Overview,
+    QueueStats,
+    build_overview,
+    duration,
+)
 
 
 def overview_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpResponse:
@@ -38,7 +46,17 @@ def overview_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpRe
         "opts": model_admin.opts,
         "app_label": model_admin.opts.app_label,
         "overview": overview,
-        "rows": [_queue_row(stats, overview, labels, latency_max) for stats in overview.queues],
+        "rows": [
+            _queue_row(model_admin, stats, overview, labels, latency_max)
+            for stats in overview.queues
+        ],
+        "backlog": overview.backlog,
+        "backlog_age": duration(overview.backlog.age) if overview.backlog else "–",
+        "pending_url": reverse(
+            "admin:messaging_message_changelist", current_app=model_admin.admin_site.name
+        )
+        + "?status__exact=pending",
+        "unconsumed": [s for s in overview.queues if s.unconsumed],
         "total_chart": _total_chart(overview, labels),
         "totals": {name: overview.total_now(name) for name in ("ready", "unacked", "dead_letters")},
         "window_minutes": WINDOW_MINUTES,
@@ -51,11 +69,30 @@ def overview_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpRe
 
 
 def _queue_row(
-    stats: QueueStats, overview: Overview, labels: list[str], latency_max: float
+    model_admin: admin.ModelAdmin,
+    stats: QueueStats,
+    overview: Overview,
+    labels: list[str],
+    latency_max: float,
 ) -> dict[str, Any]:
-    """One queue's row of the overview table: its charts and per-minute rates."""
+    """One queue's row of the overview table: its links, charts and per-minute rates."""
+    site = model_admin.admin_site.name
+    receipts = reverse("admin:messaging_receipt_changelist", current_app=site)
+    receipts = f"{receipts}?{urlencode({'queue_name': stats.name})}"
+    if stats.queue_id is not None:
+        url = reverse("admin:messaging_queue_change", args=[stats.queue_id], current_app=site)
+        dlq_url = reverse(
+            "admin:messaging_queue_dead_letters", args=[stats.queue_id], current_app=site
+        )
+    else:  # receipts of a queue without a row: its receipts are what there is
+        url, dlq_url = receipts, ""
     return {
         "stats": stats,
+        "url": url,
+        "dlq_url": dlq_url,
+        "receipts_url": receipts,
+        "latency_median": duration(stats.latency_median),
+        "latency_p95": duration(stats.latency_p95),
         "activity": charts.activity_chart(
             received=stats.received,
             failed=stats.failed,

@@ -13,18 +13,26 @@ costs its own rows at most the RPC timeout, so no row holds up the others: a pas
 bounded by about one timeout per stuck destination plus the confirm timeout per
 batch. ``manage.py relay`` and the ``messaging.tasks.relay_outbox``
 Celery task both run :func:`relay_once`.
+
+A running ``manage.py relay`` says so in the ``Consumer`` registry: a row named
+``relay@<host>`` with no queues (:class:`Heartbeat`), written at start, every
+CONSUMER_HEARTBEAT_INTERVAL seconds and at exit. :func:`outbox_backlog` reads it: pending
+rows older than RELAY_WARNING_AFTER while no relay wrote within that time are a stalled
+outbox, which the admin and the system check ``messaging.W002`` warn about.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -32,7 +40,7 @@ from .. import broker, conf, observability
 from ..amqp.backoff import backoff
 from ..broker.errors import temporary_error_classes
 from ..exceptions import BrokerError
-from ..models import Message
+from ..models import Consumer, Message
 from .outbox import PublishResult, claiming, lock_options
 from .sending import publish_rows
 
@@ -154,6 +162,114 @@ def _relay_batch(pub: broker.PublisherBase, size: int) -> PublishResult | None:
         return publish_rows(rows, publisher=pub)
 
 
+# --------------------------------------------------------------------------- heartbeat
+
+#: Name prefix of the relays' rows in the ``Consumer`` registry (``relay@<host>``).
+RELAY_PREFIX = "relay@"
+
+
+class Heartbeat:
+    """A relay's row in the ``Consumer`` registry: ``relay@<host>``, no queues; its
+    ``processed`` / ``failed`` count the messages it published / failed for good. A
+    database error is logged, never raised: the relay goes on publishing."""
+
+    def __init__(self) -> None:
+        self.row: Consumer | None = None
+        self._last = 0.0
+
+    def beat(self, result: RelayResult | None = None, *, force: bool = False) -> None:
+        """Write the row now if CONSUMER_HEARTBEAT_INTERVAL passed (or ``force``)."""
+        published = result.published if result else 0
+        failed = result.failed if result else 0
+        due_at = self._last + conf.get("CONSUMER_HEARTBEAT_INTERVAL")
+        if not (force or published or failed or time.monotonic() >= due_at):
+            return
+        now = timezone.now()
+        try:
+            if self.row is None:
+                host = socket.gethostname()
+                self.row = Consumer.objects.create(
+                    name=f"{RELAY_PREFIX}{host}",
+                    host=host,
+                    pid=os.getpid(),
+                    queues=[],
+                    started_at=now,
+                    last_heartbeat=now,
+                )
+            self.row.last_heartbeat = now
+            self.row.processed += published
+            self.row.failed += failed
+            self.row.save(update_fields=["last_heartbeat", "processed", "failed"])
+        except DatabaseError as exc:
+            logger.warning("relay: heartbeat not written: %s", exc, extra={"role": "relay"})
+            return
+        self._last = time.monotonic()
+
+    def stop(self) -> None:
+        """Mark the row stopped (the relay exits)."""
+        if self.row is None:
+            return
+        now = timezone.now()
+        try:
+            Consumer.objects.filter(pk=self.row.pk).update(
+                state=Consumer.State.STOPPED, stopped_at=now, last_heartbeat=now
+            )
+        except DatabaseError as exc:
+            logger.warning("relay: heartbeat not written: %s", exc, extra={"role": "relay"})
+
+
+def last_relay_heartbeat(using: str | None = None) -> datetime | None:
+    """When a relay last wrote its row (any host), or None: no relay ever ran here."""
+    rows = Consumer.objects.filter(name__startswith=RELAY_PREFIX)
+    if using is not None:
+        rows = rows.using(using)
+    return rows.order_by("-last_heartbeat").values_list("last_heartbeat", flat=True).first()
+
+
+@dataclass
+class Backlog:
+    """The outbox's pending rows: how many, the oldest's creation time, when a relay last
+    ran, and whether that is a stall (pending rows older than RELAY_WARNING_AFTER and no
+    relay within that time)."""
+
+    count: int
+    oldest: datetime | None
+    last_relay: datetime | None
+    now: datetime
+    threshold: float
+
+    @property
+    def age(self) -> float | None:
+        """Seconds the oldest pending row has waited (None: nothing pending)."""
+        return None if self.oldest is None else max((self.now - self.oldest).total_seconds(), 0)
+
+    @property
+    def relay_recent(self) -> bool:
+        cutoff = self.now - timedelta(seconds=self.threshold)
+        return self.last_relay is not None and self.last_relay >= cutoff
+
+    @property
+    def stalled(self) -> bool:
+        age = self.age
+        return age is not None and age > self.threshold and not self.relay_recent
+
+
+def outbox_backlog(now: datetime | None = None, using: str | None = None) -> Backlog:
+    """The ``pending`` rows (held ones wait for a user, not for a relay) and the relays'
+    last heartbeat: three small queries."""
+    now = now or timezone.now()
+    pending = Message.objects.filter(status=Message.Status.PENDING)
+    if using is not None:
+        pending = pending.using(using)
+    count = pending.count()
+    oldest = pending.order_by("created_at").values_list("created_at", flat=True).first()
+    last_relay = last_relay_heartbeat(using)
+    return Backlog(count, oldest, last_relay, now, float(conf.get("RELAY_WARNING_AFTER")))
+
+
+# --------------------------------------------------------------------------- the loop
+
+
 def run(
     *,
     once: bool = False,
@@ -171,11 +287,14 @@ def run(
     last_error = None
     failures = 0
     pub = broker.process_publisher()  # the process's connection, opened on first use
+    heartbeat = Heartbeat()
+    heartbeat.beat(force=True)
     try:
         while not stop.is_set():
             close_old_connections()
             result = relay_once(publisher=pub, batch_size=batch_size, stop=stop)
             total.add(result)
+            heartbeat.beat(result)
             error = str(result.error) if result.error else None
             if error and error != last_error:
                 logger.warning("relay: broker unavailable: %s", error, extra={"role": "relay"})
@@ -195,6 +314,7 @@ def run(
                 failures = 0
             stop.wait(every)
     finally:
+        heartbeat.stop()
         broker.close_process_publisher()  # the command ends: close it now, not at exit
     close_old_connections()
     return total
