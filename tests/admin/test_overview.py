@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from messaging import broker
 from messaging.admin import charts
-from messaging.admin.overview import LATENCY_SAMPLE, build_overview
+from messaging.admin.overview import LATENCY_SAMPLE, build_overview, duration
 from messaging.db.overview_counts import MESSAGE_TIME_INDEX, RECEIPT_TIME_INDEX, window_counts
 from messaging.db.overview_latency import latencies
 from messaging.models import Message, Queue, Receipt
@@ -272,3 +272,53 @@ def test_activity_chart_is_plain_svg_with_escaped_tooltips() -> None:
     assert "<polyline" in svg
     empty = charts.latency_chart(None, None, scale_max=0)
     assert "no latency data" in empty
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (None, "–"),
+        (0, "0 ms"),
+        (0.1534, "153 ms"),
+        (2.46, "2.5 s"),
+        (3.0, "3 s"),
+        (153.689, "154 s"),
+        (150, "150 s"),
+        (180, "3 min"),
+        (270, "4.5 min"),
+        (42 * 60, "42 min"),
+        (3 * 3600 + 720, "3.2 h"),
+        (3 * 86400, "3 d"),
+    ],
+)
+def test_latencies_and_ages_are_rounded_as_people_read_them(
+    seconds: float | None, shown: str
+) -> None:
+    assert duration(seconds) == shown
+
+
+def test_overview_links_queues_and_dead_letters_and_flags_idle_queues(
+    admin_client: Client, queue_name: str
+) -> None:
+    row = Queue.objects.create(name=queue_name, dead_lettering=True)
+    broker.declare_queues([row])
+    with broker.connection() as conn:
+        channel = conn.channel()
+        for _ in range(14):
+            channel.basic_publish("", queue_name, b"waiting")
+        channel.basic_publish("", f"{queue_name}.dlq", b"dead")
+    receipt_for(None, "no.row.queue", timezone.now())
+
+    content = admin_client.get(reverse(OVERVIEW)).content.decode()
+
+    tr = content.split(f'data-queue="{queue_name}"', 1)[1].split("</tr>", 1)[0]
+    assert f'<a href="{url("queue_change", row.pk)}" title="{queue_name}">' in tr
+    assert f'<a href="{url("queue_dead_letters", row.pk)}" class="dead-letters-link' in tr
+    assert ">1</a>" in tr
+    assert "0 ⚠" in tr and "messaging-flag" in tr  # 14 ready, 0 consumers
+    assert 'class="overview-queue overview-unconsumed"' in content
+    assert 'id="overview-unconsumed"' in content and "(14)" in content
+    # A queue without a row links to its receipts.
+    other = content.split('data-queue="no.row.queue"', 1)[1].split("</tr>", 1)[0]
+    assert f'<a href="{url("receipt_changelist")}?queue_name=no.row.queue"' in other

@@ -354,3 +354,74 @@ def test_actions_need_the_csrf_token(admin_user: Any, queue_name: str) -> None:
 
     assert forged.status_code == 403
     assert queue_depth(queue_name) == 2
+
+
+# --------------------------------------------------------------------------- the queue's page
+
+
+def test_help_texts_are_shown_as_text(admin_client: Client) -> None:
+    row = Queue.objects.create(name="help.texts")
+    for page in (url("queue_add"), url("queue_change", row.pk)):
+        content = admin_client.get(page).content.decode()
+        assert "so that &lt;name&gt;.dlq fits" in content
+        assert "Declare &lt;name&gt;.dlq;" in content
+        assert "<name>" not in content
+
+
+def test_the_queue_page_has_its_broker_state_on_top_with_links(
+    admin_client: Client, queue_name: str
+) -> None:
+    row = declared(queue_name, 2, dead_lettering=True)
+    content = admin_client.get(url("queue_change", row.pk)).content.decode()
+    state = content.index('id="queue-broker-state"')
+    assert state < content.index('id="queue_form"')  # above the form
+    assert "2 ready messages, 0 consumers; 0 in " in content
+    assert f'href="{url("queue_dead_letters", row.pk)}" id="queue-dead-letters"' in content
+    assert f'href="{url("message_changelist")}?queue__id__exact={row.pk}"' in content
+    assert f"{url('receipt_changelist')}?queue_name={queue_name}" in content
+    assert f'href="{url("overview")}" id="queue-overview"' in content
+    assert 'id="queue-compose"' in content
+    assert "field-on_broker" not in content  # no longer a field at the bottom
+
+
+def test_the_queue_page_buttons_follow_the_permissions(client: Client, queue_name: str) -> None:
+    row = declared(queue_name, 1, dead_lettering=True)
+    page = url("queue_change", row.pk)
+
+    client.force_login(staff("view_queue"))
+    content = client.get(page).content.decode()
+    assert 'id="queue-broker-state"' in content
+    assert 'id="queue-buttons"' not in content
+
+    client.force_login(staff("change_queue", "purge_queue", "publish_message"))
+    content = client.get(page).content.decode()
+    for action in ("declare_on_broker", "purge_queues", "replay_dead_letters"):
+        assert f'<input type="hidden" name="action" value="{action}">' in content
+        assert f"queue-action-{action}" in content
+    assert f'name="_selected_action" value="{row.pk}"' in content
+    assert f'action="{url("queue_changelist")}"' in content
+
+    client.force_login(staff("change_queue"))
+    content = client.get(page).content.decode()
+    assert "queue-action-declare_on_broker" in content
+    assert "queue-action-purge_queues" not in content
+    assert "queue-action-replay_dead_letters" not in content
+
+
+def test_the_queue_page_purge_button_asks_first(admin_client: Client, queue_name: str) -> None:
+    row = declared(queue_name, 3)
+    # What the button posts: the changelist's action for this row, no confirmation yet.
+    response = admin_client.post(
+        url("queue_changelist"), {"action": "purge_queues", "_selected_action": [str(row.pk)]}
+    )
+    assert "3 ready messages will be dropped" in response.content.decode()
+    assert queue_depth(queue_name) == 3
+
+
+def test_the_queue_page_with_the_broker_down(admin_client: Client, queue_name: str) -> None:
+    row = Queue.objects.create(name=queue_name)
+    with override_settings(MESSAGING=CLOSED_PORT):
+        response = admin_client.get(url("queue_change", row.pk))
+    assert response.status_code == 200
+    assert 'id="queue-broker-state"' in response.content.decode()
+    assert "unreachable: cannot reach the broker" in response.content.decode()
