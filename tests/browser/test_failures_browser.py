@@ -5,6 +5,9 @@ main pages at 1400 and 1920 px go to the browser tests' artifacts (see conftest)
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from messaging import publish
@@ -46,9 +49,16 @@ def test_operator_sees_a_failure_group_and_replays_one_dead_letter(
     expect(group.locator(".kind a")).to_have_text("RuntimeError: poison message")
     expect(group.locator("td.last-hour")).to_have_text("2")
     expect(group.locator("td.distinct")).to_have_text("2")
+    expect(group.locator("td.dead-lettered")).to_have_text("2")
+    expect(group.locator("td.recovered")).to_have_text("0")
     screenshot("failures")
     group.locator(".kind a").click()
     expect(page.locator("#result_list tbody tr")).to_have_count(2)
+    # The sidebar shows the filters the link applied.
+    selected = page.locator("#changelist-filter li.selected")
+    expect(selected.filter(has_text=queue_name)).to_have_count(1)
+    expect(selected.filter(has_text="RuntimeError: poison message")).to_have_count(1)
+    expect(selected.filter(has_text="failed (")).to_have_count(1)
     screenshot("receipts")
 
     # The dead-letter browser, from the queue list's dead-letter count.
@@ -81,3 +91,81 @@ def test_operator_sees_a_failure_group_and_replays_one_dead_letter(
     screenshot("messages")
     assert acked.attempt == 1
     assert queue_depth(f"{queue_name}.dlq") == 1
+
+
+#: How many lines each text node of an element's content takes (a <wbr> splits a queue
+#: name into text nodes: one line each means no break inside a part).
+LINES_PER_TEXT_NODE = """element => {
+    const walker = document.createTreeWalker(element, NodeFilter.SHOW_TEXT);
+    const lines = [];
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        if (!node.textContent.trim()) continue;
+        const range = document.createRange();
+        range.selectNodeContents(node);
+        lines.push(new Set([...range.getClientRects()].map(r => Math.round(r.top))).size);
+    }
+    return lines;
+}"""
+
+
+def test_bounces_are_one_group_filtered_and_linked_both_ways(page: Page, screenshot) -> None:
+    queue = "notifications.transactional-email.smtp-relay.eu-west"
+    now = timezone.now()
+    addresses = ["ann@example.com", "bob@example.org", "cy@mail.example.net", "d@x.io", "e@y.dev"]
+    Receipt.objects.bulk_create(
+        [
+            Receipt(
+                message_id=f"mail-{n}",
+                queue_name=queue,
+                outcome="dead_lettered" if n < 3 else "requeued",
+                error=f"SMTPRecipientsRefused: {{'{a}': (550, b'5.1.1 User unknown')}}",
+                received_at=now - timedelta(minutes=n),
+                finished_at=now - timedelta(minutes=n),
+            )
+            for n, a in enumerate(addresses)
+        ]
+        + [
+            Receipt(
+                message_id="mail-4",
+                queue_name=queue,
+                outcome="acked",
+                received_at=now,
+                finished_at=now,
+            )
+        ]
+    )
+    page.set_viewport_size({"width": 1000, "height": 800})
+    page.goto("/admin/messaging/receipt/failures/")
+    group = page.locator(f"tr.failure-group[data-queue='{queue}']")
+    expect(group).to_have_count(1)
+    expect(group.locator(".kind a")).to_have_text(
+        "SMTPRecipientsRefused: {'<email>': (<num>, b'<num> User unknown')}"
+    )
+    expect(group.locator(".variant-count")).to_have_text("5 variants")
+    expect(group.locator("td.dead-lettered")).to_have_text("3")
+    expect(group.locator("td.recovered")).to_have_text("1")
+    expect(group.locator("td.retrying")).to_have_text("1")
+    # The queue name wraps between its parts, never inside one.
+    assert set(group.locator("td.queue").evaluate(LINES_PER_TEXT_NODE)) == {1}
+    screenshot("failures-bounces")
+
+    # Filters: the outcome narrows the group to its dead-lettered receipts.
+    page.select_option("#id_outcome", "dead_lettered")
+    page.click("#failure-filters input[type=submit]")
+    expect(group.locator("td.total")).to_have_text("3")
+    page.select_option("#id_window", "1h")
+    page.select_option("#id_queue", "")
+    page.click("#failure-filters input[type=submit]")
+    expect(group.locator("td.total")).to_have_text("3")
+
+    # The group's link leads to its receipts; the sidebar shows what it filtered by.
+    group.locator(".kind a").click()
+    expect(page.locator("#result_list tbody tr")).to_have_count(3)
+    selected = page.locator("#changelist-filter li.selected")
+    expect(selected.filter(has_text=queue)).to_have_count(1)
+    expect(selected.filter(has_text="<email>")).to_have_count(1)
+    screenshot("receipts-of-a-cause")
+
+    # The receipt search finds error text.
+    page.goto("/admin/messaging/receipt/?q=bob%40example")
+    expect(page.locator("#result_list tbody tr")).to_have_count(1)
