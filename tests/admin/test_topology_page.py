@@ -203,3 +203,43 @@ def test_deleting_an_exchange_row_leaves_the_broker_alone(admin_client: Client, 
     assert not Exchange.objects.filter(pk=orders.pk).exists()
     assert not Binding.objects.filter(source__name=orders.name).exists()
     assert broker.check_exchanges([orders.name]) == [broker.MATCHES]  # still on the broker
+
+
+@override_settings(MESSAGING={"RETRY_DELAY": 1.0, "RETRY_MAX_DELAY": 30.0})
+def test_topology_draws_what_the_app_declares_and_links_every_node(
+    admin_client: Client, topo_names
+):
+    orders, audit, created, everything = build(topo_names)
+    created.dead_lettering = True
+    created.max_attempts = 3
+    created.save()
+    broker.declare_queues([created])
+    delay_queue = f"{created.name}.delay.1000"
+    with broker.connection() as conn:
+        conn.channel().queue_declare(delay_queue, durable=True)
+    try:
+        content = admin_client.get(reverse(TOPOLOGY)).content.decode()
+    finally:
+        with broker.connection() as conn:
+            conn.channel().queue_delete(delay_queue)
+
+    chart = content.split('id="topology-chart"', 1)[1]
+    # messaging.dlx → <name>.dlq, dashed, the binding labelled with the queue's name.
+    assert '<g class="topology-exchange topology-dlx" data-name="messaging.dlx">' in chart
+    assert f'<g class="topology-queue topology-dlq" data-name="{created.name}.dlq">' in chart
+    assert f"messaging.dlx → {created.name}.dlq: {created.name}" in chart
+    # The delay queue the broker has (1 s); the 2 s one was never declared: not drawn.
+    assert f'<g class="topology-queue topology-delay" data-name="{delay_queue}">' in chart
+    assert f"{created.name}.delay.2000" not in chart
+    assert "retry delay 1 s" in chart
+    # Every node links to its admin page.
+    for exchange in (orders, audit):
+        assert f'<a class="topology-link" href="{url("exchange_change", exchange.pk)}">' in chart
+    for queue in (created, everything):
+        assert f'<a class="topology-link" href="{url("queue_change", queue.pk)}">' in chart
+    dead_letters = url("queue_dead_letters", created.pk)
+    assert (
+        f'<a class="topology-link" href="{dead_letters}"><g class="topology-queue topology-dlq"'
+        in chart
+    )
+    assert chart.count(f'href="{url("queue_change", created.pk)}"') == 2  # the queue, its delay
