@@ -264,6 +264,9 @@ CHECK_CASES = [
     pytest.param(
         {"RECONNECT_MAX_DELAY": "30"}, "messaging.E003", "RECONNECT_MAX_DELAY", id="E003-max"
     ),
+    pytest.param(
+        {"RELAY_WARNING_AFTER": 0}, "messaging.E003", "RELAY_WARNING_AFTER", id="E003-relay-warning"
+    ),
     pytest.param({"PREFETCH": 0}, "messaging.E004", "PREFETCH", id="E004"),
     pytest.param({"CONSUMERS": ["q1"]}, "messaging.E005", "CONSUMERS", id="E005-list"),
     pytest.param({"CONSUMERS": {"q1": 3}}, "messaging.E005", "CONSUMERS", id="E005-value"),
@@ -376,3 +379,14 @@ def test_the_app_registers_its_checks_when_django_starts():
     )
     assert proc.returncode != 0, proc.stdout + proc.stderr
     assert "messaging.E" in proc.stderr
+
+
+def test_the_stalled_outbox_check_is_a_database_check():
+    """``messaging.W002`` (pending messages and no relay, see tests/admin/test_relay_warning)
+    reads the database: ``manage.py check`` alone does not run it, ``--database`` does."""
+    from messaging.checks import IDS, check_outbox
+
+    assert IDS["OUTBOX_STALLED"] == "messaging.W002"
+    assert check_outbox in checks.registry.registry.get_checks(include_deployment_checks=False)
+    assert checks.Tags.database in check_outbox.tags
+    assert check_outbox() == []  # no database given: not asked
