@@ -1,8 +1,11 @@
 """`make demo`: the RabbitMQ tutorial, end to end, through the messaging app.
 
-Declares q1, sends "Hello World!", consumes it with prefetch 1 and manual ack, and prints
-the receipts table. Uses MESSAGING_BROKER_URL (default localhost:5672); if nothing
-answers there it starts RabbitMQ with testcontainers when Docker is available.
+Declares q1, sends "Hello World!", saves a second message in the outbox (pending, as the
+admin's "Save" does) and runs the relay once to send it, consumes both with prefetch 1 and
+manual ack, and prints the receipts table; then says what to run beside the admin (a
+consumer and a relay: without a relay, a message saved in the admin is never sent).
+Uses MESSAGING_BROKER_URL (default localhost:5672); if nothing answers there it starts
+RabbitMQ with testcontainers when Docker is available.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ def main() -> None:
     from django.core.management import call_command
 
     from messaging.models import Queue
+    from messaging.publishing import build_message
 
     def step(text: str) -> None:
         print(f"\n==> {text}", flush=True)
@@ -57,10 +61,25 @@ def main() -> None:
     call_command("declarequeues", "q1")
     step('send "Hello World!" (persistent, publisher confirm)')
     call_command("send", "q1", "Hello World!")
+    step("save a message in the outbox (pending, as the admin's Save does)")
+    build_message("q1", b"Hello from the outbox!").save()
+    step("relay the outbox once: pending messages are sent only by a relay")
+    call_command("relay", "--once")
     step("consume q1 with prefetch 1 and manual ack (stops when idle for 1 s)")
     call_command("runconsumer", "q1", "--prefetch", "1", "--idle-timeout", "1")
     step("receipts")
     call_command("receipts", "--queue", "q1", "--limit", "5")
+    print(RUN_BESIDE, flush=True)
+
+
+#: What the demo prints last: what runs beside the admin console.
+RUN_BESIDE = """
+==> to use the admin console, run these side by side:
+    python manage.py runserver          # the console: http://127.0.0.1:8000/admin/
+    python manage.py runconsumer q1     # takes the messages of q1
+    python manage.py relay              # sends pending messages (the admin's "Save")
+    Without a relay, a message saved in the admin stays pending: nothing sends it (the
+    admin warns when pending messages wait and no relay ran: messaging.W002)."""
 
 
 if __name__ == "__main__":

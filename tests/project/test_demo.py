@@ -28,6 +28,10 @@ def test_demo_runs_the_tutorial_end_to_end(tmp_path):
     out = r.stdout.decode()
     assert " [x] Sent b'Hello World!' to q1" in out
     assert " [x] Received b'Hello World!'" in out
+    # The outbox's message goes out through the relay, and the demo says to run one.
+    assert " [x] Relayed: 1 published" in out
+    assert " [x] Received b'Hello from the outbox!'" in out
+    assert "python manage.py relay" in out.split("==> to use the admin console", 1)[1]
     receipts = out.split("==> receipts", 1)[1].splitlines()
     assert receipts[1].split()[:1] == ["received"]
     assert any(" q1 " in line and " acked " in line for line in receipts)
