@@ -106,16 +106,15 @@ def triage_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpResp
     triage = build_triage(queue=queue, outcome=outcome, window=window)
     rows = []
     for group in triage.groups:
-        in_outcome = outcome if outcome else None
         rows.append(
             GroupRow(
                 group,
-                receipts_url(model_admin, group, triage.since, in_outcome),
+                receipts_url(model_admin, group, triage.since, outcome),
                 receipts_url(model_admin, group, triage.since, Receipt.Outcome.DEAD_LETTERED),
                 receipts_url(model_admin, group, triage.since, Receipt.Outcome.REJECTED),
                 breakable(group.queue),
                 display.seconds(group.first_seen),
-                display.seconds(group.last_seen),
+                display.seconds_ago(group.last_seen, triage.now),
             )
         )
     queues = sorted({*Queue.objects.values_list("name", flat=True), *([queue] if queue else [])})

@@ -1,14 +1,18 @@
 """An error's cause (``messaging.admin.error_causes``): the first line with numbers, ids,
 addresses, URLs and quoted values folded into placeholders, and the regular expression
-the receipt list filters a cause by."""
+the receipt list filters a cause by; the failures page's folding of (queue, first line)
+rows into (queue, cause) groups (``messaging.admin.failure_groups.group_lines``)."""
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from messaging.admin.error_causes import CUT, Cause, cause_of, cause_pattern, fold
+from messaging.admin.failure_groups import group_lines
+from messaging.db.failure_counts import LineRow
 
 pytestmark = pytest.mark.unit
 
@@ -152,3 +156,33 @@ def test_a_cut_line_matches_any_longer_line() -> None:
     assert cause.text.endswith(CUT)
     pattern = re.compile(cause_pattern(cause.text))
     assert pattern.search("ValueError: " + "x" * 40 + "y" * 100)
+
+
+def line_row(queue: str, line: str, total: int, seen: int, **fates: int) -> LineRow:
+    at = datetime(2026, 12, 7, 2, 0, tzinfo=UTC) + timedelta(minutes=seen)
+    counts = {"recovered": 0, "dead_lettered": 0, "rejected": 0, "retrying": 0, **fates}
+    return LineRow(queue, line, 0, total, total, at, at, total, seen, **counts)
+
+
+def test_lines_fold_into_groups_with_summed_counts_and_variants() -> None:
+    rows = [
+        line_row("mail", "SMTPError: bounce for ann@example.com", 2, 5, dead_lettered=2),
+        line_row("mail", "SMTPError: bounce for bob@example.com", 3, 9, recovered=1, retrying=2),
+        line_row("hooks", "WebhookError: POST https://a.example/x failed", 1, 7, rejected=1),
+        line_row("mail", "KeyError: 'k'", 1, 1, retrying=1),
+    ]
+    bounces, hooks, keys = group_lines(rows)
+    assert (bounces.queue, bounces.cause) == ("mail", "SMTPError: bounce for <email>")
+    assert (bounces.total, bounces.messages, bounces.variant_count) == (5, 5, 2)
+    assert [v.total for v in bounces.variants] == [3, 2]  # most frequent first
+    fates = (bounces.recovered, bounces.dead_lettered, bounces.rejected, bounces.retrying)
+    assert fates == (1, 2, 0, 2)
+    assert bounces.example_id == 9  # the most recently seen variant's example
+    assert bounces.last_seen - bounces.first_seen == timedelta(minutes=4)
+    assert hooks.cause == "WebhookError: POST <url> failed"
+    assert keys.cause == "KeyError: '<value>'"  # least recently seen last
+
+
+def test_a_cut_line_is_its_own_cause() -> None:
+    (group,) = group_lines([line_row("q", "ValueError: " + "x" * 30, 1, 0)], line_chars=20)
+    assert group.cause.endswith(CUT)
