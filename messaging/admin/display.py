@@ -36,6 +36,7 @@ COLOURS = {
     "rejected": "#ba2121",
     "dead_lettered": "#ba2121",
     "replayed": "#1565c0",
+    "discarded": "#5f6b7a",
 }
 #: Neutral text colour (a yes/no that is a fact, not an alarm).
 NEUTRAL = "#5f6b7a"
@@ -115,12 +116,15 @@ def yes_no(value: bool | None) -> SafeString | str:
     )
 
 
-def badge(value: str, label: str) -> SafeString:
+def badge(value: str, label: str, title: str = "") -> SafeString:
+    """``label`` on the colour of ``value``; the whole text (``title``, else ``label``)
+    shows on hover, where a narrow column cuts the label."""
     colour = COLOURS.get(value, "#5f6b7a")
     return format_html(
-        '<span class="messaging-badge messaging-badge-{}" style="background:{};color:#fff;'
-        'padding:1px 6px;border-radius:8px;white-space:nowrap">{}</span>',
+        '<span class="messaging-badge messaging-badge-{}" title="{}" style="background:{};'
+        'color:#fff;padding:1px 6px;border-radius:8px;white-space:nowrap">{}</span>',
         value,
+        title or label,
         colour,
         label,
     )

@@ -8,7 +8,7 @@ The actions keep their logic in plain functions (:func:`publish_selected`,
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -36,7 +36,15 @@ from .body_preview import preview_prefix_size
 from .feedback import PublishFeedback, saved_and_published
 from .forms import MessageForm, with_body_head
 from .message_bodies import MessageBodies
-from .message_fate import FILTER_CHOICES, Fate, annotated, fate_of, filter_fate, with_fate
+from .message_fate import (
+    FILTER_CHOICES,
+    Fate,
+    after_death,
+    annotated,
+    fate_of,
+    filter_fate,
+    with_fate,
+)
 
 #: Statuses of rows no broker has confirmed yet (they can still be edited and published).
 UNPUBLISHED = PUBLISHABLE
@@ -330,7 +338,7 @@ class MessageAdmin(MessageBodies, PublishFeedback, admin.ModelAdmin):
         """The message's fate (what the consumers did with it) once it has receipts,
         else its publish status."""
         fate = fate_of(annotated(obj))
-        return display.badge(fate.key, fate.label)
+        return display.badge(fate.key, fate.short or fate.label, title=fate.label)
 
     @admin.display(description=gettext_lazy("error"))
     def short_error(self, obj: Message) -> str:
@@ -350,8 +358,18 @@ class MessageAdmin(MessageBodies, PublishFeedback, admin.ModelAdmin):
     def fate_summary(self, obj: Message) -> str:
         """The fate as a badge, where the message is now, and links to its receipts,
         its dead-letter entry and its failure group."""
-        fate = fate_of(annotated(obj))
+        fate = self.page_fate(obj)
         lines = []
+        event = getattr(obj, "_after_death", None)
+        if event is not None:
+            text = (
+                _("Replayed from %(dlq)s by %(user)s at %(time)s; not consumed again yet.")
+                if event.kind == "replayed"
+                else _("Discarded from %(dlq)s by %(user)s at %(time)s: gone for good.")
+            )
+            when = display.seconds_ago(event.time)
+            dlq = f"{fate.queue}.dlq"
+            lines.append(text % {"dlq": dlq, "user": event.user or "?", "time": when})
         if fate.in_dead_letter_queue:
             lines.append(
                 format_html(
@@ -379,27 +397,54 @@ class MessageAdmin(MessageBodies, PublishFeedback, admin.ModelAdmin):
         links = [(receipts if fate.received else "", "fate-receipts", _("its receipts"))]
         dead_letters = self.dead_letter_url(obj, fate)
         links.append((dead_letters, "fate-dead-letters", _("its dead-letter entry")))
-        outcome = fate.key if fate.in_dead_letter_queue else "requeued" if fate.retries else ""
-        failures = self._url("failures") if outcome else ""
+        outcome = fate.dead_letter_outcome or ("" if fate.replayed else "requeued")
+        failed = fate.dead_letter_outcome or fate.replayed or fate.retries
+        failures = self._url("failures") if failed else ""
         if failures:
-            failures += "?" + urlencode({"queue": fate.queue, "outcome": outcome})
+            group = {"queue": fate.queue, "outcome": outcome} if outcome else {"queue": fate.queue}
+            failures += "?" + urlencode(group)
         links.append((failures, "fate-failures", _("its failure group")))
         return links
+
+    def page_fate(self, obj: Message) -> Fate:
+        """:func:`fate_of`, plus what the admin log says a user did to the dead letter
+        since (replayed, discarded): the page's fate (a few queries, once per page)."""
+        cached = getattr(obj, "_page_fate", None)
+        if cached is not None:
+            return cached
+        fate = fate_of(annotated(obj))
+        queue = self._dead_letter_queue_row(obj, fate)
+        event = after_death(obj, fate, queue) if queue is not None else None
+        obj._after_death = event
+        if event is not None:
+            label = (
+                _("%(fate)s, replayed from the DLQ, not consumed again yet")
+                if event.kind == "replayed"
+                else _("%(fate)s, then discarded from the DLQ")
+            ) % {"fate": fate.label}
+            fate = replace(fate, key=event.kind, label=label, short=event.kind)
+        obj._page_fate = fate
+        return fate
+
+    def _dead_letter_queue_row(self, obj: Message, fate: Fate) -> Queue | None:
+        """The ``Queue`` row whose app-managed DLQ the fate names (None if none)."""
+        if not fate.dead_letter_outcome:
+            return None
+        if not hasattr(obj, "_dead_letter_queue_row"):
+            queue = Queue.objects.filter(name=fate.queue).first()
+            obj._dead_letter_queue_row = queue if queue and queue.dead_letter_queue else None
+        return obj._dead_letter_queue_row
 
     def dead_letter_url(self, obj: Message, fate: Fate) -> str:
         """The dead-letter browser of the queue whose DLQ holds the message ("" when it
         is in none, or no ``Queue`` row manages that DLQ)."""
         if not fate.in_dead_letter_queue:
             return ""
-        cached = getattr(obj, "_dead_letter_url", None)
-        if cached is None:
-            queue = Queue.objects.filter(name=fate.queue).first()
-            cached = ""
-            if queue is not None and queue.dead_letter_queue:
-                cached = self._url("queue_dead_letters", queue.pk)
-                cached += "?" + urlencode({"message_id": obj.message_id})
-            obj._dead_letter_url = cached
-        return cached
+        queue = self._dead_letter_queue_row(obj, fate)
+        if queue is None:
+            return ""
+        url = self._url("queue_dead_letters", queue.pk)
+        return url + "?" + urlencode({"message_id": obj.message_id}) if url else ""
 
     def _url(self, name: str, *args: Any) -> str:
         try:
@@ -411,7 +456,7 @@ class MessageAdmin(MessageBodies, PublishFeedback, admin.ModelAdmin):
 
     def page_label(self, obj: Message) -> str:
         """The page's title: ``<id> → <destination> (<fate>)``."""
-        fate = fate_of(annotated(obj))
+        fate = self.page_fate(obj)
         return f"{obj.message_id} → {obj.destination_label} ({fate.label})"
 
     def replay_button(self, request: HttpRequest, obj: Message | None) -> dict[str, str] | None:
@@ -423,7 +468,7 @@ class MessageAdmin(MessageBodies, PublishFeedback, admin.ModelAdmin):
             request.user.has_perm(f"{self.opts.app_label}.change_queue")
         ):
             return None
-        fate = fate_of(annotated(obj))
+        fate = self.page_fate(obj)
         url = self.dead_letter_url(obj, fate).split("?")[0]
         if not url:
             return None

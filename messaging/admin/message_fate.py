@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django.contrib.admin.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
 from django.db.models import (
     Case,
     Count,
@@ -34,7 +36,7 @@ from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
-from ..models import Message, Receipt, dead_letter_queue_name
+from ..models import Message, Queue, Receipt, dead_letter_queue_name
 
 Outcome = Receipt.Outcome
 #: Outcomes that put the message in its queue's DLQ.
@@ -144,6 +146,10 @@ class Fate:
     retries: int = 0
     #: Dead-lettered (or rejected) earlier, then consumed again.
     replayed: bool = False
+    #: ``dead_lettered`` or ``rejected`` when the deciding receipt is that ("" if not).
+    dead_letter_outcome: str = ""
+    #: The list's short text (the whole label is the badge's title).
+    short: str = ""
 
     @property
     def in_dead_letter_queue(self) -> bool:
@@ -165,8 +171,9 @@ def fate_of(message: Message) -> Fate:
     outcome = getattr(message, OUTCOME)
     if outcome is None:
         if message.status != Message.Status.PUBLISHED:
-            return Fate(message.status, message.get_status_display())
-        return Fate("published", _("published, not consumed yet"))
+            status = message.get_status_display()
+            return Fate(message.status, status, short=message.status)
+        return Fate("published", _("published, not consumed yet"), short=_("published"))
     attempt = getattr(message, ATTEMPT)
     retries = getattr(message, RETRIES) or 0
     replayed = bool(getattr(message, DEATH_COUNT)) and not getattr(message, STANDING)
@@ -175,7 +182,22 @@ def fate_of(message: Message) -> Fate:
     if replayed:
         label = _("replayed, then %(fate)s") % {"fate": label}
     key = "retrying" if outcome == Outcome.REQUEUED else outcome
-    return Fate(key, label, queue, attempt, retries, replayed)
+    died = outcome if outcome in DEATHS else ""
+    return Fate(key, label, queue, attempt, retries, replayed, died, _short(key, retries))
+
+
+def _short(key: str, retries: int) -> str:
+    words = {
+        "acked": _("acked"),
+        "duplicate": _("duplicate"),
+        "retrying": _("retrying"),
+        "dead_lettered": _("dead-lettered"),
+        "rejected": _("rejected"),
+    }
+    text = words.get(key, key)
+    if retries and key in ("acked", "duplicate", "retrying"):
+        text += " " + ngettext("(%(n)d retry)", "(%(n)d retries)", retries) % {"n": retries}
+    return text
 
 
 def _label(outcome: str, attempt: int | None, retries: int) -> str:
@@ -202,6 +224,55 @@ def _label(outcome: str, attempt: int | None, retries: int) -> str:
             "n": retries
         }
     return consumed
+
+
+@dataclass(frozen=True)
+class AfterDeath:
+    """What a user did to a dead letter after its death receipt, from the admin log of
+    the queue's row (the dead-letter browser's and the queue list's replays, the
+    browser's discards): ``replayed`` or ``discarded``, by whom, when."""
+
+    kind: str
+    user: str
+    time: Any
+
+
+def after_death(message: Message, fate: Fate, queue: Queue) -> AfterDeath | None:
+    """The newest replay (of this id, or of the whole DLQ) or discard (of this id) of
+    ``queue``'s dead letters logged since the message's standing death receipt; None
+    when there is none (two queries). Matches the log's English wording."""
+    if not fate.dead_letter_outcome:
+        return None
+    died = (
+        Receipt.objects.filter(
+            message_id=message.message_id, queue_name=fate.queue, outcome__in=DEATHS
+        )
+        .order_by("-received_at", "-pk")
+        .values_list("finished_at", flat=True)
+        .first()
+    )
+    if died is None:
+        return None
+    mentions = Q(change_message__contains=message.message_id)
+    whole_queue = Q(change_message__contains="(all)") | Q(change_message__contains="left there")
+    entry = (
+        LogEntry.objects.filter(
+            content_type=ContentType.objects.get_for_model(Queue),
+            object_id=str(queue.pk),
+            action_time__gte=died,
+        )
+        .filter(
+            (Q(change_message__startswith="Replayed") & (mentions | whole_queue))
+            | (Q(change_message__startswith="Discarded") & mentions)
+        )
+        .select_related("user")
+        .order_by("-action_time", "-pk")
+        .first()
+    )
+    if entry is None:
+        return None
+    kind = "replayed" if entry.change_message.startswith("Replayed") else "discarded"
+    return AfterDeath(kind, entry.user.get_username() if entry.user else "", entry.action_time)
 
 
 def annotated(message: Message) -> Message:

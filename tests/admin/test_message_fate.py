@@ -290,3 +290,25 @@ def test_save_and_publish_says_published_not_held(client: Client, queue_name: st
     assert level == messages.SUCCESS
     assert "saved and published to" in text and "(held)" not in text and "added" not in text
     assert f'href="{url("message_change", message.pk)}"' in text
+
+
+def test_page_tells_a_replay_or_discard_logged_since_the_death(
+    admin_client: Client, admin_user: Any
+) -> None:
+    from messaging.admin import audit
+
+    queue = Queue.objects.create(name="fate.after")
+    replayed = dead_lettered(queue)
+    discarded = dead_lettered(queue)
+    audit.log_same(admin_user, [queue], f"Replayed 1 dead letter ({replayed.message_id}).")
+    audit.log_same(admin_user, [queue], f"Discarded 1 dead letter ({discarded.message_id}).")
+
+    page = admin_client.get(url("message_change", replayed.pk)).content.decode()
+    assert "(dead-lettered after 5 attempts, replayed from the DLQ, not consumed again yet)" in page
+    assert "Replayed from fate.after.dlq by admin at" in page
+    assert "Replay from the DLQ" not in page and "In fate.after.dlq now" not in page
+    page = admin_client.get(url("message_change", discarded.pk)).content.decode()
+    assert "(dead-lettered after 5 attempts, then discarded from the DLQ)" in page
+    assert "gone for good" in page
+    # the list goes by the receipts alone
+    assert "dead-lettered" in listed(admin_client)[replayed.pk]
