@@ -22,6 +22,7 @@ from django.utils.http import urlencode
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
+from ..db.failure_counts import FATE_OUTCOMES
 from ..db.raw_sql import FAILED_OUTCOMES
 from ..models import Queue, Receipt
 from . import display
@@ -31,11 +32,12 @@ from .failure_groups import DEFAULT_WINDOW, WINDOW_DAYS, WINDOWS, FailureGroup, 
 #: the links now use the list's filters (:data:`LINK_FILTERS`).
 LINK_LOOKUPS = ("error__startswith", "outcome__in", "received_at__gte")
 #: The receipt list's filter parameters a group link sets: queue, outcome, cause, since.
-QUEUE_PARAM, OUTCOME_PARAM, CAUSE_PARAM, SINCE_PARAM = (
+QUEUE_PARAM, OUTCOME_PARAM, CAUSE_PARAM, SINCE_PARAM, FATE_PARAM = (
     "queue_name",
     "outcome__exact",
     "cause",
     "received_at__gte",
+    "fate",
 )
 #: The outcome filter's value for all three failed outcomes.
 FAILED = "failed"
@@ -49,8 +51,8 @@ class GroupRow:
 
     group: FailureGroup
     link: str
-    dead_lettered_link: str
-    rejected_link: str
+    #: fate (FATE_OUTCOMES' keys) → the group's receipts whose message met it.
+    fate_links: dict[str, str]
     queue: SafeString
     first_seen: str
     last_seen: str
@@ -67,9 +69,11 @@ def receipts_url(
     group: FailureGroup,
     since: Any,
     outcome: str | None = None,
+    fate: str | None = None,
 ) -> str:
     """The receipt list filtered to one group's receipts: its queue, the ``outcome``
-    (all failed ones when None), its cause and the window's start."""
+    (all failed ones when None), its cause and the window's start; with ``fate``, only
+    those whose message met that fate (recovered, dead_lettered, rejected, retrying)."""
     opts = model_admin.opts
     base = reverse(
         f"admin:{opts.app_label}_{opts.model_name}_changelist",
@@ -81,6 +85,8 @@ def receipts_url(
         CAUSE_PARAM: group.cause,
         SINCE_PARAM: since.isoformat(),
     }
+    if fate:
+        query[FATE_PARAM] = fate
     return f"{base}?{urlencode(query)}"
 
 
@@ -110,8 +116,10 @@ def triage_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpResp
             GroupRow(
                 group,
                 receipts_url(model_admin, group, triage.since, outcome),
-                receipts_url(model_admin, group, triage.since, Receipt.Outcome.DEAD_LETTERED),
-                receipts_url(model_admin, group, triage.since, Receipt.Outcome.REJECTED),
+                {
+                    fate: receipts_url(model_admin, group, triage.since, outcome, fate)
+                    for fate in FATE_OUTCOMES
+                },
                 breakable(group.queue),
                 display.seconds(group.first_seen),
                 display.seconds_ago(group.last_seen, triage.now),

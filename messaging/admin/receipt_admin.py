@@ -6,7 +6,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
-from django.db.models import F, Q, QuerySet
+from django.db.models import Case, F, OuterRef, Q, QuerySet, Subquery, When
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
@@ -15,6 +15,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy
 
 from ..consumer.handlers import preview
+from ..db.failure_counts import FATE_OUTCOMES
 from ..db.raw_sql import FAILED_OUTCOMES
 from ..fields import PrefixRange
 from ..models import Consumer, Message, Queue, Receipt
@@ -23,6 +24,7 @@ from .error_causes import cause_pattern
 from .failures_page import (
     CAUSE_PARAM,
     FAILED,
+    FATE_PARAM,
     LINK_LOOKUPS,
     OUTCOME_PARAM,
     SINCE_PARAM,
@@ -133,6 +135,46 @@ class CauseFilter(admin.SimpleListFilter):
         return queryset.filter(error__regex=cause_pattern(value))
 
 
+class FateFilter(admin.SimpleListFilter):
+    """What became of each receipt's message (``?fate=…``, the failures page's counts):
+    the outcome of its newest receipt on the queue — acked or duplicate: recovered;
+    dead-lettered; rejected; requeued: still retrying. A receipt without a message id is
+    its own newest. One lookup per receipt on the message index: meant for the few
+    receipts the other filters leave."""
+
+    title = gettext_lazy("what became of the message")
+    parameter_name = FATE_PARAM
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
+        return [
+            ("recovered", gettext_lazy("recovered (acked later)")),
+            ("dead_lettered", gettext_lazy("dead-lettered")),
+            ("rejected", gettext_lazy("rejected")),
+            ("retrying", gettext_lazy("still retrying")),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Receipt]) -> QuerySet[Receipt]:
+        value = self.value()
+        if not value:
+            return queryset
+        if value not in FATE_OUTCOMES:
+            raise IncorrectLookupParameters(f"no such fate: {value!r}")
+        newest = (
+            Receipt.objects.filter(
+                message_id=OuterRef("message_id"),
+                queue_name=OuterRef("queue_name"),
+                received_at__gte=OuterRef("received_at"),
+            )
+            .order_by("-received_at", "-pk")
+            .values("outcome")[:1]
+        )
+        fate = Case(
+            When(Q(message_id__isnull=True) | Q(message_id=""), then=F("outcome")),
+            default=Subquery(newest),
+        )
+        return queryset.alias(fate=fate).filter(fate__in=FATE_OUTCOMES[value])
+
+
 class ReceivedSinceFilter(admin.SimpleListFilter):
     """Receipts received since a moment (``?received_at__gte=<ISO time>``, the failures
     page's window). Shown only when a link brought one."""
@@ -188,6 +230,7 @@ class ReceiptAdmin(admin.ModelAdmin):
         QueueNameFilter,
         ConsumerNameFilter,
         CauseFilter,
+        FateFilter,
         ReceivedSinceFilter,
     )
     date_hierarchy = "received_at"

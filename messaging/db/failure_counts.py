@@ -28,6 +28,14 @@ from .raw_sql import FAILED_OUTCOMES, table, when
 NOT_INLINED = {"postgresql": " OFFSET 0", "sqlite": " LIMIT -1 OFFSET 0"}
 #: A newest receipt with one of these outcomes: the message recovered.
 RECOVERED_OUTCOMES = (Receipt.Outcome.ACKED, Receipt.Outcome.DUPLICATE)
+#: What became of a failed receipt's message → the outcomes of its newest receipt on the
+#: queue that say so (the fates :class:`LineRow` counts; the receipt list's fate filter).
+FATE_OUTCOMES: dict[str, tuple[str, ...]] = {
+    "recovered": tuple(str(o) for o in RECOVERED_OUTCOMES),
+    "dead_lettered": (str(Receipt.Outcome.DEAD_LETTERED),),
+    "rejected": (str(Receipt.Outcome.REJECTED),),
+    "retrying": (str(Receipt.Outcome.REQUEUED),),
+}
 
 
 @dataclass

@@ -236,11 +236,30 @@ def test_group_links_filter_the_receipts_and_the_sidebar_shows_it(
     assert filters["outcome"].startswith("failed")
     assert "received since" in filters
     assert "mail.send" in receipts.content.decode()
-    # The dead-lettered count links to those receipts only.
-    dead = admin_client.get(row.dead_lettered_link)
-    assert {r.outcome for r in dead.context["cl"].result_list} == {"dead_lettered"}
-    assert len(dead.context["cl"].result_list) == 3
-    assert sidebar(dead)["outcome"] == Receipt.Outcome.DEAD_LETTERED.label
+    # Each fate's count links to the group's receipts whose message met it.
+    dead = admin_client.get(row.fate_links["dead_lettered"])
+    assert {r.message_id for r in dead.context["cl"].result_list} == {"mail-0", "mail-1", "mail-2"}
+    assert len(dead.context["cl"].result_list) == 5  # mail-0 and mail-1 were requeued first
+    assert sidebar(dead)["what became of the message"] == "dead-lettered"
+    retrying = admin_client.get(row.fate_links["retrying"])
+    assert {r.message_id for r in retrying.context["cl"].result_list} == {"mail-4"}
+
+
+def test_recovered_count_links_to_the_failures_of_messages_acked_later(
+    admin_client: Client, storm
+) -> None:
+    page = admin_client.get(url("failures"), {"queue": "webhooks.deliver"})
+    (row,) = page.context["rows"]
+    assert row.group.recovered == 2
+    recovered = admin_client.get(row.fate_links["recovered"])
+    shown = recovered.context["cl"].result_list
+    assert {(r.message_id, r.outcome) for r in shown} == {
+        ("hook-0", "requeued"),
+        ("hook-1", "dead_lettered"),
+    }
+    assert sidebar(recovered)["what became of the message"] == "recovered (acked later)"
+    everything = admin_client.get(row.link).context["cl"].result_list
+    assert len(everything) == 5
 
 
 def test_an_older_link_shows_its_filters_in_the_sidebar(admin_client: Client, failures) -> None:
