@@ -125,7 +125,14 @@ def triage_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpResp
                 display.seconds_ago(group.last_seen, triage.now),
             )
         )
-    queues = sorted({*Queue.objects.values_list("name", flat=True), *([queue] if queue else [])})
+    # The Queue table's names and those failing here (a server-named queue has no row).
+    queues = sorted(
+        {
+            *Queue.objects.values_list("name", flat=True),
+            *(group.queue for group in triage.groups),
+            *([queue] if queue else []),
+        }
+    )
     outcomes = [(str(o), Receipt.Outcome(o).label) for o in FAILED_OUTCOMES]
     context = {
         **model_admin.admin_site.each_context(request),

@@ -140,12 +140,15 @@ class FateFilter(admin.SimpleListFilter):
     the outcome of its newest receipt on the queue — acked or duplicate: recovered;
     dead-lettered; rejected; requeued: still retrying. A receipt without a message id is
     its own newest. One lookup per receipt on the message index: meant for the few
-    receipts the other filters leave."""
+    receipts the other filters leave, so shown only beside a cause (the failures page's
+    links) or when a link brought a fate."""
 
     title = gettext_lazy("what became of the message")
     parameter_name = FATE_PARAM
 
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
+        if CAUSE_PARAM not in request.GET and self.value() is None:
+            return []
         return [
             ("recovered", gettext_lazy("recovered (acked later)")),
             ("dead_lettered", gettext_lazy("dead-lettered")),

@@ -322,3 +322,13 @@ def test_error_search_uses_the_trigram_index_on_postgresql(admin_client: Client)
         cursor.execute("SET LOCAL enable_indexscan = off")
         plan = queryset.explain()
     assert "messaging_rcpt_error_trgm" in plan, plan
+
+
+def test_the_fate_filter_is_offered_beside_a_cause_only(admin_client: Client, storm) -> None:
+    plain = admin_client.get(url("receipt_changelist"))
+    titles = {str(spec.title) for spec in plain.context["cl"].filter_specs if spec.has_output()}
+    assert "what became of the message" not in titles and "cause" not in titles
+    page = admin_client.get(url("failures"), {"queue": "mail.send"})
+    linked = admin_client.get(page.context["rows"][0].link)
+    titles = {str(spec.title) for spec in linked.context["cl"].filter_specs if spec.has_output()}
+    assert {"what became of the message", "cause", "received since"} <= titles
