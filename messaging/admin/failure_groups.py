@@ -36,7 +36,7 @@ DEFAULT_WINDOW = WINDOWS[-1][0]
 #: Characters of an error's first line read (a longer one is cut: its cause ends in "…").
 LINE_CHARS = 1000
 #: (queue, first line) rows read from the database at most.
-MAX_LINES = 5000
+MAX_LINES = 20000
 #: Groups shown (the most recently seen first).
 MAX_GROUPS = 200
 #: Variants listed per group (all are counted).
