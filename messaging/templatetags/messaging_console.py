@@ -96,30 +96,30 @@ def messaging_index_badges(context: template.Context) -> SafeString | str:
             "{}</li></ul>",
             _("The broker is unreachable: dead letters and consumers unknown."),
         )
-    badges: list[tuple[str, str, str, str]] = []
+    badges: list[tuple[str, str, str, str, str]] = []
     for row in rows:
         dlq = snapshot.state(row.dead_letter_queue) if row.dead_letter_queue else None
         if isinstance(dlq, tuple) and dlq[0]:
             url = reverse("admin:messaging_queue_dead_letters", args=[row.pk])
-            text = ngettext(
-                "%(name)s: %(count)d dead letter", "%(name)s: %(count)d dead letters", dlq[0]
-            ) % {"name": row.name, "count": dlq[0]}
-            badges.append(("messaging-badge-dead-letters", url, row.name, text))
+            text = ngettext("%(count)d dead letter", "%(count)d dead letters", dlq[0]) % {
+                "count": dlq[0]
+            }
+            badges.append(("messaging-badge-dead-letters", url, row.name, text, row.name))
     for row in rows:
         state = snapshot.state(row.name)
         if isinstance(state, tuple) and state[0] and not state[1]:
             url = reverse("admin:messaging_queue_change", args=[row.pk])
             text = ngettext(
-                "%(name)s: %(count)d ready, no consumer",
-                "%(name)s: %(count)d ready, no consumer",
-                state[0],
-            ) % {"name": row.name, "count": state[0]}
-            badges.append(("messaging-badge-warn messaging-badge-unconsumed", url, row.name, text))
+                "%(count)d ready, no consumer", "%(count)d ready, no consumer", state[0]
+            ) % {"count": state[0]}
+            badges.append(
+                ("messaging-badge-warn messaging-badge-unconsumed", url, row.name, text, row.name)
+            )
     if not badges:
         return ""
     items = format_html_join(
         "",
-        '<li><a class="{}" href="{}" title="{}"><span class="messaging-ellipsis">{}'
+        '<li><a class="{}" href="{}" title="{}">{}: <span class="messaging-ellipsis">{}'
         "</span></a></li>",
         badges,
     )

@@ -32,9 +32,9 @@ def test_dead_letters_and_unconsumed_queues_are_badges(
     shown = badges(admin_client.get(INDEX).content.decode())
 
     assert f'href="{url("queue_dead_letters", waiting.pk)}"' in shown
-    assert f"{queue_name}: 2 dead letters" in shown
+    assert f'2 dead letters: <span class="messaging-ellipsis">{queue_name}</span>' in shown
     assert f'href="{url("queue_change", waiting.pk)}"' in shown
-    assert f"{queue_name}: 14 ready, no consumer" in shown
+    assert f'14 ready, no consumer: <span class="messaging-ellipsis">{queue_name}<' in shown
     assert quiet.name not in shown
 
 

@@ -109,10 +109,38 @@ def test_overview_draws_charts_from_real_data(page: Page, queue_name: str) -> No
     publish(queue_name, b"counted")
 
     page.goto("/admin/messaging/")
-    page.get_by_role("link", name="Overview").first.click()
+    page.get_by_role("link", name="Overview", exact=True).first.click()
     expect(page).to_have_url(re.compile(r"/admin/messaging/queue/overview/$"))
     row = page.locator(f"tr.overview-queue[data-queue='{queue_name}']")
     expect(row.locator("td.ready")).to_have_text("1")
     expect(row.locator("td.published")).to_have_text("1 (0.02)")
     expect(row.locator("svg.messaging-chart").first).to_be_visible()
     expect(page.locator("#overview-total-chart > svg")).to_be_visible()  # axes around the bars
+
+
+def test_overview_axis_labels_are_readable_in_dark_mode(
+    browser, live_server, operator, queue_name: str
+) -> None:
+    """The charts' axis labels follow the theme: light grey on the dark admin (the
+    system's preference, or the admin's own theme switch), dark grey on the light one."""
+    from tests.browser.conftest import PASSWORD, log_in
+
+    Queue.objects.create(name=queue_name)
+    for scheme, theme, expected in (
+        ("dark", None, "rgb(204, 204, 204)"),
+        ("light", None, "rgb(85, 85, 85)"),
+        ("light", "dark", "rgb(204, 204, 204)"),
+    ):
+        context = browser.new_context(base_url=str(live_server.url), color_scheme=scheme)
+        try:
+            page = context.new_page()
+            log_in(page, operator.username, PASSWORD)
+            if theme:
+                page.evaluate(f"localStorage.setItem('theme', '{theme}')")
+            page.goto("/admin/messaging/queue/overview/")
+            label = page.locator("#overview-total-chart svg.messaging-axes > text").first
+            expect(label).to_be_visible()
+            fill = label.evaluate("e => getComputedStyle(e).fill")
+            assert fill == expected, (scheme, theme, fill)
+        finally:
+            context.close()
