@@ -54,14 +54,20 @@ class GroupRow:
     #: fate (FATE_OUTCOMES' keys) → the group's receipts whose message met it.
     fate_links: dict[str, str]
     queue: SafeString
-    first_seen: str
-    last_seen: str
+    first_seen: SafeString
+    last_seen: SafeString
 
 
 def breakable(name: str) -> SafeString:
     """``name`` escaped, with a ``<wbr>`` after each ``.``, ``_``, ``:``, ``/`` and ``-``:
     a long queue name wraps between its parts, never inside one."""
     return format_html_join(SafeString("<wbr>"), "{}", ((part,) for part in _BREAKS.split(name)))
+
+
+def unbroken_words(text: str) -> SafeString:
+    """``text`` escaped, each of its words in a ``<span class="word">`` (no break inside,
+    so ``2026-12-07 19:17:13`` wraps only at its space)."""
+    return format_html_join(" ", '<span class="word">{}</span>', ((w,) for w in text.split()))
 
 
 def receipts_url(
@@ -121,8 +127,8 @@ def triage_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpResp
                     for fate in FATE_OUTCOMES
                 },
                 breakable(group.queue),
-                display.seconds(group.first_seen),
-                display.seconds_ago(group.last_seen, triage.now),
+                unbroken_words(display.seconds(group.first_seen)),
+                unbroken_words(display.seconds_ago(group.last_seen, triage.now)),
             )
         )
     # The Queue table's names and those failing here (a server-named queue has no row).
