@@ -104,6 +104,10 @@ def pages(rows: dict[str, Queue]) -> dict[str, str]:
         "dead-letters": reverse("admin:messaging_queue_dead_letters", args=[short.pk]),
         "overview": reverse("admin:messaging_overview"),
         "queue": reverse("admin:messaging_queue_change", args=[rows["long"].pk]),
+        "failed-message": reverse(
+            "admin:messaging_message_change",
+            args=[Message.objects.filter(status=Message.Status.FAILED).first().pk],
+        ),
         "index": reverse("admin:app_list", args=["messaging"]),
     }
 
@@ -145,6 +149,7 @@ PAGES = [
     "dead-letters",
     "overview",
     "queue",
+    "failed-message",
     "index",
 ]
 

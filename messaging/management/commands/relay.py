@@ -18,7 +18,9 @@ class Command(BaseCommand):
         "Publish pending messages that are due (the transactional outbox), in id order, in "
         "batches with pipelined confirms; several relays can run at once. Loops every "
         "RELAY_INTERVAL seconds until SIGTERM/SIGINT (the batch in hand is finished; a "
-        "second signal exits at once); --once makes one pass and exits."
+        "second signal exits at once); --once makes one pass and exits. While it runs it "
+        "keeps a relay@<host> row in the Consumer registry fresh (the admin and the check "
+        "messaging.W002 warn when pending messages wait and no relay ran)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
