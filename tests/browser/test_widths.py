@@ -134,10 +134,6 @@ def overflow(page: Page) -> dict[str, float]:
     )
 
 
-#: Pages whose template does not link messaging/admin.css (yet): their owners' part.
-NOT_YET = {
-    "failures": "the failures page (failures.html) keeps its own styles and a min-width",
-}
 PAGES = [
     "receipts",
     "messages",
@@ -154,15 +150,7 @@ PAGES = [
 ]
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(reason=NOT_YET[n], strict=False))
-        if n in NOT_YET
-        else n
-        for n in PAGES
-    ],
-)
+@pytest.mark.parametrize("name", PAGES)
 def test_every_list_fits_1400_px(page: Page, realistic: dict[str, Queue], name: str) -> None:
     page.set_viewport_size({"width": WIDTH, "height": HEIGHT})
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
