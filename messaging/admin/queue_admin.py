@@ -280,7 +280,14 @@ class QueueAdmin(BrokerKeepsDeleted, QueueActions, LiveStateAdmin):
 
     @admin.display(description=gettext_lazy("consumers"))
     def consumers(self, obj: Queue) -> Any:
-        return _count_or_state(getattr(obj, "broker_state", NOT_ASKED), 1)
+        """The consumer count; flagged when ready messages wait and nothing consumes."""
+        state = getattr(obj, "broker_state", NOT_ASKED)
+        if isinstance(state, tuple) and state[0] and not state[1]:
+            return format_html(
+                '<span class="messaging-flag messaging-unconsumed" title="{}">0 ⚠</span>',
+                _("Ready messages and no consumer: nothing is taking them"),
+            )
+        return _count_or_state(state, 1)
 
     @admin.display(description=gettext_lazy("dead letters"))
     def dead_letters(self, obj: Queue) -> Any:

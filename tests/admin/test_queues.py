@@ -425,3 +425,15 @@ def test_the_queue_page_with_the_broker_down(admin_client: Client, queue_name: s
     assert response.status_code == 200
     assert 'id="queue-broker-state"' in response.content.decode()
     assert "unreachable: cannot reach the broker" in response.content.decode()
+
+
+def test_the_queue_list_flags_ready_messages_without_a_consumer(
+    admin_client: Client, queue_name: str, request: pytest.FixtureRequest
+) -> None:
+    idle = declared(queue_name, 14)
+    empty = declared(request.node.make_queue_name(".empty"), 0)
+    content = admin_client.get(url("queue_changelist")).content.decode()
+    rows = {row.name: row for row in (idle, empty)}
+    cells = {name: content.split(f">{name}</a>", 1)[1].split("</tr>", 1)[0] for name in rows}
+    assert 'class="messaging-flag messaging-unconsumed"' in cells[idle.name]
+    assert "messaging-unconsumed" not in cells[empty.name]
