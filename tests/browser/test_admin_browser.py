@@ -123,7 +123,7 @@ def test_overview_axis_labels_are_readable_in_dark_mode(
 ) -> None:
     """The charts' axis labels follow the theme: light grey on the dark admin (the
     system's preference, or the admin's own theme switch), dark grey on the light one."""
-    from tests.browser.conftest import PASSWORD, log_in
+    from tests.browser.conftest import ARTIFACTS, PASSWORD, log_in
 
     Queue.objects.create(name=queue_name)
     for scheme, theme, expected in (
@@ -142,5 +142,9 @@ def test_overview_axis_labels_are_readable_in_dark_mode(
             expect(label).to_be_visible()
             fill = label.evaluate("e => getComputedStyle(e).fill")
             assert fill == expected, (scheme, theme, fill)
+            if scheme == "dark":
+                ARTIFACTS.mkdir(parents=True, exist_ok=True)
+                page.set_viewport_size({"width": 1400, "height": 900})
+                page.screenshot(path=str(ARTIFACTS / "overview-dark-1400.png"))
         finally:
             context.close()
