@@ -22,7 +22,7 @@ from django.utils.http import content_disposition_header, urlencode
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
-from . import charts
+from . import charts, display
 from .overview import (
     LATENCY_SAMPLE,
     WINDOW_MINUTES,
@@ -52,6 +52,7 @@ def overview_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpRe
         ],
         "backlog": overview.backlog,
         "backlog_age": duration(overview.backlog.age) if overview.backlog else "–",
+        "last_relay": display.seconds_ago(overview.backlog.last_relay) if overview.backlog else "",
         "pending_url": reverse(
             "admin:messaging_message_changelist", current_app=model_admin.admin_site.name
         )

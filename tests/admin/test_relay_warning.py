@@ -119,6 +119,7 @@ def test_the_overview_shows_the_backlog_age(admin_client: Client, queue_name: st
     assert '<span id="backlog-age">150 s</span>' in content
     assert "1 pending message</a>" in content
     assert 'id="backlog-relay"' in content and "last relay heartbeat" in content
+    assert " s ago)</span>" in content
 
 
 @override_settings(MESSAGING={"RELAY_WARNING_AFTER": AFTER})
