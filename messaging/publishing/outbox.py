@@ -100,14 +100,16 @@ def recheck_unroutable(
     pub: Any, queues: Sequence[str], outcomes: Sequence[BrokerError | None]
 ) -> list[BrokerError | None]:
     """``outcomes`` of messages sent straight to ``queues`` (one name per message, ``""``
-    for one sent to an exchange), with each :class:`Unroutable` of a queue that exists
-    but whose node is down replaced by that outage (pending, not failed)."""
-    names = [q for q, o in zip(queues, outcomes, strict=True) if q and isinstance(o, Unroutable)]
+    for one sent to an exchange), with each :class:`Unroutable` or :class:`PublishNacked`
+    of a queue that exists but whose node is down replaced by that outage (pending, not
+    failed; which of the two the broker answers depends on how far the node's stop got)."""
+    rechecked = (Unroutable, PublishNacked)
+    names = [q for q, o in zip(queues, outcomes, strict=True) if q and isinstance(o, rechecked)]
     if not names:
         return list(outcomes)
     down = queues_down(pub, names)
     return [
-        down.get(q, o) if isinstance(o, Unroutable) else o
+        down.get(q, o) if isinstance(o, rechecked) else o
         for q, o in zip(queues, outcomes, strict=True)
     ]
 

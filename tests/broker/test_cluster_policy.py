@@ -322,3 +322,21 @@ def test_unroutable_answers_are_kept_when_nothing_was_returned_or_the_broker_is_
     gone = AnsweringPublisher(BrokerUnavailable("the connection closed"))
     (outcome,) = recheck_unroutable(gone, ["q"], [Unroutable("unroutable")])
     assert is_temporary(outcome)  # cannot tell now: never failed by an outage
+
+
+def test_a_nack_from_a_queue_whose_node_is_going_down_is_told_as_that_outage():
+    """Stopping a classic queue's home node, the broker may nack a publish (the queue's
+    process is gone) before it returns one: either way the row says QueueUnavailable."""
+    from messaging.exceptions import PublishNacked
+    from messaging.publishing.outbox import recheck_unroutable
+
+    pub = AnsweringPublisher(
+        {
+            "down": pe.ChannelClosedByBroker(404, HOME_NODE_DOWN),
+            "up": pe.ChannelClosedByBroker(404, "NOT_FOUND - no queue 'up' in vhost '/'"),
+        }
+    )
+    nacked = PublishNacked("the broker nacked the message (basic.nack)")
+    outcomes = recheck_unroutable(pub, ["down", "up"], [nacked, nacked])
+    assert [type(o).__name__ for o in outcomes] == ["QueueUnavailable", "PublishNacked"]
+    assert all(is_temporary(o) for o in outcomes)
