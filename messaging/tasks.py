@@ -22,6 +22,10 @@ from django.db import close_old_connections, connection
 
 from .publishing import publish_ids, relay, retention
 
+#: This worker process's ``relay@<host>`` row in the Consumer registry, written after each
+#: relay pass (as ``manage.py relay`` keeps one), so the outbox warning knows a relay runs.
+_HEARTBEAT = relay.Heartbeat()
+
 
 def _tidy_connections() -> None:
     # What Django does around a request: drop broken or expired database connections (a
@@ -43,6 +47,7 @@ def relay_outbox(
         result = relay.relay_once(
             batch_size=batch_size, max_batches=max_batches, max_seconds=max_seconds
         )
+        _HEARTBEAT.beat(result, force=True)  # the admin's "a relay ran recently"
     finally:
         _tidy_connections()
     return result.as_dict()

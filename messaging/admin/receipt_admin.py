@@ -212,19 +212,20 @@ class ReceivedSinceFilter(admin.SimpleListFilter):
 class ReceiptAdmin(admin.ModelAdmin):
     """Receipts are a log: nothing can be added, changed or deleted here."""
 
+    # What happened first (outcome, error), then where and who.
     list_display = (
         "received",
-        "finished",
         "queue_name",
-        "source",
         "message_link",
         "outcome_badge",
+        "short_error",
         "attempt",
         "redelivered",
+        "finished",
+        "source",
         "consumer_name",
         "consumer_host",
         "consumer_pid",
-        "short_error",
     )
     # Choices from the Queue and Consumer tables (the queue/consumer names receipts
     # carry); a ?queue_name= / ?consumer_name= link from elsewhere filters any name.
