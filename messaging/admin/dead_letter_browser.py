@@ -275,57 +275,80 @@ def dead_letters_view(
 
 
 def _post(model_admin: Any, request: HttpRequest, queue: Queue) -> HttpResponse | None:
+    """The browser's buttons: replay (selected or all) and discard (selected, confirmed
+    first). ``None`` when there is nothing to do but show the browser again."""
     action = request.POST.get("action", "")
     ids = [i for i in request.POST.getlist("message_id") if i]
     tokens = [t for t in request.POST.getlist("delivery") if ":" in t]
     try:
         if action in ("replay_selected", "replay_all"):
-            if not model_admin.has_publish_permission(request):
-                raise PermissionDenied
-            if action == "replay_selected" and tokens:
-                model_admin.message_user(
-                    request,
-                    ngettext(
-                        "%(count)d selected message has no message id: it cannot be "
-                        "replayed on its own (Replay all moves it, or discard it).",
-                        "%(count)d selected messages have no message id: they cannot be "
-                        "replayed on their own (Replay all moves them, or discard them).",
-                        len(tokens),
-                    )
-                    % {"count": len(tokens)},
-                    messages.WARNING,
-                )
-            if action == "replay_selected" and not ids:
-                if not tokens:
-                    model_admin.message_user(request, _("No messages selected."), messages.WARNING)
-                return None
-            moved, missing = replay_dead_letters(
-                queue, ids if action == "replay_selected" else None, request.user
-            )
-            _report(model_admin, request, _("replayed"), moved, missing)
-        elif action == "discard_selected":
-            if not model_admin.has_purge_permission(request):
-                raise PermissionDenied
-            if not ids and not tokens:
-                model_admin.message_user(request, _("No messages selected."), messages.WARNING)
-                return None
-            if request.POST.get("post") != "yes":
-                return _confirm(model_admin, request, queue, ids, tokens)
-            discarded, missing = (0, [])
-            if ids:
-                discarded, missing = discard_dead_letters(queue, ids, request.user)
-            if tokens:
-                more, gone = discard_deliveries(queue, tokens, request.user)
-                discarded += more
-                missing += [_("#%(position)s (no id)") % {"position": t.partition(":")[0]}
-                            for t in gone]  # fmt: skip
-            _report(model_admin, request, _("discarded"), discarded, missing)
-        else:
-            return None
+            return _replay(model_admin, request, queue, action, ids, tokens)
+        if action == "discard_selected":
+            return _discard(model_admin, request, queue, ids, tokens)
+        return None
     except (BrokerError, InvalidQueueName) as exc:
         model_admin.message_user(
             request, _("The broker refused: %(error)s") % {"error": exc}, messages.ERROR
         )
+    return HttpResponseRedirect(_next(request))
+
+
+def _replay(
+    model_admin: Any,
+    request: HttpRequest,
+    queue: Queue,
+    action: str,
+    ids: list[str],
+    tokens: list[str],
+) -> HttpResponse | None:
+    """Replay the selected dead letters (by message id), or all of them."""
+    if not model_admin.has_publish_permission(request):
+        raise PermissionDenied
+    if action == "replay_selected" and tokens:
+        model_admin.message_user(
+            request,
+            ngettext(
+                "%(count)d selected message has no message id: it cannot be "
+                "replayed on its own (Replay all moves it, or discard it).",
+                "%(count)d selected messages have no message id: they cannot be "
+                "replayed on their own (Replay all moves them, or discard them).",
+                len(tokens),
+            )
+            % {"count": len(tokens)},
+            messages.WARNING,
+        )
+    if action == "replay_selected" and not ids:
+        if not tokens:
+            model_admin.message_user(request, _("No messages selected."), messages.WARNING)
+        return None
+    moved, missing = replay_dead_letters(
+        queue, ids if action == "replay_selected" else None, request.user
+    )
+    _report(model_admin, request, _("replayed"), moved, missing)
+    return HttpResponseRedirect(_next(request))
+
+
+def _discard(
+    model_admin: Any, request: HttpRequest, queue: Queue, ids: list[str], tokens: list[str]
+) -> HttpResponse | None:
+    """Discard the selected dead letters (by message id, or by delivery for those without
+    one), once the user has confirmed."""
+    if not model_admin.has_purge_permission(request):
+        raise PermissionDenied
+    if not ids and not tokens:
+        model_admin.message_user(request, _("No messages selected."), messages.WARNING)
+        return None
+    if request.POST.get("post") != "yes":
+        return _confirm(model_admin, request, queue, ids, tokens)
+    discarded, missing = (0, [])
+    if ids:
+        discarded, missing = discard_dead_letters(queue, ids, request.user)
+    if tokens:
+        more, gone = discard_deliveries(queue, tokens, request.user)
+        discarded += more
+        missing += [_("#%(position)s (no id)") % {"position": t.partition(":")[0]}
+                    for t in gone]  # fmt: skip
+    _report(model_admin, request, _("discarded"), discarded, missing)
     return HttpResponseRedirect(_next(request))
 
 
