@@ -26,7 +26,7 @@ from ..amqp.declarations import BindingSpec
 from ..amqp.retry_delays import delay_queue_name, delay_steps
 from ..amqp.routing import Route, edges_from_rows, route
 from ..models import DEAD_LETTER_EXCHANGE, Binding, Exchange, Queue
-from .broker_state import broker_snapshot
+from .broker_state import BrokerSnapshot, broker_snapshot
 from .topology_drawing import Node, topology_svg
 
 
@@ -38,7 +38,6 @@ def topology_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpRe
     bindings = list(
         Binding.objects.select_related("source", "queue", "destination_exchange").order_by("id")
     )
-    edges = edges_from_rows(bindings)
     queue_names = sorted(
         {b.queue.name for b in bindings if b.queue_id is not None}
         | set(Queue.objects.filter(bindings__isnull=True).values_list("name", flat=True)[:50])
@@ -47,29 +46,9 @@ def topology_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpRe
     derived = _derived_queues([rows[n] for n in queue_names if n in rows])
     snapshot = broker_snapshot([*queue_names, *derived])
     site = model_admin.admin_site.name
-    queue_nodes = []
-    for name in queue_names:
-        row = rows.get(name)
-        url = _url("queue_change", row.pk, site) if row else ""
-        queue_nodes.append(Node(name, _depth(snapshot.state(name)), url))
-    dlx_edges = []
-    for name, (role, row, detail) in derived.items():
-        state = snapshot.state(name)
-        if role == "delay" and not isinstance(state, tuple):
-            continue  # delay queues are declared on first use: only those the broker has
-        page = "queue_dead_letters" if role == "dlq" else "queue_change"
-        text = f"{_depth(state)}; {detail}" if detail else _depth(state)
-        queue_nodes.append(Node(name, text, _url(page, row.pk, site), role))
-        if role == "dlq":
-            dlx_edges.append(BindingSpec(DEAD_LETTER_EXCHANGE, routing_key=row.name, queue=name))
-    exchange_nodes = [
-        Node(e.name, _exchange_detail(e), _url("exchange_change", e.pk, site)) for e in exchanges
-    ]
-    if dlx_edges and DEAD_LETTER_EXCHANGE not in {e.name for e in exchanges}:
-        exchange_nodes.append(
-            Node(DEAD_LETTER_EXCHANGE, _("direct, dead letters (declared by the app)"), "", "dlx")
-        )
-    edges = [*edges, *dlx_edges]
+    queue_nodes, dlx_edges = _queue_nodes(queue_names, rows, derived, snapshot, site)
+    exchange_nodes = _exchange_nodes(exchanges, bool(dlx_edges), site)
+    edges = [*edges_from_rows(bindings), *dlx_edges]
     query = _query(request)
     found = _route(query, exchanges, edges) if query["exchange"] else None
     svg = topology_svg(
@@ -94,6 +73,46 @@ def topology_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpRe
     }
     request.current_app = model_admin.admin_site.name
     return TemplateResponse(request, "admin/messaging/topology.html", context)
+
+
+def _queue_nodes(
+    queue_names: list[str],
+    rows: dict[str, Queue],
+    derived: dict[str, tuple[str, Queue, str]],
+    snapshot: BrokerSnapshot,
+    site: str,
+) -> tuple[list[Node], list[BindingSpec]]:
+    """The drawn queues (the bound ones, then those the app declares for them) with their
+    live depth, and the dead-letter exchange's bindings to the ``.dlq`` queues."""
+    queue_nodes = []
+    for name in queue_names:
+        row = rows.get(name)
+        url = _url("queue_change", row.pk, site) if row else ""
+        queue_nodes.append(Node(name, _depth(snapshot.state(name)), url))
+    dlx_edges = []
+    for name, (role, row, detail) in derived.items():
+        state = snapshot.state(name)
+        if role == "delay" and not isinstance(state, tuple):
+            continue  # delay queues are declared on first use: only those the broker has
+        page = "queue_dead_letters" if role == "dlq" else "queue_change"
+        text = f"{_depth(state)}; {detail}" if detail else _depth(state)
+        queue_nodes.append(Node(name, text, _url(page, row.pk, site), role))
+        if role == "dlq":
+            dlx_edges.append(BindingSpec(DEAD_LETTER_EXCHANGE, routing_key=row.name, queue=name))
+    return queue_nodes, dlx_edges
+
+
+def _exchange_nodes(exchanges: list[Exchange], dead_lettering: bool, site: str) -> list[Node]:
+    """The Exchange rows, plus the app's dead-letter exchange when a ``.dlq`` is drawn and
+    no row declares it."""
+    nodes = [
+        Node(e.name, _exchange_detail(e), _url("exchange_change", e.pk, site)) for e in exchanges
+    ]
+    if dead_lettering and DEAD_LETTER_EXCHANGE not in {e.name for e in exchanges}:
+        nodes.append(
+            Node(DEAD_LETTER_EXCHANGE, _("direct, dead letters (declared by the app)"), "", "dlx")
+        )
+    return nodes
 
 
 def _url(name: str, pk: Any, site: str) -> str:
