@@ -72,6 +72,60 @@ def failure_line_rows(
     ``outcomes`` received since ``since`` (on ``queue`` only, when given), the most
     recently seen first. The line is at most ``line_chars`` characters; the example is
     the newest receipt with a traceback, else the newest."""
+    failed, failed_params = _failed_receipts(connection, since, line_chars, queue, outcomes)
+    recovered = ", ".join(["%s"] * len(RECOVERED_OUTCOMES))
+
+    def by_fate(test: str) -> str:
+        return f"COUNT(DISTINCT CASE WHEN f.fate {test} THEN f.message END)"
+
+    sql = (
+        "SELECT f.queue, f.line, "
+        "SUM(CASE WHEN f.received >= %s THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN f.received >= %s THEN 1 ELSE 0 END), COUNT(*), "
+        "MIN(f.received), MAX(f.received), COUNT(DISTINCT f.message), "
+        "COALESCE(MAX(CASE WHEN f.has_traceback = 1 THEN f.id END), MAX(f.id)), "
+        f"{by_fate(f'IN ({recovered})')}, {by_fate('= %s')}, {by_fate('= %s')}, "
+        f"{by_fate('= %s')} "
+        f"FROM ({failed}) f "
+        "GROUP BY f.queue, f.line ORDER BY MAX(f.received) DESC, COUNT(*) DESC "
+        f"LIMIT {int(limit)}"
+    )
+    params: list[Any] = [
+        when(connection, now - timedelta(hours=1)),
+        when(connection, now - timedelta(days=1)),
+        *[str(o) for o in RECOVERED_OUTCOMES],
+        str(Receipt.Outcome.DEAD_LETTERED),
+        str(Receipt.Outcome.REJECTED),
+        str(Receipt.Outcome.REQUEUED),
+        *failed_params,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    convert = _datetime_converter(connection)
+    return [
+        LineRow(
+            r[0],
+            r[1] or "",
+            *(int(v or 0) for v in r[2:5]),
+            convert(r[5]),
+            convert(r[6]),
+            *(int(v or 0) for v in r[7:]),
+        )
+        for r in rows
+    ]
+
+
+def _failed_receipts(
+    connection: Any,
+    since: datetime,
+    line_chars: int,
+    queue: str | None,
+    outcomes: Sequence[str],
+) -> tuple[str, list[Any]]:
+    """The inner query and its parameters: each failed receipt since ``since`` as
+    (queue, line, received, message, id, has_traceback, fate), kept out of the outer
+    query by :data:`NOT_INLINED`."""
     quote = connection.ops.quote_name
     meta = Receipt._meta
     queue_col, error, outcome, traceback, received, message = (
@@ -89,54 +143,17 @@ def failure_line_rows(
         f"ORDER BY a.{received} DESC, a.{pk} DESC LIMIT 1) END"
     )
     where = [f"r.{outcome} IN ({', '.join(['%s'] * len(outcomes))})", f"r.{received} >= %s"]
-    where_params: list[Any] = [*outcomes, when(connection, since)]
+    params: list[Any] = [*outcomes, when(connection, since)]
     if queue is not None:
         where.append(f"r.{queue_col} = %s")
-        where_params.append(queue)
-    recovered = ", ".join(["%s"] * len(RECOVERED_OUTCOMES))
-
-    def by_fate(test: str) -> str:
-        return f"COUNT(DISTINCT CASE WHEN f.fate {test} THEN f.message END)"
-
+        params.append(queue)
     sql = (
-        "SELECT f.queue, f.line, "
-        "SUM(CASE WHEN f.received >= %s THEN 1 ELSE 0 END), "
-        "SUM(CASE WHEN f.received >= %s THEN 1 ELSE 0 END), COUNT(*), "
-        "MIN(f.received), MAX(f.received), COUNT(DISTINCT f.message), "
-        "COALESCE(MAX(CASE WHEN f.has_traceback = 1 THEN f.id END), MAX(f.id)), "
-        f"{by_fate(f'IN ({recovered})')}, {by_fate('= %s')}, {by_fate('= %s')}, "
-        f"{by_fate('= %s')} "
-        f"FROM (SELECT r.{queue_col} AS queue, {line} AS line, r.{received} AS received, "
+        f"SELECT r.{queue_col} AS queue, {line} AS line, r.{received} AS received, "
         f"r.{message} AS message, r.{pk} AS id, "
         f"CASE WHEN r.{traceback} <> '' THEN 1 ELSE 0 END AS has_traceback, {fate} AS fate "
-        f"FROM {receipts} r WHERE {' AND '.join(where)}{NOT_INLINED.get(connection.vendor, '')}) f "
-        "GROUP BY f.queue, f.line ORDER BY MAX(f.received) DESC, COUNT(*) DESC "
-        f"LIMIT {int(limit)}"
+        f"FROM {receipts} r WHERE {' AND '.join(where)}{NOT_INLINED.get(connection.vendor, '')}"
     )
-    params: list[Any] = [
-        when(connection, now - timedelta(hours=1)),
-        when(connection, now - timedelta(days=1)),
-        *[str(o) for o in RECOVERED_OUTCOMES],
-        str(Receipt.Outcome.DEAD_LETTERED),
-        str(Receipt.Outcome.REJECTED),
-        str(Receipt.Outcome.REQUEUED),
-        *where_params,
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    convert = _datetime_converter(connection)
-    return [
-        LineRow(
-            r[0],
-            r[1] or "",
-            *(int(v or 0) for v in r[2:5]),
-            convert(r[5]),
-            convert(r[6]),
-            *(int(v or 0) for v in r[7:]),
-        )
-        for r in rows
-    ]
+    return sql, params
 
 
 def _datetime_converter(connection: Any) -> Callable[[Any], Any]:
