@@ -2,11 +2,14 @@
 
 - Queues with their live broker state (one connection per page), declare / purge /
   replay-dead-letters actions and a "publish a message" link per queue
-  (:mod:`.queue_admin`, :mod:`.queue_actions`, the dead-letter browser
+  (:mod:`.queue_admin`, its columns :mod:`.queue_columns`, its page
+  :mod:`.queue_change_page`, :mod:`.queue_actions`, the dead-letter browser
   :mod:`.dead_letter_browser`);
 - messages: compose (held without the publish permission; "Save and publish" with it),
   publish, retry failed, republish, receipts inline, big bodies as a bounded preview
-  plus a download (:mod:`.message_admin`, :mod:`.message_bodies`, :mod:`.body_preview`);
+  plus a download (:mod:`.message_admin`, :mod:`.message_compose`, :mod:`.message_actions`,
+  the fate on the page :mod:`.message_fate_column`, :mod:`.message_bodies`,
+  :mod:`.body_preview`);
 - admin log entries for every action that touches the broker (:mod:`.audit`);
 - receipts (read-only log) and consumers (the ``runconsumer`` registry, read-only)
   (:mod:`.receipt_admin`, :mod:`.consumer_admin`);
