@@ -102,6 +102,11 @@ def failure_line_rows(
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
+    return _line_rows(connection, rows)
+
+
+def _line_rows(connection: Any, rows: list[tuple[Any, ...]]) -> list[LineRow]:
+    """The grouped rows as :class:`LineRow` (counts as ints, timestamps as datetimes)."""
     convert = _datetime_converter(connection)
     return [
         LineRow(
