@@ -22,6 +22,10 @@ except ImportError:  # pragma: no cover - exercised without the extra
 SECONDS_BUCKETS = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600,
 )  # fmt: skip
+#: Seconds buckets for a commit-to-confirm wait (1 ms .. 60 s).
+FAST_SECONDS_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+)  # fmt: skip
 #: Deliveries per committed batch.
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 
@@ -53,6 +57,11 @@ def _counter(name: str, doc: str, labels: tuple[str, ...]) -> _Family:
 
 def _histogram(name: str, doc: str, labels: tuple[str, ...], buckets: tuple) -> _Family:
     return _Family(lambda: prom.Histogram(name, doc, labels, buckets=buckets))
+
+
+def _gauge(name: str, doc: str, labels: tuple[str, ...]) -> _Family:
+    # livesum: under PROMETHEUS_MULTIPROC_DIR a scrape adds the live processes' values.
+    return _Family(lambda: prom.Gauge(name, doc, labels, multiprocess_mode="livesum"))
 
 
 # The names are a public interface (README "Running in production"): never rename.
@@ -88,6 +97,18 @@ OUTBOX_WAIT_SECONDS = _histogram(
     "From the Message row's creation to the broker's confirm.",
     ("queue",),
     SECONDS_BUCKETS,
+)
+
+PUBLISH_BACKLOG = _gauge(
+    "messaging_publish_backlog",
+    "Committed rows handed to the process's publisher thread and not yet confirmed.",
+    (),
+)
+PUBLISH_COMMIT_TO_CONFIRM_SECONDS = _histogram(
+    "messaging_publish_commit_to_confirm_seconds",
+    "From a transaction's commit to the broker's confirm of a row it handed off.",
+    (),
+    FAST_SECONDS_BUCKETS,
 )
 
 
