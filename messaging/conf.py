@@ -52,6 +52,14 @@ DEFAULTS: dict[str, Any] = {
     # "immediate": publish() sends at once (after commit inside a transaction);
     # "relay": publish() only writes the row and the relay sends it.
     "PUBLISH_MODE": "immediate",
+    # "immediate" mode inside a transaction: after the commit the rows are handed to this
+    # process's publisher thread and the request returns at once (False: the committing
+    # thread publishes them and waits for the confirms, as before 0.3).
+    "PUBLISH_IN_BACKGROUND": True,
+    # Bound of that hand-off (rows, and their bodies' bytes plus 1 KiB each): rows beyond
+    # it are left pending for the relay (at once, not after the creator's lease).
+    "PUBLISH_BACKLOG_MAX": 10000,
+    "PUBLISH_BACKLOG_MAX_BYTES": 64 * 1024 * 1024,
     # Admin "publish" on many messages hands the work to Celery (messaging.tasks).
     "PUBLISH_VIA_CELERY": False,
     # Seconds to wait for a publisher confirm before the publish counts as failed (retried).
@@ -154,6 +162,9 @@ VALIDATORS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "BATCH_FLUSH_INTERVAL": (_non_negative_number, "a number of seconds >= 0"),
     "PUBLISH_MODE": (lambda v: v in ("immediate", "relay"), '"immediate" or "relay"'),
     "PUBLISH_VIA_CELERY": (lambda v: isinstance(v, bool), "True or False"),
+    "PUBLISH_IN_BACKGROUND": (lambda v: isinstance(v, bool), "True or False"),
+    "PUBLISH_BACKLOG_MAX": (_non_negative_int, "an integer >= 0 (0: no hand-off)"),
+    "PUBLISH_BACKLOG_MAX_BYTES": (_non_negative_int, "a number of bytes >= 0 (0: no hand-off)"),
     "CONFIRM_TIMEOUT": (_positive_number, "a number of seconds > 0"),
     "RELAY_BATCH_SIZE": (_positive_int, "an integer >= 1"),
     "RELAY_INTERVAL": (_positive_number, "a number of seconds > 0"),
