@@ -407,6 +407,19 @@ class Receipt(models.Model):
     outcome = models.CharField(_("outcome"), max_length=16, choices=Outcome.choices)
     error = models.TextField(_("error"), blank=True)
     traceback = models.TextField(_("traceback"), blank=True)
+    error_cause = models.CharField(
+        _("cause"),
+        max_length=500,
+        blank=True,
+        default="",
+        db_default="",
+        editable=False,
+        help_text=_(
+            "The error's first line with numbers, ids, addresses and URLs folded "
+            "(messaging.db.error_causes.stored_cause), written with a failed receipt; what "
+            "the failures page groups by."
+        ),
+    )
     received_at = models.DateTimeField(_("received"))
     finished_at = models.DateTimeField(_("finished"))
     exchange = models.CharField(
@@ -464,6 +477,13 @@ class Receipt(models.Model):
             models.Index(
                 fields=["received_at", "queue_name"],
                 name="messaging_rcpt_failed_idx",
+                condition=Q(outcome__in=["requeued", "dead_lettered", "rejected"]),
+            ),
+            # One cause's failed receipts (the failures page's group links, its
+            # grouping): partial as above, so acked inserts never touch it.
+            models.Index(
+                fields=["error_cause", "queue_name", "received_at"],
+                name="messaging_rcpt_cause_idx",
                 condition=Q(outcome__in=["requeued", "dead_lettered", "rejected"]),
             ),
         ]

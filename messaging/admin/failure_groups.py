@@ -19,10 +19,10 @@ from datetime import datetime, timedelta
 from django.db import connections, router
 from django.utils import timezone
 
+from ..db.error_causes import cause_of
 from ..db.failure_counts import LineRow, failure_line_rows
 from ..db.raw_sql import FAILED_OUTCOMES
 from ..models import Receipt
-from .error_causes import cause_of
 
 #: Days of failed receipts the page groups by default (its longest window).
 WINDOW_DAYS = 7

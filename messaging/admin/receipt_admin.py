@@ -15,12 +15,12 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy
 
 from ..consumer.handlers import preview
+from ..db.error_causes import cause_pattern
 from ..db.failure_counts import FATE_OUTCOMES
 from ..db.raw_sql import FAILED_OUTCOMES
 from ..fields import PrefixRange
 from ..models import Consumer, Message, Queue, Receipt
 from . import display
-from .error_causes import cause_pattern
 from .failures_page import (
     CAUSE_PARAM,
     FAILED,
@@ -116,7 +116,7 @@ def _outcome_set(value: str) -> str:
 
 class CauseFilter(admin.SimpleListFilter):
     """Receipts of one cause (``?cause=…``, the failures page's groups): errors whose
-    first line folds to it (:func:`messaging.admin.error_causes.cause_pattern`, one
+    first line folds to it (:func:`messaging.db.error_causes.cause_pattern`, one
     regular expression in SQL). Shown only when a link brought a cause."""
 
     title = gettext_lazy("cause")

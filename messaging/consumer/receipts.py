@@ -11,6 +11,7 @@ from typing import Any
 from django.db import connections
 
 from ..db import operations
+from ..db.error_causes import stored_cause
 from ..db.postgresql import COPY_THRESHOLD  # noqa: F401 - importable here as before
 from ..models import Receipt
 
@@ -37,27 +38,35 @@ FIELDS = (
     "reply_content_type",
 )
 _DATETIMES = (FIELDS.index("received_at"), FIELDS.index("finished_at"))
+_ERROR = FIELDS.index("error")
 
 
 def as_instances(rows: Sequence[tuple[Any, ...]]) -> list[Receipt]:
     """Unsaved ``Receipt`` objects for rows (for signal receivers)."""
     names = [Receipt._meta.get_field(name).attname for name in FIELDS]
-    return [Receipt(**dict(zip(names, row, strict=True))) for row in rows]
+    receipts = [Receipt(**dict(zip(names, row, strict=True))) for row in rows]
+    for receipt in receipts:  # the failures page groups by it: written with the error
+        if receipt.error:
+            receipt.error_cause = stored_cause(receipt.error)
+    return receipts
 
 
 #: Per database alias: the quoted table, the column list of the receipt INSERT and the
 #: columns' database types.
-_STATEMENT_PARTS: dict[str, tuple[str, str, tuple[str, ...]]] = {}
+_STATEMENT_PARTS: dict[tuple[str, bool], tuple[str, str, tuple[str, ...]]] = {}
 
 
-def _statement_parts(conn: Any) -> tuple[str, str, tuple[str, ...]]:
-    parts = _STATEMENT_PARTS.get(conn.alias)
+def _statement_parts(conn: Any, caused: bool = False) -> tuple[str, str, tuple[str, ...]]:
+    """``caused``: the rows end with ``error_cause`` (else its database default, '')."""
+    parts = _STATEMENT_PARTS.get((conn.alias, caused))
     if parts is None:
         quote = conn.ops.quote_name
-        fields = [Receipt._meta.get_field(name) for name in FIELDS]
+        names = (*FIELDS, "error_cause") if caused else FIELDS
+        fields = [Receipt._meta.get_field(name) for name in names]
         columns = ", ".join(quote(f.column) for f in fields)
         types = tuple(f.db_type(conn) for f in fields)
-        parts = _STATEMENT_PARTS[conn.alias] = (quote(Receipt._meta.db_table), columns, types)
+        parts = (quote(Receipt._meta.db_table), columns, types)
+        _STATEMENT_PARTS[(conn.alias, caused)] = parts
     return parts
 
 
@@ -71,7 +80,10 @@ def insert_receipts(
     if not rows:
         return
     conn = connections[using]
-    table, columns, types = _statement_parts(conn)
+    caused = any(row[_ERROR] for row in rows)  # acked batches have no error: no cause
+    if caused:
+        rows = [(*row, stored_cause(row[_ERROR])) for row in rows]
+    table, columns, types = _statement_parts(conn, caused)
     ops = operations(conn)
     with ops.last_statement(conn) if last else nullcontext():
         ops.insert_rows(conn, None, table, columns, rows, _DATETIMES, types)

@@ -1,6 +1,6 @@
 """The failure triage page's aggregate (:func:`failure_line_rows`): failed receipts
 grouped by queue and the error's first line, in one query; the page folds the lines into
-causes (:mod:`messaging.admin.error_causes`).
+causes (:mod:`messaging.db.error_causes`).
 
 It reads the partial index of failed receipts (``messaging_rcpt_failed_idx``, led by
 ``received_at``), so acked receipts are never scanned and the page stays fast with
@@ -22,6 +22,7 @@ from typing import Any
 
 from ..models import Receipt
 from . import operations
+from .error_causes import stored_cause
 from .raw_sql import FAILED_OUTCOMES, table, when
 
 #: Per vendor: what keeps a subquery in FROM from being merged into the outer query.
@@ -172,3 +173,26 @@ def _datetime_converter(connection: Any) -> Callable[[Any], Any]:
         return value
 
     return convert
+
+
+def fill_error_causes(connection: Any, db_table: str, batch: int = 2000) -> int:
+    """Write ``error_cause`` (:func:`~messaging.db.error_causes.stored_cause`) on the
+    receipts of ``db_table`` that have an error and no cause yet, ``batch`` rows at a time
+    in id order (migration 0014's backfill; the bench's fill). Returns the rows written."""
+    quote = connection.ops.quote_name
+    receipts = quote(db_table)
+    select = (
+        f"SELECT id, error FROM {receipts} WHERE id > %s AND error <> '' "
+        f"AND error_cause = '' ORDER BY id LIMIT {int(batch)}"
+    )
+    update = f"UPDATE {receipts} SET error_cause = %s WHERE id = %s"
+    written, last = 0, 0
+    with connection.cursor() as cursor:
+        while True:
+            cursor.execute(select, [last])
+            rows = cursor.fetchall()
+            if not rows:
+                return written
+            cursor.executemany(update, [(stored_cause(error), pk) for pk, error in rows])
+            written += len(rows)
+            last = rows[-1][0]

@@ -1,4 +1,4 @@
-"""An error's cause (``messaging.admin.error_causes``): the first line with numbers, ids,
+"""An error's cause (``messaging.db.error_causes``): the first line with numbers, ids,
 addresses, URLs and quoted values folded into placeholders, and the regular expression
 the receipt list filters a cause by; the failures page's folding of (queue, first line)
 rows into (queue, cause) groups (``messaging.admin.failure_groups.group_lines``)."""
@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from messaging.admin.error_causes import CUT, Cause, cause_of, cause_pattern, fold
+from messaging.db.error_causes import CUT, Cause, cause_of, cause_pattern, fold
 from messaging.admin.failure_groups import group_lines
 from messaging.db.failure_counts import LineRow
 

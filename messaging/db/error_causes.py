@@ -27,6 +27,11 @@ name (``KeyError``, ``smtplib.SMTPRecipientsRefused``); it is part of the cause.
 :func:`cause_pattern` turns a cause back into an anchored regular expression (portable:
 PostgreSQL, SQLite's Python ``REGEXP``, MySQL) that every error whose first line folds
 to that cause matches, so the receipt list can be filtered to one cause in SQL.
+
+:func:`stored_cause` is what the consumer writes in ``Receipt.error_cause`` when it
+records a failed receipt (and migration 0014 wrote for the receipts before it): the
+failure triage page groups by that column and its group links filter on it, so neither
+folds errors at read time.
 """
 
 from __future__ import annotations
@@ -36,6 +41,12 @@ from dataclasses import dataclass
 
 #: A cause whose first line was cut (longer than the characters read) ends with this.
 CUT = "…"
+#: Characters of an error's first line folded (a longer one is cut: its cause ends in
+#: :data:`CUT`), as the failure triage page read them before the cause was stored.
+LINE_CHARS = 1000
+#: The longest stored cause (``Receipt.error_cause``'s max_length): a longer one is cut
+#: to this many characters, :data:`CUT` last.
+CAUSE_CHARS = 500
 #: The placeholders, each with the portable regular expression the receipt filter uses
 #: for it: a superset of what the rule above folds into it.
 PLACEHOLDERS: dict[str, str] = {
@@ -105,6 +116,19 @@ def cause_of(line: str, cut: bool = False) -> Cause:
     exception = exception_of(line)
     text = exception + ": " + fold(line[len(exception) + 2 :]) if exception else fold(line)
     return Cause(exception, text + CUT if cut else text)
+
+
+def stored_cause(error: str) -> str:
+    """What ``Receipt.error_cause`` holds for an error text: "" for no error, else the
+    cause's text (:func:`cause_of` of its first :data:`LINE_CHARS` characters), at most
+    :data:`CAUSE_CHARS` characters."""
+    if not error:
+        return ""
+    line = first_line(error[: LINE_CHARS + 1])
+    text = cause_of(line[:LINE_CHARS], cut=len(line) > LINE_CHARS).text
+    if len(text) > CAUSE_CHARS:
+        text = text[: CAUSE_CHARS - len(CUT)] + CUT
+    return text
 
 
 def cause_pattern(cause: str) -> str:
