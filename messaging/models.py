@@ -543,6 +543,12 @@ class Consumer(models.Model):
     pid = models.PositiveIntegerField(_("pid"))
     queues = models.JSONField(_("queues"), default=list)
     prefetch = models.PositiveIntegerField(_("prefetch"), default=1)
+    threads = models.PositiveIntegerField(
+        _("threads"), default=1, help_text=_("Handlers it runs at once (runconsumer --threads).")
+    )
+    in_flight = models.PositiveIntegerField(
+        _("in flight"), default=0, help_text=_("Deliveries whose handlers were running.")
+    )
     started_at = models.DateTimeField(_("started"))
     last_heartbeat = models.DateTimeField(_("last heartbeat"))
     stopped_at = models.DateTimeField(_("stopped"), null=True, blank=True)
