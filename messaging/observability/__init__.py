@@ -42,6 +42,7 @@ from .logs import (
 from .metrics import (
     BATCH_SIZE,
     CONFIRM_SECONDS,
+    CONSUMER_IN_FLIGHT,
     DELIVERIES,
     END_TO_END_SECONDS,
     HANDLER_SECONDS,
@@ -138,6 +139,12 @@ def _instrumented(queue: str, handler: Callable[[Any], Any], consumer: str) -> A
 
     run.__wrapped_handler__ = handler  # type: ignore[attr-defined]
     return run
+
+
+def in_flight(count: int) -> None:
+    """``count`` deliveries' handlers are running now in this consumer process."""
+    if _METRICS:
+        CONSUMER_IN_FLIGHT.child().set(max(0, count))
 
 
 def beat(part: str) -> None:

@@ -111,6 +111,12 @@ PUBLISH_COMMIT_TO_CONFIRM_SECONDS = _histogram(
     FAST_SECONDS_BUCKETS,
 )
 
+CONSUMER_IN_FLIGHT = _gauge(
+    "messaging_consumer_in_flight",
+    "Deliveries whose handlers are running now (runconsumer --threads: up to N at once).",
+    (),
+)
+
 
 def multiprocess_dir() -> str | None:
     """``PROMETHEUS_MULTIPROC_DIR``, if set."""
