@@ -777,3 +777,69 @@ class Binding(models.Model):
             validate_binding_arguments(kind, self.arguments)
         except ValidationError as exc:
             raise ValidationError({"arguments": exc.messages[0]}) from exc
+
+
+# --------------------------------------------------------------------------- Django tasks
+
+
+class TaskRecord(models.Model):
+    """One task run of :class:`messaging.task_backend.RabbitMQBackend` (a ``django.tasks``
+    result): written with the task's outbox message in the enqueuer's transaction, stamped
+    by ``runconsumer --tasks`` when an attempt starts, and finished in the same
+    transaction as the task and its receipt. ``result_id`` is the message's message_id."""
+
+    class Status(models.TextChoices):
+        READY = "READY", _("ready")
+        RUNNING = "RUNNING", _("running")
+        SUCCESSFUL = "SUCCESSFUL", _("successful")
+        FAILED = "FAILED", _("failed")
+
+    result_id = models.CharField(
+        _("result id"),
+        max_length=255,
+        unique=True,
+        help_text=_("The task result's id: the AMQP message_id of its message."),
+    )
+    backend = models.CharField(_("backend"), max_length=255)
+    task_path = models.CharField(_("task"), max_length=255)
+    queue_name = models.CharField(_("queue"), max_length=255)
+    priority = models.SmallIntegerField(_("priority"), default=0)
+    args = models.JSONField(_("args"), default=list, blank=True)
+    kwargs = models.JSONField(_("kwargs"), default=dict, blank=True)
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.READY
+    )
+    enqueued_at = models.DateTimeField(_("enqueued"))
+    run_after = models.DateTimeField(_("run after"), null=True, blank=True)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    last_attempted_at = models.DateTimeField(_("last attempted"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    return_value = models.JSONField(_("return value"), null=True, blank=True)
+    errors = models.JSONField(
+        _("errors"),
+        default=list,
+        blank=True,
+        help_text=_("Per failed attempt: attempt, exception_class_path, traceback, worker."),
+    )
+    worker_ids = models.JSONField(
+        _("workers"), default=list, blank=True, help_text=_("The worker of each attempt.")
+    )
+    rerun_of = models.CharField(
+        _("run again from"),
+        max_length=255,
+        blank=True,
+        help_text=_("The result this one was run again from (admin action)."),
+    )
+
+    class Meta:
+        verbose_name = _("task result")
+        verbose_name_plural = _("task results")
+        ordering = ["-enqueued_at", "-id"]
+        permissions = [("rerun_taskrecord", _("Can run a task again"))]
+        indexes = [
+            models.Index(fields=["status", "enqueued_at"], name="messaging_task_status_idx"),
+            models.Index(fields=["enqueued_at"], name="messaging_task_enqueued_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_path} {self.result_id} ({self.status})"
