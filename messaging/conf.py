@@ -25,8 +25,16 @@ DEFAULTS: dict[str, Any] = {
     "BLOCKED_CONNECTION_TIMEOUT": 60,
     # Queue name -> dotted path of the handler runconsumer calls for it.
     "CONSUMERS": {},
-    # Default prefetch for runconsumer (the tutorial's fair dispatch).
+    # Default prefetch for runconsumer (the tutorial's fair dispatch). With THREADS > 1
+    # and no --prefetch, runconsumer uses max(PREFETCH, 2 * THREADS).
     "PREFETCH": 1,
+    # Handlers runconsumer runs at once, each on a worker thread with its own database
+    # connection (runconsumer --threads). 1 keeps one-at-a-time, in order.
+    "THREADS": 1,
+    # Seconds runconsumer (and relay) give the work in hand after SIGTERM/SIGINT before
+    # they exit non-zero, leaving unfinished deliveries to the broker (below
+    # Kubernetes' default 30 s grace period).
+    "SHUTDOWN_TIMEOUT": 25.0,
     # Reconnect backoff for runconsumer (seconds): first delay and cap.
     "RECONNECT_DELAY": 0.5,
     "RECONNECT_MAX_DELAY": 30.0,
@@ -148,6 +156,11 @@ VALIDATORS: dict[str, tuple[Callable[[Any], bool], str]] = {
         lambda v: _positive_int(v) and v <= 65535,
         "an integer from 1 to 65535 (AMQP's prefetch_count is a short)",
     ),
+    "THREADS": (
+        lambda v: _positive_int(v) and v <= 1024,
+        "an integer from 1 to 1024",
+    ),
+    "SHUTDOWN_TIMEOUT": (_positive_number, "a number of seconds > 0"),
     "RECONNECT_DELAY": (_non_negative_number, "a number of seconds >= 0"),
     "RECONNECT_MAX_DELAY": (_non_negative_number, "a number of seconds >= 0"),
     "MAX_ATTEMPTS": (_positive_int, "an integer >= 1"),
