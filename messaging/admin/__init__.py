@@ -31,10 +31,13 @@ Every page of these admins links the app's stylesheet, ``messaging/admin.css``
 (:data:`STYLESHEET`): the width rule (every list fits a 1400 px window), buttons, dark
 mode. The ModelAdmins get it as ``Media`` here, so their own modules need nothing; so do the message
 list's stalled-outbox banner and the compose form's note on what "Save" does
-(:mod:`messaging.templatetags.messaging_console`).
+(:mod:`messaging.templatetags.messaging_console`). The site's /admin/ index shows that
+banner too (:data:`SITE_INDEX_TEMPLATE`, unless the site has its own index template).
 """
 
 from __future__ import annotations
+
+from django.contrib import admin as _admin
 
 from .body_preview import body_as_text, body_preview
 from .consumer_admin import ConsumerAdmin, filter_status
@@ -76,6 +79,12 @@ if MessageAdmin.change_list_template is None:
     MessageAdmin.change_list_template = MESSAGE_LIST_TEMPLATE
 if MessageAdmin.add_form_template is None:
     MessageAdmin.add_form_template = COMPOSE_TEMPLATE
+#: The site-wide /admin/ index with the stalled-outbox banner (the app's own template
+#: cannot override ``admin/index.html``: django.contrib.admin comes first in
+#: INSTALLED_APPS), unless the site names its own index template.
+SITE_INDEX_TEMPLATE = "admin/messaging/site_index.html"
+if _admin.site.index_template is None:
+    _admin.site.index_template = SITE_INDEX_TEMPLATE
 
 for _admin_class in (
     BindingAdmin,

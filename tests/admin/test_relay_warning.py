@@ -1,6 +1,7 @@
 """No silent waiting: a running relay keeps a ``relay@<host>`` row in the Consumer
 registry; pending rows older than RELAY_WARNING_AFTER while no relay ran within that time
-are a stalled outbox, shown as a banner (app index, message list, overview), as the
+are a stalled outbox, shown as a banner (the site's /admin/ index, the app index, the
+message list, the overview), as the
 system check ``messaging.W002``, and on the compose page ("Save" waits for a relay)."""
 
 from __future__ import annotations
@@ -84,10 +85,11 @@ def test_manage_py_relay_writes_its_heartbeat_row(queue_name: str) -> None:
 
 
 @override_settings(MESSAGING={"RELAY_WARNING_AFTER": AFTER})
-def test_the_banner_on_the_app_index_message_list_and_overview(
+def test_the_banner_on_the_indexes_message_list_and_overview(
     admin_client: Client, queue_name: str
 ) -> None:
     pages = [
+        reverse("admin:index"),  # the site-wide /admin/ index too
         reverse("admin:app_list", args=["messaging"]),
         url("message_changelist"),
         reverse("admin:messaging_overview"),
@@ -128,6 +130,8 @@ def test_the_banner_needs_permission_to_see_messages(client: Client, queue_name:
     client.force_login(staff("view_queue"))
     content = client.get(reverse("admin:app_list", args=["messaging"])).content.decode()
     assert 'id="relay-warning"' not in content
+    content = client.get(reverse("admin:index")).content.decode()
+    assert 'id="relay-warning"' not in content and "Queues" in content  # the index itself
 
 
 @override_settings(MESSAGING={"RELAY_WARNING_AFTER": AFTER})
