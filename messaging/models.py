@@ -375,6 +375,26 @@ class ReceiptQuerySet(models.QuerySet):
         return self.filter(outcome=Receipt.Outcome.ACKED)
 
 
+class ErrorCauseField(models.CharField):
+    """``Receipt.error_cause``: filled from the receipt's ``error`` when an ORM insert or
+    save leaves it empty (:func:`messaging.db.error_causes.stored_cause`), so every
+    receipt with an error has its cause; the consumer's COPY batches write it
+    themselves. A plain CharField in migrations."""
+
+    def pre_save(self, model_instance: Any, add: bool) -> Any:
+        value = super().pre_save(model_instance, add)
+        if not value and model_instance.error:
+            from .db.error_causes import stored_cause
+
+            value = stored_cause(model_instance.error)
+            setattr(model_instance, self.attname, value)
+        return value
+
+    def deconstruct(self) -> Any:
+        name, _path, args, kwargs = super().deconstruct()
+        return name, "django.db.models.CharField", args, kwargs
+
+
 class Receipt(models.Model):
     class Outcome(models.TextChoices):
         ACKED = "acked", _("acked")
@@ -407,7 +427,7 @@ class Receipt(models.Model):
     outcome = models.CharField(_("outcome"), max_length=16, choices=Outcome.choices)
     error = models.TextField(_("error"), blank=True)
     traceback = models.TextField(_("traceback"), blank=True)
-    error_cause = models.CharField(
+    error_cause = ErrorCauseField(
         _("cause"),
         max_length=500,
         blank=True,

@@ -44,11 +44,7 @@ _ERROR = FIELDS.index("error")
 def as_instances(rows: Sequence[tuple[Any, ...]]) -> list[Receipt]:
     """Unsaved ``Receipt`` objects for rows (for signal receivers)."""
     names = [Receipt._meta.get_field(name).attname for name in FIELDS]
-    receipts = [Receipt(**dict(zip(names, row, strict=True))) for row in rows]
-    for receipt in receipts:  # the failures page groups by it: written with the error
-        if receipt.error:
-            receipt.error_cause = stored_cause(receipt.error)
-    return receipts
+    return [Receipt(**dict(zip(names, row, strict=True))) for row in rows]
 
 
 #: Per database alias: the quoted table, the column list of the receipt INSERT and the
