@@ -5,6 +5,7 @@ The broker is not looked for here: BROKER_URL is ``MESSAGING_BROKER_URL`` when s
 else a placeholder that the ``live_broker`` fixture (tests/conftest.py) replaces once a
 test that needs the broker runs."""
 
+import importlib.util
 import json
 import os
 
@@ -41,3 +42,29 @@ MESSAGING.update(json.loads(os.environ.get("MESSAGING_TEST_SETTINGS") or "{}"))
 DATABASES["default"].setdefault("OPTIONS", {}).update(
     json.loads(os.environ.get("MESSAGING_TEST_DB_OPTIONS") or "{}")
 )
+
+# Django's Tasks framework on RabbitMQ (tests/tasks/): task queues of this test run only
+# (the prefix is inherited by the runconsumer subprocesses through the environment).
+os.environ.setdefault("MESSAGING_TEST_TASK_PREFIX", f"test.tasks.{_run}.")
+_TASK_OPTIONS = {
+    "QUEUE_PREFIX": os.environ["MESSAGING_TEST_TASK_PREFIX"],
+    "TASK_MODULES": ["tests.tasks"],
+}
+TASKS = {
+    "default": {
+        "BACKEND": "messaging.task_backend.RabbitMQBackend",
+        "QUEUES": ["default", "other"],
+        "OPTIONS": _TASK_OPTIONS,
+    },
+    "quorum": {
+        "BACKEND": "messaging.task_backend.RabbitMQBackend",
+        "QUEUES": ["default"],
+        "OPTIONS": {
+            **_TASK_OPTIONS,
+            "QUEUE_PREFIX": _TASK_OPTIONS["QUEUE_PREFIX"] + "quorum.",
+            "QUEUE_TYPE": "quorum",
+        },
+    },
+}
+if importlib.util.find_spec("django.tasks") is None and importlib.util.find_spec("django_tasks"):
+    INSTALLED_APPS = [*INSTALLED_APPS, "django_tasks"]  # noqa: F405 - the backport's checks
