@@ -36,8 +36,12 @@ class Settler:
         delays_refused: set[str] | None = None,
         *,
         delay_publisher: Callable[[Any], Any] = DelayPublisher,
+        single_acks: bool = False,
     ) -> None:
         self.policies = policies
+        #: ``--threads``: batches finish out of order, so a multiple-ack could cover a
+        #: delivery still running on another worker; each delivery is acked by itself.
+        self.single_acks = single_acks
         self.make_delayer = delay_publisher
         #: Queue name -> its QueueSpec: the type a DLQ declared here follows.
         self.sources = dict(sources or {})
@@ -72,6 +76,9 @@ class Settler:
             if settlement.verdict is Verdict.ACK:
                 if settlement.replies:
                     _send_replies(channel, settlement.replies)
+                if self.single_acks:
+                    channel.basic_ack(delivery_tag=tag)
+                    continue
                 last_ack, acks = max(last_ack, tag), acks + 1
             elif settlement.verdict is Verdict.DEAD_LETTER:
                 self._move_to_dead_letter_queue(channel, settlement)

@@ -36,7 +36,7 @@ class HandlerBudget:
         budget = self.budgets.get(delivery.queue)
         if not over_budget(elapsed, budget):
             return
-        self.stats.over_budget += 1
+        self.stats.add(over_budget=1)
         logger.warning(
             "handler for %s ran %.3fs on message %s, over its time budget of %gs "
             "(a warning only: the handler was not stopped)",

@@ -83,8 +83,7 @@ class Dispatcher:
             except Exception:  # noqa: BLE001 - a handler failed: redo one at a time
                 redo = True
             else:
-                self.stats.handled += len(batch)
-                self.stats.acked += len(batch)
+                self.stats.add(handled=len(batch), acked=len(batch))
                 self.database.ok()
                 self.recorder.announce(receipts, batch)
                 observability.receipts(batch, Outcome.ACKED)
@@ -171,7 +170,7 @@ class Dispatcher:
             if isinstance(exc, DatabaseError) and not self.database.answers():
                 raise
             return self.failures.handler_failed(delivery, attempt, exc)
-        self.stats.acked += 1
+        self.stats.add(acked=1)
         self.recorder.announce(receipts, [delivery])
         observability.receipts([delivery], Outcome.ACKED)
         return Settlement(delivery, Verdict.ACK, replies=replies)
@@ -197,7 +196,7 @@ class Dispatcher:
 
     def _counted(self, settlement: Settlement) -> Settlement:
         """A delivery got its receipt (so the database answers)."""
-        self.stats.handled += 1
+        self.stats.add(handled=1)
         self.database.ok()
         return settlement
 

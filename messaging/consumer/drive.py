@@ -65,6 +65,17 @@ class ThreadedDrive:
         except Exception:  # noqa: BLE001 - connection already gone: the broker requeues
             logger.info("connection gone before %d deliveries were settled", len(settlements))
 
+    def call_on_io(self, call: Callable[[], None]) -> None:
+        """Run ``call`` on the I/O thread, after the verdicts handed over before it."""
+        conn = self._conn
+        if conn is None:
+            return
+        self._verdicts.put(call)
+        try:
+            conn.add_callback_threadsafe(self._carry_out)
+        except Exception:  # noqa: BLE001 - connection already gone
+            logger.info("connection gone before a call on the I/O thread")
+
     def close(self) -> None:
         """After every verdict handed over (FIFO), stop the I/O thread's loop."""
         conn = self._conn
@@ -89,6 +100,8 @@ class ThreadedDrive:
                 return
             if item is _CLOSE:
                 self._close.set()
+            elif callable(item):
+                item()
             else:
                 self.settler.settle(item)
 
@@ -147,6 +160,11 @@ class InlineDrive:
         with self.lock:
             if self._driven is not None:
                 self._guarded(self.settler.settle, settlements)
+
+    def call_on_io(self, call: Callable[[], None]) -> None:
+        """Nothing: at prefetch 1 the calling thread drives the connection and may be
+        the one asking (from a signal handler, inside a read); one delivery at a time
+        is all the broker sends, and it gets back what was not started at close."""
 
     def close(self) -> None:
         self._close.set()  # every verdict was carried out already, on this thread

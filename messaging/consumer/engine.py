@@ -25,7 +25,9 @@ from .recorder import ReceiptRecorder
 from .registry import Registry
 from .retry_policy import QueuePolicy, RetryPolicy, Verdict
 from .stats import ConsumerStats
+from .threaded import threaded_loop
 from .verdicts import Settlement
+from .workers import WorkerPool
 
 #: How often the loop looks up from an empty inbox (stop, idle timeout).
 POLL_INTERVAL = 0.2
@@ -60,8 +62,12 @@ class Consumer:
         consume_arguments: Mapping[str, Any] | None = None,
         connect_timeout: float | None = None,
         retry: RetryPolicy | None = None,
+        threads: int = 1,
     ) -> None:
         queues = list(queues)
+        if threads < 1:
+            raise ValueError("threads must be >= 1")
+        self.threads = threads
         self.connect_timeout = connect_timeout
         self.specs = [QueueSpec.of(q) for q in queues]
         self.prefetch, self.batch_size = _sizes(self.specs, handlers, prefetch, batch_size)
@@ -88,6 +94,7 @@ class Consumer:
         self.handlers = self.dispatcher.handlers
         self.consume_arguments = consume_arguments
         self.io = self._io(urls, reconnect, failures.delays_refused)
+        self.pool = WorkerPool(threads, self._handle, self.stats) if threads > 1 else None
         self.registry = self._registry() if register else None
 
     def _io(
@@ -104,11 +111,12 @@ class Consumer:
             urls=urls,
             reconnect=reconnect,
             on_event=self.on_event,
-            describe=lambda: f"(prefetch {self.prefetch}, batch {self.batch_size}, manual ack)",
+            describe=self.describe,
             consume_arguments=self.consume_arguments,
             on_named=self._named,
             delays_refused=delays_refused,
             connect_timeout=self.connect_timeout,
+            threads=self.threads,
         )
 
     def _named(self, spec_name: str, name: str) -> None:
@@ -128,14 +136,26 @@ class Consumer:
             prefetch=self.prefetch,
             stats=self.stats,
             stopping=self._stop.is_set,
+            threads=self.threads,
         )
+
+    def describe(self) -> str:
+        threads = f", {self.threads} threads" if self.threads > 1 else ""
+        return f"(prefetch {self.prefetch}, batch {self.batch_size}{threads}, manual ack)"
 
     # ------------------------------------------------------------------ control
 
     def stop(self) -> None:
-        """Finish the deliveries in hand, ack them, and return from :meth:`run`."""
+        """Stop consuming (basic.cancel), start nothing new, finish and ack the
+        deliveries in hand, give the unstarted ones back to the broker, and return from
+        :meth:`run`. Safe from a signal handler or another thread."""
+        if self._stop.is_set():
+            return
         self._stop.set()
         self.inbox.wake()
+        self.io.cancel()
+        if self.registry is not None:
+            self.registry.stopping_now()
 
     @property
     def stopping(self) -> bool:
@@ -155,19 +175,41 @@ class Consumer:
     def run(self) -> ConsumerStats:
         """Consume until stopped; raises :class:`BrokerError` on a fatal broker error."""
         self.io.start()
+        if self.pool is not None:
+            self.pool.start()
         if self.registry is not None:
             self.registry.start()
         error: BaseException | None = None
         try:
-            self._loop()
+            if self.pool is None:
+                self._loop()
+            else:
+                threaded_loop(self, self.pool)
         except BaseException as exc:
             error = exc
             raise
         finally:
+            self._give_back_unstarted()
+            if self.pool is not None:
+                self.pool.stop()
+                self._give_back_unstarted()
             self.io.shutdown()
             if self.registry is not None:
                 self.registry.stop(error)
         return self.stats
+
+    @property
+    def in_flight(self) -> int:
+        """Deliveries whose handlers are running now."""
+        return self.stats.in_flight
+
+    def _give_back_unstarted(self) -> None:
+        """Requeue the deliveries the broker sent that no handler started (a second
+        consumer takes them while the ones in hand finish)."""
+        unstarted = self.inbox.take_unstarted(self.io.current_generation())
+        if unstarted:
+            self.on_event(f"giving {len(unstarted)} unstarted deliveries back to the broker")
+            self.io.settle([Settlement(d, Verdict.REQUEUE) for d in unstarted])
 
     # ------------------------------------------------------------------ the loop
 
@@ -190,9 +232,13 @@ class Consumer:
             batch, fatal = self.inbox.collect(first, self._batch_limit())
             observability.batch(batch)
             self.io.busy(time.monotonic())
+            self.stats.add(in_flight=len(batch))
+            observability.in_flight(self.stats.in_flight)
             try:
                 self._handle(batch)
             finally:
+                self.stats.add(in_flight=-len(batch))
+                observability.in_flight(self.stats.in_flight)
                 self.io.busy(None)
             if fatal is not None:
                 raise fatal
@@ -209,7 +255,7 @@ class Consumer:
             settlements = self.dispatcher.dispatch(batch)
         except DatabaseDown as down:
             requeued = [Settlement(d, Verdict.REQUEUE) for d in down.pending]
-            self.stats.failed += len(down.pending)
+            self.stats.add(failed=len(down.pending))
             self.io.settle([*down.settled, *requeued])
             self.database.outage(len(down.pending), down.pending[0].queue, down.error)
             return

@@ -58,7 +58,7 @@ class Failures:
     def duplicate(self, delivery: Delivery) -> Settlement:
         """A copy of a message already acked here: record it, ack it, skip the handler."""
         self.recorder.record(delivery, Outcome.DUPLICATE, attempt=1)
-        self.stats.duplicates += 1
+        self.stats.add(duplicates=1)
         return Settlement(delivery, Verdict.ACK)
 
     def attempted(self, delivery: Delivery, attempt: int, due: object) -> Settlement | None:
@@ -73,7 +73,7 @@ class Failures:
         name = delay_queue_name(delivery.queue, delay) if delay > 0 else None
         if delivery.redelivered and (name is None or delivery.queue in self.delays_refused):
             return None
-        self.stats.duplicates += 1
+        self.stats.add(duplicates=1)
         if not delivery.redelivered or name is None:
             self.recorder.record(delivery, Outcome.DUPLICATE, attempt=attempt, error=note)
             return Settlement(delivery, Verdict.ACK)
@@ -108,7 +108,7 @@ class Failures:
 
     def failed(self, delivery: Delivery, attempt: int, error: str, tb: str) -> Settlement:
         """A failed attempt: requeue it, or dead-letter it when it was the last one."""
-        self.stats.failed += 1
+        self.stats.add(failed=1)
         error = error[:ERROR_MAX_CHARS]
         policy = self.policy(delivery.queue)
         decision = self.retry.decide(attempt, policy)
@@ -118,7 +118,7 @@ class Failures:
                 return delayed
         self.recorder.record(delivery, decision.outcome, error=error, tb=tb, attempt=attempt)
         if decision.outcome == Outcome.DEAD_LETTERED:
-            self.stats.dead_lettered += 1
+            self.stats.add(dead_lettered=1)
             logger.error(
                 "message %s on %s failed %d time(s); dead-lettered",
                 delivery.message_id or "(no id)",
@@ -162,8 +162,7 @@ class Failures:
 
     def rejected(self, delivery: Delivery, attempt: int, reason: str) -> Settlement:
         """``Reject`` (or a body its queue's schema refuses): straight to the DLQ."""
-        self.stats.failed += 1
-        self.stats.rejected += 1
+        self.stats.add(failed=1, rejected=1)
         self.recorder.record(
             delivery, Outcome.REJECTED, error=reason[:ERROR_MAX_CHARS], attempt=attempt
         )

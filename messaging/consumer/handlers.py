@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pika
+from asgiref.sync import async_to_sync
 from django.utils.module_loading import import_string
 
 from .. import conf
@@ -213,12 +214,21 @@ def _is_async(func: Any) -> bool:
     ``__call__`` is one, or a :func:`functools.partial` of any of these."""
     while isinstance(func, functools.partial):
         func = func.func
-    if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
+    if inspect.iscoroutinefunction(func):
         return True
     if inspect.isfunction(func) or inspect.ismethod(func) or inspect.isclass(func):
         return False
     call = getattr(func, "__call__", None)  # noqa: B004 - the instance's own __call__
-    return inspect.iscoroutinefunction(call) or inspect.isasyncgenfunction(call)
+    return inspect.iscoroutinefunction(call)
+
+
+def _is_async_generator(func: Any) -> bool:
+    while isinstance(func, functools.partial):
+        func = func.func
+    if inspect.isasyncgenfunction(func):
+        return True
+    call = getattr(func, "__call__", None)  # noqa: B004 - the instance's own __call__
+    return not inspect.isfunction(func) and inspect.isasyncgenfunction(call)
 
 
 def _is_pika_style(func: Callable[..., Any]) -> bool:
@@ -231,16 +241,14 @@ def _is_pika_style(func: Callable[..., Any]) -> bool:
 
 def check_handler(func: Any, name: str = "") -> None:
     """Raise :class:`HandlerImportError` (one line) unless ``func`` can be a handler: a
-    plain (not ``async``) callable taking one ``Delivery`` or the four pika arguments
+    callable (plain or ``async def``) taking one ``Delivery`` or the four pika arguments
     ``(ch, method, properties, body)``. Callables without a signature are accepted."""
     shown = name or getattr(func, "__qualname__", None) or repr(func)
     if not callable(func):
         raise HandlerImportError(f"handler {shown!r} is not callable")
-    if _is_async(func):
+    if _is_async_generator(func):
         raise HandlerImportError(
-            f"handler {shown!r} is async: runconsumer runs a handler inside its receipt's "
-            "transaction in the consumer thread, so it must be a plain def (call async "
-            "code from it with asyncio.run() or asgiref's async_to_sync)"
+            f"handler {shown!r} is an async generator: a handler returns (or raises) once"
         )
     signature = _signature(func)
     if not (_binds(signature, 1) or _binds(signature, 4)):
@@ -248,6 +256,27 @@ def check_handler(func: Any, name: str = "") -> None:
             f"handler {shown!r} cannot be called with one Delivery nor with the four pika "
             f"arguments (ch, method, properties, body): its signature is {signature}"
         )
+
+
+def run_async(func: Callable[..., Any]) -> Callable[..., Any]:
+    """An ``async def`` handler as a plain one, for the worker thread that holds the
+    receipt's transaction: asgiref's ``async_to_sync`` runs the coroutine in an event
+    loop of its own while this thread waits, and the coroutine's
+    ``sync_to_async(thread_sensitive=True)`` calls (Django's async ORM: ``acreate``,
+    ``aget``, ...) come back to run on this thread, on its connection, inside the
+    transaction. ``--threads N`` runs up to N at once."""
+
+    async def awaited(*args: Any) -> Any:
+        return await func(*args)
+
+    call = async_to_sync(awaited)
+
+    @functools.wraps(func)
+    def handler(*args: Any) -> Any:
+        return call(*args)
+
+    handler.is_async_handler = True  # type: ignore[attr-defined]
+    return handler
 
 
 def awaitable_error(result: Any) -> TypeError:
@@ -258,15 +287,18 @@ def awaitable_error(result: Any) -> TypeError:
         close()
     return TypeError(
         f"the handler returned {type(result).__name__} instead of running to completion "
-        "(async handlers are not supported: make it a plain def)"
+        "(declare it `async def` and runconsumer awaits it)"
     )
 
 
 def as_handler(func: Callable[..., Any], name: str = "") -> Handler:
-    """Accept a ``Delivery`` handler or a four-argument pika callback (checked with
-    :func:`check_handler`)."""
+    """Accept a ``Delivery`` handler or a four-argument pika callback, plain or ``async
+    def`` (checked with :func:`check_handler`)."""
     check_handler(func, name)
-    return pika_style(func) if _is_pika_style(func) else func
+    pika = _is_pika_style(func)
+    if _is_async(func):
+        func = run_async(func)
+    return pika_style(func) if pika else func
 
 
 def load_handler(path: str) -> Handler:

@@ -74,13 +74,20 @@ class Inbox:
             return None  # its channel is gone: the broker redelivers it
         return item
 
-    def collect(self, first: Delivery, limit: int) -> tuple[list[Delivery], BaseException | None]:
-        """``first`` plus whatever arrives within the flush interval, up to ``limit``;
-        a fatal error that arrives meanwhile ends the batch and is returned with it."""
+    def waiting(self) -> int:
+        """About how many items wait in the inbox (deliveries, wake-ups, errors)."""
+        return self._queue.qsize() + (self.carried is not None)
+
+    def collect(
+        self, first: Delivery, limit: int, *, linger: bool = True
+    ) -> tuple[list[Delivery], BaseException | None]:
+        """``first`` plus whatever arrives within the flush interval, up to ``limit``
+        (``linger=False``: only what is already here); a fatal error that arrives
+        meanwhile ends the batch and is returned with it."""
         batch = [first]
         if limit <= 1:
             return batch, None
-        deadline = time.monotonic() + self.flush_interval
+        deadline = time.monotonic() + (self.flush_interval if linger else 0.0)
         while len(batch) < limit and not self._stop.is_set():
             item = self._next_before(deadline)
             if item is None or item is _WAKE:
@@ -97,6 +104,19 @@ class Inbox:
             if item.generation == first.generation:
                 batch.append(item)
         return batch, None
+
+    def take_unstarted(self, generation: int) -> list[Delivery]:
+        """Empty the inbox (a stopping consumer): the deliveries of connection
+        ``generation`` it held, for giving back to the broker; others are dropped (their
+        channel is gone, so the broker has them back already)."""
+        items: list[Item] = [self.carried] if self.carried is not None else []
+        self.carried = None
+        while True:
+            try:
+                items.append(self._queue.get_nowait())
+            except queue_module.Empty:
+                break
+        return [i for i in items if isinstance(i, Delivery) and i.generation == generation]
 
     def _next_before(self, deadline: float) -> Item | None:
         try:

@@ -57,6 +57,7 @@ class ConsumerIO:
         on_named: Callable[[str, str], None] = lambda spec_name, name: None,
         delays_refused: set[str] | None = None,
         connect_timeout: float | None = None,
+        threads: int = 1,
     ) -> None:
         self.specs = list(specs)
         #: The Binding rows of these queues, read once here (the calling thread) and
@@ -79,11 +80,18 @@ class ConsumerIO:
         self._stop = stop
         self._close = threading.Event()
         self._ready = threading.Event()
-        self._settler = Settler(policies, {spec.name: spec for spec in self.specs}, delays_refused)
+        self._settler = Settler(
+            policies,
+            {spec.name: spec for spec in self.specs},
+            delays_refused,
+            single_acks=threads > 1,
+        )
         self._watch = TimeoutWatch(float(conf.get("BROKER_CONSUMER_TIMEOUT")))
         self._thread: threading.Thread | None = None
         self.generation = 0
-        drive = InlineDrive if prefetch == 1 else ThreadedDrive
+        #: The current channel's consumer tags (basic.cancel when stopping).
+        self._consumer_tags: list[str] = []
+        drive = InlineDrive if prefetch == 1 and threads == 1 else ThreadedDrive
         self.drive: InlineDrive | ThreadedDrive = drive(inbox, self._settler, self._close)
 
     # ------------------------------------------------------------------ calling thread
@@ -112,6 +120,22 @@ class ConsumerIO:
         """Carry verdicts out, in order (on this thread or the I/O thread: see drive)."""
         if settlements:
             self.drive.settle(settlements)
+
+    def cancel(self) -> None:
+        """Stop consuming now (basic.cancel, on the I/O thread): a stopping consumer
+        gets no more deliveries while the ones in hand finish. At prefetch 1 and one
+        thread the broker sends nothing more anyway (see ``InlineDrive.call_on_io``)."""
+        self.drive.call_on_io(self._cancel_on_io)
+
+    def _cancel_on_io(self) -> None:
+        channel = self._settler.channel
+        if channel is None or not channel.is_open:
+            return
+        for tag in self._consumer_tags:
+            try:
+                channel.basic_cancel(tag)
+            except Exception:  # noqa: BLE001 - the channel is going anyway
+                logger.info("basic.cancel of %s failed", tag, exc_info=True)
 
     def shutdown(self) -> None:
         """Carry out the verdicts already handed over, close the connection, join."""
@@ -172,7 +196,7 @@ class ConsumerIO:
                 exc,
             )
         if self._ready.is_set():
-            self.stats.reconnects += 1
+            self.stats.add(reconnects=1)
             observability.reconnect("consumer")
             what = "broker connection lost"
         else:
@@ -227,13 +251,18 @@ class ConsumerIO:
         with self.drive.lock:
             self.generation += 1
             self._settler.attach(conn, channel, self.generation)
+            self._consumer_tags = []
             for name in names:
-                channel.basic_consume(
+                tag = channel.basic_consume(
                     queue=name,
                     on_message_callback=partial(self._on_message, self.generation, name),
                     auto_ack=False,
                     arguments=self.consume_arguments,
                 )
+                self._consumer_tags.append(tag)
+            if self._stop.is_set():
+                # Stopped while (re)connecting: consume nothing more.
+                self.drive.call_on_io(self._cancel_on_io)
             channel.add_on_cancel_callback(lambda frame: cancelled.append("cancelled"))
             self.drive.attach(conn)
         self._ready.set()

@@ -6,13 +6,8 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import os
-import signal
-import sys
-import threading
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
 
 from messaging.publishing.retention import parse_age
 
@@ -73,6 +68,14 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    value = non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
+    return value
+
+
 def age(text: str) -> timedelta:
     """argparse type: an age such as ``30d``, ``12h``, ``90m``, ``45s``, ``2w``, at most
     :data:`MAX_AGE` (checked here, so a huge one is an argparse error rather than an
@@ -101,30 +104,3 @@ def configure_logging(verbosity: int) -> None:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logger.addHandler(handler)
-
-
-def install_stop_signals(
-    stop: Callable[[], None], stopping: Callable[[], bool], what: str
-) -> Callable[[], None]:
-    """SIGTERM/SIGINT call ``stop()`` (finish ``what`` in hand, then exit 0); a second
-    signal exits at once. Returns a function restoring the previous handlers. Outside the
-    main thread (signals cannot be set there) it does nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-
-    def on_signal(signum: int, frame: Any) -> None:
-        if stopping():
-            sys.stderr.write(" [!] Second signal: exiting now\n")
-            sys.stderr.flush()
-            os._exit(128 + signum)
-        sys.stderr.write(f" [*] Stopping after the {what} in hand (signal again to exit now)\n")
-        sys.stderr.flush()
-        stop()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-
-    def restore() -> None:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-    return restore

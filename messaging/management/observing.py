@@ -34,8 +34,9 @@ def add_observing_arguments(parser: CommandParser, *, health_file: bool = False)
 
 
 @contextmanager
-def observing(options: dict[str, Any]) -> Iterator[None]:
-    """Serve ``/metrics`` and touch the health file for the duration of the block."""
+def observing(options: dict[str, Any]) -> Iterator[HealthFile | None]:
+    """Serve ``/metrics`` and touch the health file for the duration of the block (the
+    block gets the :class:`HealthFile`, None without ``--health-file``)."""
     server = health = None
     if options.get("metrics_port"):
         try:
@@ -46,7 +47,7 @@ def observing(options: dict[str, Any]) -> Iterator[None]:
         health = HealthFile(options["health_file"])
         health.start()
     try:
-        yield
+        yield health
     finally:
         if health is not None:
             health.stop()

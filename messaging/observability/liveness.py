@@ -75,6 +75,8 @@ class HealthFile:
         self.limits = limits
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.withdrawn = False
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._main, name="messaging-health", daemon=True)
@@ -85,10 +87,22 @@ class HealthFile:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
+    def withdraw(self) -> None:
+        """The consumer is stopping: remove the file and touch it no more (a probe sees
+        it not ready). Safe from a signal handler."""
+        self._stop.set()
+        with self._lock:
+            self.withdrawn = True
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+
     def touch_if_alive(self) -> bool:
         if self.liveness.stale(self.limits or liveness_limits()):
             return False
-        self.path.touch()
+        with self._lock:
+            if self.withdrawn:
+                return False
+            self.path.touch()
         return True
 
     def _main(self) -> None:

@@ -4,8 +4,10 @@ bounded preview of the body."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import gc
+import inspect
 import io
 import warnings
 from contextlib import redirect_stdout
@@ -48,21 +50,39 @@ class AsyncMethods:
     "func",
     [
         h.coro,
-        h.agen,
         h.async_callable,
         h.partial_coro,
         functools.partial(h.async_callable),
         AsyncMethods().handle,
     ],
-    ids=["coroutine", "async-generator", "async-call", "partial", "partial-of-call", "method"],
+    ids=["coroutine", "async-call", "partial", "partial-of-call", "method"],
 )
-def test_async_handlers_are_refused_with_one_line(func):
+def test_async_handlers_are_accepted_and_run_to_completion(func):
+    check_handler(func, "app.handlers.x")
+    handler = as_handler(func, "app.handlers.x")
+    assert not inspect.iscoroutinefunction(handler)
+    assert handler(delivery(b"x")) is None  # awaited here, not handed back
+
+
+def test_an_async_handler_runs_its_coroutine_and_returns_its_result():
+    seen = []
+
+    async def handle(d: Delivery) -> str:
+        await asyncio.sleep(0)
+        seen.append(d.body)
+        return "done"
+
+    assert as_handler(handle)(delivery(b"body")) == "done"
+    assert seen == [b"body"]
+
+
+@pytest.mark.parametrize("func", [h.agen, functools.partial(h.agen)], ids=["agen", "partial"])
+def test_async_generators_are_refused_with_one_line(func):
     with pytest.raises(HandlerImportError) as info:
         check_handler(func, "app.handlers.x")
     text = str(info.value)
     assert "\n" not in text
-    assert text.startswith("handler 'app.handlers.x' is async")
-    assert "plain def" in text
+    assert text.startswith("handler 'app.handlers.x' is an async generator")
 
 
 @pytest.mark.parametrize("func", [h.no_args, h.two_args, lambda a, b, c: None])
@@ -104,27 +124,31 @@ def test_pika_callback_with_an_optional_fifth_argument_is_adapted():
 
 
 def test_load_handler_checks_what_it_imports():
-    with pytest.raises(HandlerImportError, match="'tests.support.refused_handlers.coro' is async"):
-        load_handler("tests.support.refused_handlers.coro")
+    with pytest.raises(
+        HandlerImportError, match="'tests.support.refused_handlers.agen' is an async"
+    ):
+        load_handler("tests.support.refused_handlers.agen")
+    assert callable(load_handler("tests.support.refused_handlers.coro"))
 
 
-def test_system_check_reports_an_async_consumers_handler(settings):
+def test_system_check_reports_an_async_generator_handler_not_an_async_one(settings):
     from messaging.checks import check_settings
 
     settings.MESSAGING = {
         **settings.MESSAGING,
         "CONSUMERS": {
-            "orders": "tests.support.refused_handlers.coro",
+            "orders": "tests.support.refused_handlers.agen",
             "ok": "tests.support.handlers.ok",
+            "async": "tests.support.refused_handlers.coro",
         },
     }
     (error,) = check_settings()
     assert error.id == "messaging.E006"
     assert error.msg.startswith("MESSAGING['CONSUMERS']['orders']: handler ")
-    assert "is async" in error.msg
+    assert "is an async generator" in error.msg
 
 
-@pytest.mark.parametrize("name", ["coro", "no_args", "two_args"])
+@pytest.mark.parametrize("name", ["agen", "no_args", "two_args"])
 def test_runconsumer_refuses_a_bad_handler_before_consuming(manage, queue_name, name):
     assert manage("send", queue_name, "keep me").returncode == 0
     r = manage(
@@ -136,7 +160,8 @@ def test_runconsumer_refuses_a_bad_handler_before_consuming(manage, queue_name, 
     assert len(stderr.strip().splitlines()) == 1, stderr
     assert "Traceback" not in stderr and "never awaited" not in stderr
     assert f"tests.support.refused_handlers.{name}" in stderr
-    assert ("is async" if name == "coro" else "cannot be called with one Delivery") in stderr
+    expected = "is an async generator" if name == "agen" else "cannot be called with one Delivery"
+    assert expected in stderr
     assert not Receipt.objects.filter(queue_name=queue_name).exists()
     assert wait_for(lambda: queue_depth(queue_name) == 1)  # nothing consumed
 

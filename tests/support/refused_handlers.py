@@ -1,4 +1,6 @@
-"""Handlers ``runconsumer`` must refuse at start, or must not count as acked.
+"""Handlers ``runconsumer`` must refuse at start (an async generator, the wrong
+arguments), or must not count as acked (a plain def handing back a coroutine); and
+``async def`` ones it accepts.
 
 Pointed at with ``--handler tests.support.refused_handlers.NAME``.
 """
@@ -11,7 +13,7 @@ from messaging import Delivery
 
 
 async def coro(delivery: Delivery) -> None:
-    """An ``async def`` handler: it would never run if called like a plain one."""
+    """An ``async def`` handler: runconsumer awaits it (``run_async``)."""
 
 
 async def agen(delivery: Delivery):

@@ -7,8 +7,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from messaging.management.commandline import configure_logging, install_stop_signals
+from messaging import conf
+from messaging.management.commandline import configure_logging, positive_float
 from messaging.management.observing import add_observing_arguments, observing
+from messaging.management.shutdown import GracefulStop
 from messaging.publishing import relay
 from messaging.publishing.relay import RelayResult
 
@@ -17,8 +19,9 @@ class Command(BaseCommand):
     help = (
         "Publish pending messages that are due (the transactional outbox), in id order, in "
         "batches with pipelined confirms; several relays can run at once. Loops every "
-        "RELAY_INTERVAL seconds until SIGTERM/SIGINT (the batch in hand is finished; a "
-        "second signal exits at once); --once makes one pass and exits. While it runs it "
+        "RELAY_INTERVAL seconds until SIGTERM/SIGINT (the batch in hand is finished within "
+        "--shutdown-timeout; a second signal a second later exits at once); --once makes one "
+        "pass and exits. While it runs it "
         "keeps a relay@<host> row in the Consumer registry fresh (the admin and the check "
         "messaging.W002 warn when pending messages wait and no relay ran)."
     )
@@ -41,6 +44,14 @@ class Command(BaseCommand):
             default=None,
             help="Messages claimed and published per batch (default RELAY_BATCH_SIZE).",
         )
+        parser.add_argument(
+            "--shutdown-timeout",
+            type=positive_float,
+            default=None,
+            metavar="SECONDS",
+            help="After SIGTERM/SIGINT, give the batch in hand this long, then exit 1 (its "
+            "rows stay pending for the next relay; default MESSAGING['SHUTDOWN_TIMEOUT']).",
+        )
         add_observing_arguments(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -51,7 +62,8 @@ class Command(BaseCommand):
         verbosity = options["verbosity"]
         configure_logging(verbosity)
         stop = threading.Event()
-        restore = install_stop_signals(stop.set, stop.is_set, "batch")
+        timeout = options["shutdown_timeout"] or float(conf.get("SHUTDOWN_TIMEOUT"))
+        restore = GracefulStop(stop.set, what="batch", timeout=timeout, command="relay").install()
 
         def report(result: RelayResult) -> None:
             if result.batches and verbosity >= 1:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -18,16 +19,18 @@ from messaging.broker.subscriptions import missing_exchanges
 from messaging.consumer import Consumer
 from messaging.consumer.handlers import DEFAULT_HANDLER, discard, handler_path_for, load_handler
 from messaging.exceptions import BrokerError, MessagingError
+from messaging.management import reloading
 from messaging.management.commandline import (
     AMQP_SHORT_MAX,
     bounded_int,
     configure_logging,
-    install_stop_signals,
     name_text,
     non_negative_float,
+    positive_float,
     positive_int,
 )
 from messaging.management.observing import add_observing_arguments, observing
+from messaging.management.shutdown import GracefulStop
 from messaging.models import Queue
 from messaging.publishing import get_queue
 
@@ -79,10 +82,70 @@ def describe_bindings(binds: list[tuple[str, str]]) -> str:
     return ", ".join(f"{e} (routing key {k!r})" if k else e for e, k in binds)
 
 
+def add_concurrency_arguments(parser: CommandParser) -> None:
+    """``--threads``, ``--shutdown-timeout`` and ``--reload``."""
+    parser.add_argument(
+        "--threads",
+        type=bounded_int(1, 1024),
+        default=None,
+        metavar="N",
+        help="Run up to N handlers at once, each on a worker thread with its own database "
+        "connection and its receipt committed before its ack (default MESSAGING['THREADS'], "
+        "1). Messages of a queue may then finish out of order.",
+    )
+    parser.add_argument(
+        "--shutdown-timeout",
+        type=positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="After SIGTERM/SIGINT, give running handlers this long to finish, then exit 1 "
+        "leaving their deliveries to the broker (default MESSAGING['SHUTDOWN_TIMEOUT'], 25).",
+    )
+    parser.add_argument(
+        "--reload",
+        action="store_true",
+        help="Restart when a Python file changes (Django's autoreloader, as runserver), "
+        "finishing the messages in hand first. For development; off unless given.",
+    )
+
+
+def default_prefetch(prefetch: int | None, threads: int) -> int:
+    """``--prefetch`` if given; else MESSAGING['PREFETCH'], raised to twice the threads
+    (a delivery is waiting whenever a worker frees up)."""
+    if prefetch:
+        return prefetch
+    configured = int(conf.get("PREFETCH"))
+    return configured if threads <= 1 else min(AMQP_SHORT_MAX, max(configured, 2 * threads))
+
+
+def consumer_stopper(consumer: Consumer, health: Any, timeout: float | None) -> GracefulStop:
+    """The signals and deadline of a consumer: stop consuming, withdraw the health file,
+    mark the registry row stopped on a forced exit."""
+
+    def stop() -> None:
+        if health is not None:
+            health.withdraw()
+        consumer.stop()
+
+    def exit_now(reason: str) -> None:
+        if consumer.registry is not None:
+            consumer.registry.mark_stopped(reason)
+
+    return GracefulStop(
+        stop,
+        what="messages",
+        timeout=timeout or float(conf.get("SHUTDOWN_TIMEOUT")),
+        running=lambda: f"{consumer.in_flight} handler(s)" if consumer.in_flight else "",
+        on_exit_now=exit_now,
+        command="runconsumer",
+    )
+
+
 class Command(BaseCommand):
     help = (
         "Consume QUEUE(s) with manual acks: call the handler, commit its receipt, then ack. "
-        "SIGTERM/SIGINT finish the message in hand and exit 0; a second signal exits at once."
+        "SIGTERM/SIGINT stop consuming, finish the messages in hand (within "
+        "--shutdown-timeout) and exit 0; a second signal a second later exits at once."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -124,6 +187,7 @@ class Command(BaseCommand):
             "multiple-ack, at most the prefetch (default: prefetch/3, capped at 500; 1 at "
             "prefetch 1-3). A batch also closes after MESSAGING['BATCH_FLUSH_INTERVAL'] (50 ms).",
         )
+        add_concurrency_arguments(parser)
         add_observing_arguments(parser, health_file=True)
 
         parser.add_argument(
@@ -137,14 +201,21 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        configure_logging(options["verbosity"])
+        names, handlers, queues = self._targets(options, options["verbosity"])
+        if options["reload"] and reloading.in_parent():
+            sys.exit(reloading.parent())
+        self._consume(names, handlers, queues, options)
+
+    def _consume(
+        self, names: list[str], handlers: dict[str, Any], queues: list[Any], options: dict
+    ) -> None:
         verbosity: int = options["verbosity"]
-        configure_logging(verbosity)
-        names, handlers, queues = self._targets(options, verbosity)
-        prefetch = options["prefetch"] or conf.get("PREFETCH")
+        threads = options["threads"] or conf.get("THREADS")
         consumer = Consumer(
             queues,
             handlers,
-            prefetch=prefetch,
+            prefetch=default_prefetch(options["prefetch"], threads),
             name=options["name"],
             max_messages=options["max_messages"],
             idle_timeout=options["idle_timeout"],
@@ -153,21 +224,25 @@ class Command(BaseCommand):
             consume_arguments=consume_arguments(options["offset"]),
             connect_timeout=options["connect_timeout"],
             on_event=(lambda text: self.stderr.write(text)) if verbosity >= 2 else None,
+            threads=threads,
         )
         if verbosity >= 1:
             self.stderr.write(
-                f" [*] Waiting for messages on {', '.join(names)} "
-                f"(prefetch {prefetch}, batch {consumer.batch_size}, manual ack). "
+                f" [*] Waiting for messages on {', '.join(names)} {consumer.describe()}. "
                 "To exit press CTRL+C"
             )
-        restore = install_stop_signals(consumer.stop, lambda: consumer.stopping, "messages")
-        try:
-            with observing(options):
-                stats = consumer.run()
-        except BrokerError as exc:
-            raise CommandError(str(exc)) from exc
-        finally:
-            restore()
+        with observing(options) as health:
+            stopper = consumer_stopper(consumer, health, options["shutdown_timeout"])
+            restore = stopper.install()
+            try:
+                if options["reload"]:
+                    stats = reloading.run_in_child(consumer.run, stopper.request)
+                else:
+                    stats = consumer.run()
+            except BrokerError as exc:
+                raise CommandError(str(exc)) from exc
+            finally:
+                restore()
         if verbosity >= 1:
             self.stderr.write(
                 f" [*] Stopped: {stats.handled} handled, {stats.acked} acked, "
