@@ -1,0 +1,77 @@
+"""``RabbitMQBackend``: Django's Tasks framework on the app's outbox, queues and
+consumer. Configure it as any backend::
+
+    TASKS = {"default": {"BACKEND": "messaging.task_backend.RabbitMQBackend",
+                         "QUEUES": ["default", "emails"],
+                         "OPTIONS": {"QUEUE_PREFIX": "tasks."}}}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.core import checks
+
+from ..amqp.queue_types import default_queue_type
+from .compat import BaseTaskBackend, InvalidTask, Task, TaskResult
+from .enqueue import enqueue_task
+from .options import TaskOptions, queue_name_problems, read_options
+from .results import load_result
+from .task_checks import backend_checks
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RabbitMQTask(Task):
+    """A task of this backend: ``@task(max_attempts=3)`` gives up after 3 attempts
+    when that is fewer than its queue's MAX_ATTEMPTS (then the last failure is
+    rejected to the dead-letter queue); ``None``: the queue's."""
+
+    max_attempts: int | None = None
+
+
+class RabbitMQBackend(BaseTaskBackend):
+    task_class = RabbitMQTask
+    supports_defer = True
+    supports_async_task = True
+    supports_get_result = True
+    supports_priority = True
+
+    def __init__(self, alias: str, params: dict[str, Any]) -> None:
+        super().__init__(alias, params)
+        self.task_options: TaskOptions = read_options(self.options, default_queue_type())
+
+    def configuration_problems(self) -> list[str]:
+        """What is wrong with this backend's settings (one line each)."""
+        problems = list(self.task_options.problems)
+        if not self.queues:
+            problems.append("QUEUES is empty")
+        return problems + queue_name_problems(self.task_options, self.queues)
+
+    def validate_task(self, task: Any) -> None:
+        super().validate_task(task)
+        if task.priority and not self.task_options.priorities:
+            raise InvalidTask(
+                f"priority {task.priority}: the task queues of backend {self.alias!r} are "
+                "quorum queues, which have no priorities (set QUEUE_TYPE 'classic')"
+            )
+        attempts = getattr(task, "max_attempts", None)
+        if attempts is not None and (
+            isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1
+        ):
+            raise InvalidTask(f"max_attempts must be a whole number >= 1, got {attempts!r}")
+
+    def enqueue(self, task: Any, args: Any, kwargs: Any) -> TaskResult:
+        self.validate_task(task)
+        problems = self.configuration_problems()
+        if problems:
+            raise InvalidTask(f"backend {self.alias!r} is misconfigured: {problems[0]}")
+        return enqueue_task(self, task, args, kwargs)
+
+    def get_result(self, result_id: str) -> TaskResult:
+        return load_result(self, result_id)
+
+    def check(self, **kwargs: Any) -> Iterable[checks.CheckMessage]:
+        yield from super().check(**kwargs)
+        yield from backend_checks(self, **kwargs)

@@ -1,0 +1,132 @@
+"""What a worker writes outside the task's transaction, on a connection of its own: the
+"started" stamp (status RUNNING, ``started_at``, ``last_attempted_at``, the attempt's
+worker) as soon as an attempt begins, so that ``get_result()`` and the admin see the
+task running; and a failed attempt's error (class path and traceback), which the task's
+rolled-back transaction cannot keep. One thread writes them in order; the handler never
+waits for it (a stamp not yet written when the process is SIGKILLed is lost; the next
+attempt writes its own).
+
+Each write starts with an UPDATE of the row, so that it holds the row (PostgreSQL) or
+the database's write lock (SQLite) before it reads what it changes."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import queue as queue_module
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import DatabaseError, IntegrityError, close_old_connections, connection, transaction
+from django.db.models import F
+
+from ..models import TaskRecord
+from .results import new_record
+from .wire import TaskMessage
+
+logger = logging.getLogger("messaging.task_backend")
+
+Status = TaskRecord.Status
+OPEN = (Status.READY, Status.RUNNING)
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """One attempt's change: started, or failed (``error``; ``final``: no attempt
+    follows). ``create``: write a row when the task has none (another producer's)."""
+
+    result_id: str
+    message: TaskMessage
+    attempt: int
+    worker: str
+    at: datetime
+    error: dict[str, Any] | None = None
+    final: bool = False
+    create: bool = True
+
+    def apply(self) -> None:
+        with transaction.atomic():
+            if not TaskRecord.objects.filter(result_id=self.result_id).update(
+                result_id=F("result_id")
+            ):
+                if not self.create:
+                    return
+                new_record(self.result_id, self.message).save(force_insert=True)
+            row = TaskRecord.objects.get(result_id=self.result_id)
+            self.change(row)
+            row.save()
+
+    def change(self, row: TaskRecord) -> None:
+        workers = list(row.worker_ids or [])
+        workers += [""] * (self.attempt - len(workers))
+        workers[self.attempt - 1] = self.worker
+        row.worker_ids = workers
+        row.started_at = row.started_at or self.at
+        if row.last_attempted_at is None or row.last_attempted_at < self.at:
+            row.last_attempted_at = self.at
+        if self.error is None:
+            if row.status in OPEN:
+                row.status = Status.RUNNING
+            return
+        errors = [e for e in row.errors or [] if e.get("attempt") != self.attempt]
+        row.errors = sorted([*errors, self.error], key=lambda e: e.get("attempt", 0))
+        if row.status in OPEN:
+            row.status = Status.FAILED if self.final else Status.READY
+            if self.final:
+                row.finished_at = self.at
+
+
+class StampWriter:
+    """The thread that writes :class:`Stamp` s in the order they come."""
+
+    def __init__(self) -> None:
+        self._queue: queue_module.SimpleQueue[Stamp | None] = queue_module.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def put(self, stamp: Stamp) -> None:
+        self._start()
+        self._queue.put(stamp)
+
+    def flush(self, timeout: float = 10.0) -> None:
+        """Write what is queued, then stop the thread (at exit)."""
+        thread = self._thread
+        if thread is None:
+            return
+        self._queue.put(None)
+        thread.join(timeout)
+        self._thread = None
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._main, name="messaging-task-stamps", daemon=True
+                )
+                self._thread.start()
+
+    def _main(self) -> None:
+        try:
+            while (stamp := self._queue.get()) is not None:
+                self._write(stamp)
+        finally:
+            connection.close()
+
+    def _write(self, stamp: Stamp) -> None:
+        for _try in range(3):
+            try:
+                stamp.apply()
+                return
+            except IntegrityError:
+                continue  # the worker created the row meanwhile: update it
+            except DatabaseError as exc:
+                logger.warning("task %s: could not write its stamp: %s", stamp.result_id, exc)
+                close_old_connections()
+        logger.error("task %s: stamp of attempt %d not written", stamp.result_id, stamp.attempt)
+
+
+#: The process's writer (one thread for every task queue this worker consumes).
+writer = StampWriter()
+atexit.register(writer.flush)
