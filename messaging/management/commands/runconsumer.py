@@ -8,7 +8,7 @@ import logging
 import sys
 from typing import Any
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from messaging import broker, conf
@@ -150,6 +150,15 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("queues", nargs="*", metavar="QUEUE")
+        parser.add_argument(
+            "--tasks",
+            nargs="?",
+            const="*",
+            default=None,
+            metavar="ALIAS",
+            help="Run Django tasks too: the queues of every RabbitMQBackend in TASKS (or of "
+            "backend ALIAS), each task in its receipt's transaction (messaging.task_backend).",
+        )
         add_subscription_arguments(parser)
         parser.add_argument(
             "--prefetch",
@@ -257,8 +266,9 @@ class Command(BaseCommand):
         """What to consume: (names to show, handlers, queues or specs)."""
         names = list(dict.fromkeys(options["queues"]))
         binds: list[tuple[str, str]] = list(dict.fromkeys(options["bind"]))
-        if bool(names) == bool(binds):
-            raise CommandError("give QUEUE(s) or --bind EXCHANGE[:ROUTING_KEY], not both")
+        tasks = self._task_queues(options)
+        if bool(names or tasks) == bool(binds):
+            raise CommandError("give QUEUE(s) and/or --tasks, or --bind EXCHANGE[:ROUTING_KEY]")
         # Handlers first: a handler that cannot run is refused before anything connects.
         if binds:
             first = binds[0][0]  # MESSAGING["CONSUMERS"] may name a handler per exchange
@@ -270,7 +280,20 @@ class Command(BaseCommand):
             queues = [self._resolve_queue(name) for name in names]
         if options["offset"] is not None:
             self._check_streams(queues)
+        for name, (row, runner) in tasks.items():
+            names, queues, handlers[name] = [*names, name], [*queues, row], runner
         return names, handlers, queues
+
+    def _task_queues(self, options: dict[str, Any]) -> dict[str, Any]:
+        """``--tasks [ALIAS]``: task queue name → (its Queue row, the task runner)."""
+        if options["tasks"] is None:
+            return {}
+        try:
+            from messaging.task_backend.worker_queues import task_queues  # the [tasks] extra
+
+            return task_queues(options["tasks"], options["name"])
+        except (ImproperlyConfigured, MessagingError) as exc:
+            raise CommandError(str(exc)) from exc
 
     def _load_handlers(
         self, names: list[str], override: str | None, verbosity: int
