@@ -1,14 +1,15 @@
 """The failure triage page's numbers: failed receipts (``requeued``, ``dead_lettered``,
 ``rejected``) of a time window grouped by queue and **cause** — the error's first line
 with its numbers, ids, addresses, URLs and quoted values folded into placeholders
-(:mod:`.error_causes`), so one SMTP bounce is one group whatever the address. Per group:
-counts for the last hour and day, first and last seen, distinct messages and what became
-of them (recovered: later acked; dead-lettered; rejected; still retrying), the distinct
-first lines it folds (its variants) and one example traceback.
+(:mod:`messaging.db.error_causes`), so one SMTP bounce is one group whatever the address.
+Per group: counts for the last hour and day, first and last seen, distinct messages and
+what became of them (recovered: later acked; dead-lettered; rejected; still retrying),
+the distinct first lines it folds (its variants, the most frequent listed) and one
+example traceback.
 
-The database groups by queue and first line (one aggregate over the partial index of
-failed receipts, :func:`messaging.db.failure_counts.failure_line_rows`); Python folds the
-lines into causes; then one query for the example receipts of the groups shown.
+The cause is stored with each receipt (``Receipt.error_cause``), so the database groups
+by it: one aggregate for the groups and one for their variants
+(:mod:`messaging.db.failure_counts`), then one query for the groups' example receipts.
 """
 
 from __future__ import annotations
@@ -19,8 +20,14 @@ from datetime import datetime, timedelta
 from django.db import connections, router
 from django.utils import timezone
 
-from ..db.error_causes import cause_of
-from ..db.failure_counts import LineRow, failure_line_rows
+from ..db.error_causes import LINE_CHARS, exception_of
+from ..db.failure_counts import (
+    CauseRow,
+    VariantRow,
+    Window,
+    failure_cause_rows,
+    failure_variant_rows,
+)
 from ..db.raw_sql import FAILED_OUTCOMES
 from ..models import Receipt
 
@@ -33,10 +40,6 @@ WINDOWS = (
     ("7d", timedelta(days=WINDOW_DAYS), f"last {WINDOW_DAYS} days"),
 )
 DEFAULT_WINDOW = WINDOWS[-1][0]
-#: Characters of an error's first line read (a longer one is cut: its cause ends in "…").
-LINE_CHARS = 1000
-#: (queue, first line) rows read from the database at most.
-MAX_LINES = 20000
 #: Groups shown (the most recently seen first).
 MAX_GROUPS = 200
 #: Variants listed per group (all are counted).
@@ -53,9 +56,8 @@ class Variant:
 
 @dataclass
 class FailureGroup:
-    """The failed receipts of one queue with one cause. ``messages`` and the fate counts
-    add up the distinct messages of each variant (a message whose failures have two
-    first lines of one cause counts in both)."""
+    """The failed receipts of one queue with one cause, its distinct messages counted
+    by what became of them, its most frequent variants and how many there are."""
 
     queue: str
     cause: str
@@ -72,6 +74,7 @@ class FailureGroup:
     retrying: int = 0
     example_id: int = 0
     variants: list[Variant] = field(default_factory=list)
+    variant_count: int = 0
     example: Receipt | None = None
 
     @property
@@ -80,28 +83,8 @@ class FailureGroup:
         return self.cause
 
     @property
-    def variant_count(self) -> int:
-        return len(self.variants)
-
-    @property
     def variants_shown(self) -> list[Variant]:
         return self.variants[:MAX_VARIANTS_SHOWN]
-
-    def add(self, row: LineRow) -> None:
-        self.last_hour += row.last_hour
-        self.last_day += row.last_day
-        self.total += row.total
-        if self.first_seen is None or row.first_seen < self.first_seen:
-            self.first_seen = row.first_seen
-        if self.last_seen is None or row.last_seen > self.last_seen:
-            self.last_seen = row.last_seen
-            self.example_id = row.example_id
-        self.messages += row.messages
-        self.recovered += row.recovered
-        self.dead_lettered += row.dead_lettered
-        self.rejected += row.rejected
-        self.retrying += row.retrying
-        self.variants.append(Variant(row.line, row.total))
 
 
 @dataclass
@@ -120,21 +103,36 @@ def window_length(window: str) -> timedelta | None:
     return next((length for key, length, _label in WINDOWS if key == window), None)
 
 
-def group_lines(rows: list[LineRow], line_chars: int = LINE_CHARS) -> list[FailureGroup]:
-    """Fold (queue, first line) rows into (queue, cause) groups, the most recently seen
-    first; each group's variants most frequent first."""
-    groups: dict[tuple[str, str], FailureGroup] = {}
-    for row in rows:
-        cause = cause_of(row.line, cut=len(row.line) >= line_chars)
-        group = groups.get((row.queue, cause.text))
-        if group is None:
-            group = groups[(row.queue, cause.text)] = FailureGroup(
-                row.queue, cause.text, cause.exception
-            )
-        group.add(row)
+def make_groups(causes: list[CauseRow], variants: list[VariantRow]) -> list[FailureGroup]:
+    """The groups of ``causes`` (in their order) with their ``variants`` (each group's
+    most frequent first, ties by line)."""
+    groups = {
+        (row.queue, row.cause): FailureGroup(
+            row.queue,
+            row.cause,
+            exception_of(row.cause),
+            row.last_hour,
+            row.last_day,
+            row.total,
+            row.first_seen,
+            row.last_seen,
+            row.messages,
+            row.recovered,
+            row.dead_lettered,
+            row.rejected,
+            row.retrying,
+            row.example_id,
+        )
+        for row in causes
+    }
+    for row in variants:
+        group = groups.get((row.queue, row.cause))
+        if group is not None:
+            group.variants.append(Variant(row.line, row.total))
+            group.variant_count = row.variants
     for group in groups.values():
         group.variants.sort(key=lambda v: (-v.total, v.line))
-    return sorted(groups.values(), key=lambda g: (g.last_seen, g.total), reverse=True)
+    return list(groups.values())
 
 
 def build_triage(
@@ -154,19 +152,12 @@ def build_triage(
         raise ValueError(f"not a failed outcome: {outcome!r}")
     since = now - length
     alias = using or router.db_for_read(Receipt)
-    rows = failure_line_rows(
-        connections[alias],
-        now,
-        since,
-        LINE_CHARS,
-        MAX_LINES + 1,
-        queue=queue,
-        outcomes=[outcome] if outcome else FAILED_OUTCOMES,
-    )
-    grouped = group_lines(rows[:MAX_LINES])
-    groups = grouped[:MAX_GROUPS]
+    connection = connections[alias]
+    chosen = Window(since, queue, [outcome] if outcome else FAILED_OUTCOMES)
+    causes = failure_cause_rows(connection, now, chosen, MAX_GROUPS + 1)
+    variants = failure_variant_rows(connection, chosen, LINE_CHARS, MAX_VARIANTS_SHOWN)
+    groups = make_groups(causes[:MAX_GROUPS], variants)
     examples = Receipt.objects.using(alias).in_bulk([g.example_id for g in groups])
     for group in groups:
         group.example = examples.get(group.example_id)
-    truncated = len(rows) > MAX_LINES or len(grouped) > MAX_GROUPS
-    return Triage(groups, since, now, truncated, queue, outcome, window)
+    return Triage(groups, since, now, len(causes) > MAX_GROUPS, queue, outcome, window)

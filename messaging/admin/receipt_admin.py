@@ -15,7 +15,6 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy
 
 from ..consumer.handlers import preview
-from ..db.error_causes import cause_pattern
 from ..db.failure_counts import FATE_OUTCOMES
 from ..db.raw_sql import FAILED_OUTCOMES
 from ..fields import PrefixRange
@@ -115,9 +114,10 @@ def _outcome_set(value: str) -> str:
 
 
 class CauseFilter(admin.SimpleListFilter):
-    """Receipts of one cause (``?cause=…``, the failures page's groups): errors whose
-    first line folds to it (:func:`messaging.db.error_causes.cause_pattern`, one
-    regular expression in SQL). Shown only when a link brought a cause."""
+    """Receipts of one cause (``?cause=…``, the failures page's groups): those whose
+    stored cause (``error_cause``, written with the receipt) is it — with the queue and
+    the failed outcomes, a range of the partial index ``messaging_rcpt_cause_idx``.
+    Shown only when a link brought a cause."""
 
     title = gettext_lazy("cause")
     parameter_name = CAUSE_PARAM
@@ -130,9 +130,7 @@ class CauseFilter(admin.SimpleListFilter):
         value = self.value()
         if value is None:
             return queryset
-        if not value:
-            return queryset.filter(error="")
-        return queryset.filter(error__regex=cause_pattern(value))
+        return queryset.filter(error_cause=value)
 
 
 class FateFilter(admin.SimpleListFilter):

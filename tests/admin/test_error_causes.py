@@ -1,7 +1,8 @@
 """An error's cause (``messaging.db.error_causes``): the first line with numbers, ids,
 addresses, URLs and quoted values folded into placeholders, and the regular expression
-the receipt list filters a cause by; the failures page's folding of (queue, first line)
-rows into (queue, cause) groups (``messaging.admin.failure_groups.group_lines``)."""
+a cause can be matched by; what a receipt stores (``stored_cause``); the failures page's
+groups made of the database's (queue, cause) rows and their variants
+(``messaging.admin.failure_groups.make_groups``)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from messaging.db.error_causes import CUT, Cause, cause_of, cause_pattern, fold
-from messaging.admin.failure_groups import group_lines
-from messaging.db.failure_counts import LineRow
+from messaging.admin.failure_groups import make_groups
+from messaging.db.error_causes import (
+    CAUSE_CHARS,
+    CUT,
+    LINE_CHARS,
+    Cause,
+    cause_of,
+    cause_pattern,
+    fold,
+    stored_cause,
+)
+from messaging.db.failure_counts import CauseRow, VariantRow
 
 pytestmark = pytest.mark.unit
 
@@ -158,31 +168,41 @@ def test_a_cut_line_matches_any_longer_line() -> None:
     assert pattern.search("ValueError: " + "x" * 40 + "y" * 100)
 
 
-def line_row(queue: str, line: str, total: int, seen: int, **fates: int) -> LineRow:
+def cause_row(queue: str, cause: str, total: int, seen: int, **fates: int) -> CauseRow:
     at = datetime(2026, 12, 7, 2, 0, tzinfo=UTC) + timedelta(minutes=seen)
     counts = {"recovered": 0, "dead_lettered": 0, "rejected": 0, "retrying": 0, **fates}
-    return LineRow(queue, line, 0, total, total, at, at, total, seen, **counts)
+    first = at - timedelta(minutes=4)
+    return CauseRow(queue, cause, 0, total, total, first, at, seen, total, **counts)
 
 
-def test_lines_fold_into_groups_with_summed_counts_and_variants() -> None:
-    rows = [
-        line_row("mail", "SMTPError: bounce for ann@example.com", 2, 5, dead_lettered=2),
-        line_row("mail", "SMTPError: bounce for bob@example.com", 3, 9, recovered=1, retrying=2),
-        line_row("hooks", "WebhookError: POST https://a.example/x failed", 1, 7, rejected=1),
-        line_row("mail", "KeyError: 'k'", 1, 1, retrying=1),
+def test_cause_rows_and_their_variants_make_the_groups() -> None:
+    bounce = "SMTPError: bounce for <email>"
+    causes = [
+        cause_row("mail", bounce, 5, 9, recovered=1, dead_lettered=2, retrying=2),
+        cause_row("hooks", "WebhookError: POST <url> failed", 1, 7, rejected=1),
     ]
-    bounces, hooks, keys = group_lines(rows)
-    assert (bounces.queue, bounces.cause) == ("mail", "SMTPError: bounce for <email>")
-    assert (bounces.total, bounces.messages, bounces.variant_count) == (5, 5, 2)
+    variants = [
+        VariantRow("mail", bounce, "SMTPError: bounce for ann@example.com", 2, 7),
+        VariantRow("mail", bounce, "SMTPError: bounce for bob@example.com", 3, 7),
+        VariantRow("other", "KeyError: '<value>'", "KeyError: 'k'", 1, 1),  # no such group
+    ]
+    bounces, hooks = make_groups(causes, variants)
+    assert (bounces.queue, bounces.cause, bounces.exception) == ("mail", bounce, "SMTPError")
+    assert (bounces.total, bounces.messages, bounces.variant_count) == (5, 5, 7)
     assert [v.total for v in bounces.variants] == [3, 2]  # most frequent first
     fates = (bounces.recovered, bounces.dead_lettered, bounces.rejected, bounces.retrying)
     assert fates == (1, 2, 0, 2)
-    assert bounces.example_id == 9  # the most recently seen variant's example
+    assert bounces.example_id == 9
     assert bounces.last_seen - bounces.first_seen == timedelta(minutes=4)
-    assert hooks.cause == "WebhookError: POST <url> failed"
-    assert keys.cause == "KeyError: '<value>'"  # least recently seen last
+    assert (hooks.variant_count, hooks.variants, hooks.rejected) == (0, [], 1)
 
 
-def test_a_cut_line_is_its_own_cause() -> None:
-    (group,) = group_lines([line_row("q", "ValueError: " + "x" * 30, 1, 0)], line_chars=20)
-    assert group.cause.endswith(CUT)
+def test_the_stored_cause_is_the_first_lines_cause_cut_to_the_column() -> None:
+    assert stored_cause("") == ""
+    assert stored_cause("KeyError: 'k17'\nTraceback …") == "KeyError: '<value>'"
+    long_line = stored_cause("ValueError: " + "x" * (LINE_CHARS + 50) + "\nmore")
+    assert len(long_line) == CAUSE_CHARS and long_line.endswith(CUT)
+    many = stored_cause("ValueError: " + " ".join(["word"] * 200))  # 1 000 characters
+    assert len(many) == CAUSE_CHARS and many.endswith(CUT)
+    exact = "ValueError: " + "y" * (LINE_CHARS - len("ValueError: "))
+    assert stored_cause(exact) == cause_of(exact).text[: CAUSE_CHARS - 1] + CUT
