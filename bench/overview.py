@@ -1,6 +1,7 @@
 """Time the admin overview page: ``python -m bench.overview REPEAT [URL_NAME]`` with
 ``DJANGO_SETTINGS_MODULE=bench.settings`` and ``BENCH_DATABASE_URL`` set by the driver
-(``URL_NAME``: another admin page, e.g. ``admin:messaging_failures``).
+(``URL_NAME``: another admin page, e.g. ``admin:messaging_failures``, or a path with its
+query string, ``/admin/…?…``).
 
 Logs in a superuser with Django's test client, GETs ``admin:messaging_overview`` once
 cold (templates, first queries) and then REPEAT times, and prints one JSON line:
@@ -60,7 +61,7 @@ def main(argv: list[str]) -> int:
     repeat = int(argv[0]) if argv else 5
     name = argv[1] if len(argv) > 1 else "admin:messaging_overview"
     try:
-        url = reverse(name)
+        url = name if name.startswith("/") else reverse(name)
     except NoReverseMatch:
         print(json.dumps({"available": False}), flush=True)
         return 0
