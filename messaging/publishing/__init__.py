@@ -3,12 +3,14 @@
 Every message is a ``Message`` row first and a broker message second:
 
 - :func:`publish` writes the row (in the caller's transaction, if any) and publishes it
-  after the commit, or leaves it to the relay (``PUBLISH_MODE = "relay"``);
+  after the commit — handed to this process's publisher thread, see :mod:`.handoff` —
+  or leaves it to the relay (``PUBLISH_MODE = "relay"``); :func:`flush` waits until
+  the publisher thread has sent what it was handed;
 - :func:`publish_messages` publishes existing rows (the admin, the Celery task);
 - :func:`send_copies` records and publishes many copies of one message (``send --count``);
 - :mod:`messaging.publishing.relay` publishes the ``pending`` rows that are due.
 
-Exported here: :func:`publish`, :func:`apublish`, :func:`publish_messages`,
+Exported here: :func:`publish`, :func:`apublish`, :func:`flush`, :func:`publish_messages`,
 :func:`publish_ids`, :func:`send_copies`; :func:`build_message` (an unsaved row, checked;
 ``json=NO_JSON`` means no JSON body) and :func:`get_queue` (a ``Queue`` row by name);
 :class:`PublishResult` (what a publishing call did) and :data:`PUBLISHABLE` (the statuses
@@ -17,10 +19,11 @@ a row may be published from). Import anything else from its module.
 Its modules: :mod:`.rows` (building a row), :mod:`.queue_cache` (the per-process cache of
 ``Queue`` rows), :mod:`.api` (``publish``, ``apublish``, ``publish_messages``,
 ``publish_ids``), :mod:`.commit` (a transaction's messages sent together after its
-commit), :mod:`.sending` (publishing held rows), :mod:`.copies` (``send_copies``),
-:mod:`.outbox` (statuses, leases, claims, and the fields each outcome writes),
-:mod:`.outcome_signals` (``message_published`` / ``message_failed``), :mod:`.relay` and
-:mod:`.retention` (``purgemessages``).
+commit), :mod:`.handoff` (the publisher thread they are handed to), :mod:`.sending`
+(publishing held rows), :mod:`.copies` (``send_copies``), :mod:`.outbox` (statuses,
+leases, claims, and the fields each outcome writes), :mod:`.outcome_signals`
+(``message_published`` / ``message_failed``), :mod:`.relay` and :mod:`.retention`
+(``purgemessages``).
 
 All of them publish on the process's long-lived publisher
 (:func:`broker.process_publisher`) with many confirms in flight and
@@ -46,6 +49,7 @@ from __future__ import annotations
 from ..moved import moved_names
 from .api import apublish, publish, publish_ids, publish_messages
 from .copies import send_copies
+from .handoff import flush
 from .outbox import PUBLISHABLE, PublishResult
 from .rows import NO_JSON, build_message, get_queue
 
@@ -55,6 +59,7 @@ __all__ = [
     "PublishResult",
     "apublish",
     "build_message",
+    "flush",
     "get_queue",
     "publish",
     "publish_ids",

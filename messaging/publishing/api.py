@@ -50,10 +50,13 @@ def publish(
     failing the queue's ``schema``, raises :class:`~messaging.exceptions.InvalidMessage`.
 
     Inside ``atomic()`` the row is sent after the commit, with the transaction's other
-    messages in one flush (nothing on rollback); outside, at once. An outage leaves it
-    ``pending`` for the relay (no exception); a refusal for good (unroutable, missing
-    exchange, drift) makes it ``failed`` and raises that ``BrokerError`` (after a commit:
-    logged, ``message_failed`` sent). ``PUBLISH_MODE = "relay"`` only writes the row."""
+    messages (nothing on rollback): handed to the process's publisher thread, so the
+    commit returns without waiting for the broker (``PUBLISH_IN_BACKGROUND``; see
+    :mod:`.handoff` and :func:`~messaging.publishing.flush`). Outside a transaction it
+    is sent at once, on the calling thread. An outage leaves it ``pending`` for the
+    relay (no exception); a refusal for good (unroutable, missing exchange, drift) makes
+    it ``failed`` and raises that ``BrokerError`` (after a commit: logged,
+    ``message_failed`` sent). ``PUBLISH_MODE = "relay"`` only writes the row."""
     props = Properties(
         content_type=content_type,
         headers=headers,

@@ -1,5 +1,7 @@
-"""Messages ``publish()`` records inside one transaction go out together after its commit:
-one pipelined flush with one round of confirms, in the order they were published.
+"""Messages ``publish()`` records inside one transaction go out together after its commit,
+in the order they were published: handed to the process's publisher thread
+(:mod:`.handoff`), or, when not in the background, one pipelined flush on the committing
+thread.
 
 Each thread collects the rows of its current transaction in a :class:`CommitBatch`. The
 batch registers one ``on_commit`` hook per savepoint nesting it saw (one for a flat
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from datetime import timedelta
 from functools import partial
@@ -22,9 +25,9 @@ from typing import Any
 from django.db import connections, router
 from django.utils import timezone
 
-from .. import observability
 from ..models import Message
-from .outbox import claim_lease, lease_end, user_id_of
+from . import handoff
+from .outbox import claim_lease, lease_end, release_lease, user_id_of
 from .queue_cache import remember_committed
 from .sending import publish_rows
 
@@ -109,12 +112,17 @@ def add_after_commit(message: Message, user: Any) -> None:
 
 def _send_after_commit(alias: str, entries: Sequence[tuple[Message, Any]]) -> None:
     """Renew the lease of rows saved long ago (skipping any the relay has tried since),
-    publish in runs of one user, log what was not published."""
+    then hand the rows to the publisher thread (or publish them here, in runs of one
+    user, when not :func:`.handoff.in_background`); log what was not published."""
+    committed = time.monotonic()
     now = timezone.now()
     rows = [message for message, _ in entries]
     if min(m.next_attempt_at or now for m in rows) - now < claim_lease() - RENEW_AFTER:
         kept = _renew(alias, rows, now)
         entries = [(m, user) for m, user in entries if m.message_id in kept]
+    if handoff.in_background(alias):
+        _hand_off(entries, committed)
+        return
     start = 0
     while start < len(entries):
         user_id = user_id_of(entries[start][1])
@@ -122,8 +130,17 @@ def _send_after_commit(alias: str, entries: Sequence[tuple[Message, Any]]) -> No
         while end < len(entries) and user_id_of(entries[end][1]) == user_id:
             end += 1
         run = [message for message, _ in entries[start:end]]
-        _log_failures(run, publish_rows(run, user=user_id))
+        handoff.log_failures(run, publish_rows(run, user=user_id))
         start = end
+
+
+def _hand_off(entries: Sequence[tuple[Message, Any]], committed: float) -> None:
+    """Queue the rows for the publisher thread; those beyond the backlog's bound are
+    released to the relay at once (not after their lease)."""
+    rows = [handoff.handed(m, user_id_of(user), committed) for m, user in entries]
+    left = handoff.process_handoff().offer(rows)
+    if left:
+        release_lease([row.message.message_id for row in left], timezone.now())
 
 
 def _renew(alias: str, rows: Sequence[Message], now: Any) -> set[str]:
@@ -146,15 +163,3 @@ def _renew(alias: str, rows: Sequence[Message], now: Any) -> set[str]:
         if message.message_id in kept:
             message.next_attempt_at = lease
     return kept
-
-
-def _log_failures(rows: Sequence[Message], result: Any) -> None:
-    for message in rows:
-        if message.message_id in result.failed:
-            log = logger.warning if message.message_id in result.retrying else logger.error
-            log(
-                "message %s not published: %s",
-                message.message_id,
-                result.failed[message.message_id],
-                extra=observability.log_fields(message=message),
-            )

@@ -45,6 +45,10 @@ PUBLISHABLE = (Message.Status.PENDING, Message.Status.HELD, Message.Status.FAILE
 #: Message ids per UPDATE when outcomes are stored.
 UPDATE_CHUNK = 2000
 
+#: Seconds of a creator's lease beyond the longest publish (:func:`claim_lease`): a row
+#: held longer than this before its send is left to the relay (see :func:`lease_holds`).
+LEASE_MARGIN = 30
+
 
 @dataclass
 class PublishResult:
@@ -131,7 +135,7 @@ def claim_lease() -> timedelta:
         (conf.get("CONNECTION_TIMEOUT") or 10) * 2 * len(conf.broker_urls())
         + (conf.get("BLOCKED_CONNECTION_TIMEOUT") or 60)
         + 2 * conf.get("CONFIRM_TIMEOUT")
-        + 30
+        + LEASE_MARGIN
     )
     return timedelta(seconds=seconds)
 
@@ -154,6 +158,22 @@ def renew_lease(message: Message, now: datetime) -> bool:
             pk=message.pk, status=Message.Status.PENDING, attempts=message.attempts
         ).update(next_attempt_at=lease_end(now))
     )
+
+
+def lease_holds(message: Message, now: datetime) -> bool:
+    """May the creator still start sending ``message``? Only while what is left of its
+    lease covers the longest publish (it has waited less than :data:`LEASE_MARGIN`), so
+    the relay never takes a row its creator is still sending."""
+    end = message.next_attempt_at
+    return end is not None and end - now >= claim_lease() - timedelta(seconds=LEASE_MARGIN)
+
+
+def release_lease(message_ids: Sequence[str], now: datetime) -> int:
+    """Hand rows whose creator will not send them to the relay at once: the ones still
+    untouched and leased (:func:`owned_by_creator`) get ``next_attempt_at = now``.
+    Returns how many were released."""
+    rows = Message.objects.filter(owned_by_creator(now), message_id__in=list(message_ids))
+    return rows.update(next_attempt_at=now)
 
 
 def lock_options() -> dict[str, Any]:

@@ -32,26 +32,42 @@ def publish_rows(rows: list[Message], *, user: Any = None, publisher: Any = None
     :class:`broker.PublisherBase`), else on the process's publisher
     (:func:`broker.process_publisher`), held for the sending only (the UPDATE runs
     after, while other threads publish)."""
-    result = PublishResult()
     if not rows:
-        return result
+        return PublishResult()
+    outcomes = send_rows(rows, publisher=publisher)
+    return record_outcomes(rows, outcomes, [user_id_of(user)] * len(rows))
+
+
+def send_rows(rows: Sequence[Message], *, publisher: Any = None) -> list[BrokerError | None]:
+    """The broker's answer to each row (``None``: confirmed), nothing stored yet."""
     pub = publisher if isinstance(publisher, broker.PublisherBase) else broker.process_publisher()
     hold = pub.session() if isinstance(pub, broker.ProcessPublisher) else nullcontext()
     try:
         with hold, observability.sending(rows):
-            outcomes = _send(pub, rows)
+            return _send(pub, rows)
     except BrokerUnavailable as exc:  # the process's publisher stayed busy: try later
-        outcomes = [exc] * len(rows)
-    user_id = user_id_of(user)
+        return [exc] * len(rows)
+
+
+def record_outcomes(
+    rows: Sequence[Message],
+    outcomes: Sequence[BrokerError | None],
+    user_ids: Sequence[int | None],
+) -> PublishResult:
+    """Store the outcomes of ``rows`` (``published_by`` one id per row) with a few
+    UPDATEs, set them on the objects, count them, and send the signals after the commit."""
+    result = PublishResult()
     now = timezone.now()
-    store_outcomes(
-        [(row.message_id, row.attempts) for row in rows],
-        outcomes,
-        user_id=user_id,
-        now=now,
-        result=result,
-    )
-    apply_outcomes(rows, outcomes, user_id=user_id, now=now)
+    for user_id in dict.fromkeys(user_ids):
+        run = [i for i, u in enumerate(user_ids) if u == user_id]
+        store_outcomes(
+            [(rows[i].message_id, rows[i].attempts) for i in run],
+            [outcomes[i] for i in run],
+            user_id=user_id,
+            now=now,
+            result=result,
+        )
+        apply_outcomes([rows[i] for i in run], [outcomes[i] for i in run], user_id=user_id, now=now)
     observability.published(rows, outcomes)
     if outcome_signals.wanted():
         outcome_signals.send_after_commit(list(zip(rows, outcomes, strict=True)))

@@ -26,7 +26,13 @@ from messaging import broker, conf, publish
 from messaging.admin import publish_pks
 from messaging.exceptions import PublishNacked, Unroutable
 from messaging.models import Message, Queue, Receipt
-from messaging.publishing import build_message, publish_ids, publish_messages, send_copies
+from messaging.publishing import (
+    build_message,
+    flush,
+    publish_ids,
+    publish_messages,
+    send_copies,
+)
 from messaging.publishing.outbox import outcome_fields, retry_delay
 from tests.support.draining import drain
 from tests.support.rabbitmq import queue_depth, rabbitmqctl
@@ -59,6 +65,7 @@ def test_commit_sends_exactly_one_message_with_the_exact_body(
     with transaction.atomic():
         message = publish(queue_name, body, headers={"k": "v"})
         Queue.objects.filter(name=queue_name).update(arguments={})  # other work, same txn
+    assert flush(10)
     assert drain(queue_name, channel) == [(message.message_id, body)]
     row = Message.objects.get(pk=message.pk)
     assert row.status == Message.Status.PUBLISHED
@@ -80,6 +87,7 @@ def test_unroutable_is_failed_with_the_reason(transactional_db):
     key = f"nobody-{uuid.uuid4().hex[:8]}"
     with transaction.atomic():
         message = publish(exchange="amq.topic", routing_key=key, body=b"x")
+    assert flush(10)
     row = Message.objects.get(pk=message.pk)
     assert row.status == Message.Status.FAILED
     assert row.last_error == f"unroutable: no queue bound for exchange amq.topic routing key {key}"
@@ -251,8 +259,10 @@ def test_broker_stopped_then_relay_delivers_once_to_a_consumer(
     quick = {**settings.MESSAGING, "CONNECTION_TIMEOUT": 2}
     rabbitmqctl("stop_app", timeout=120)
     try:
-        with override_settings(MESSAGING=quick), transaction.atomic():
-            message = publish(queue_name, b"kept safe")  # published on commit: no exception
+        with override_settings(MESSAGING=quick):
+            with transaction.atomic():
+                message = publish(queue_name, b"kept safe")  # published on commit: no exception
+            assert flush(30)
         row = Message.objects.get(pk=message.pk)
         assert row.status == Message.Status.PENDING
         assert row.attempts == 1

@@ -22,7 +22,7 @@ from django.utils import timezone
 from messaging import QueueMismatch, Unroutable, broker, publish
 from messaging.exceptions import InvalidQueueName, NotFound
 from messaging.models import Message, Queue
-from messaging.publishing import publish_messages
+from messaging.publishing import flush, publish_messages
 from tests.support.ports import closed_port
 from tests.support.rabbitmq import queue_depth
 
@@ -265,6 +265,7 @@ def test_committed_transaction_publishes_after_commit(transactional_db, queue_na
         message = publish(queue_name, body)
         assert message.status == Message.Status.PENDING
         assert queue_depth(queue_name) is None  # nothing sent before the commit
+    assert flush(10)  # handed to the publisher thread at the commit
     assert message.status == Message.Status.PUBLISHED
     row = Message.objects.get(pk=message.pk)
     assert row.status == Message.Status.PUBLISHED
@@ -282,14 +283,17 @@ def test_rolled_back_savepoint_drops_only_its_message(transactional_db, queue_na
         with pytest.raises(Boom), transaction.atomic():
             publish(queue_name, b"dropped")
             raise Boom
+    assert flush(10)
     assert list(Message.objects.values_list("message_id", flat=True)) == [kept.message_id]
     assert get_one(channel, queue_name)[1] == b"kept"
     assert_empty(channel, queue_name)
 
 
 def test_broker_down_after_commit_is_logged_and_left_pending(transactional_db, queue_name, caplog):
-    with broker_down(), caplog.at_level(logging.WARNING, logger="messaging"), transaction.atomic():
-        message = publish(queue_name, b"x")
+    with broker_down(), caplog.at_level(logging.WARNING, logger="messaging"):
+        with transaction.atomic():
+            message = publish(queue_name, b"x")
+        assert flush(30)  # the publisher thread tried while the broker was down
     # Published on commit, inside broker_down(): no exception (the data is committed).
     row = Message.objects.get(pk=message.pk)
     assert row.status == Message.Status.PENDING
@@ -304,6 +308,7 @@ def test_unroutable_after_commit_is_failed_without_an_exception(transactional_db
     key = f"nobody-{uuid.uuid4().hex[:8]}"
     with transaction.atomic():
         message = publish(exchange="amq.direct", routing_key=key, body=b"x")
+    assert flush(10)
     row = Message.objects.get(pk=message.pk)
     assert row.status == Message.Status.FAILED
     assert row.last_error == f"unroutable: no queue bound for exchange amq.direct routing key {key}"
@@ -332,6 +337,7 @@ def test_a_row_its_creator_is_publishing_is_not_due_for_the_relay(transactional_
         row = Message.objects.get(pk=message.pk)
         assert row.next_attempt_at > timezone.now() + timedelta(seconds=30)
         assert not due().filter(pk=message.pk).exists()
+    assert flush(10)
     assert Message.objects.get(pk=message.pk).status == Message.Status.PUBLISHED
 
 
