@@ -70,6 +70,10 @@ class Consumer:
         self.threads = threads
         self.connect_timeout = connect_timeout
         self.specs = [QueueSpec.of(q) for q in queues]
+        if threads > 1 and batch_size is None:
+            # Each delivery its own transaction: a batch shares its slowest handler's
+            # wait, which would hold its other deliveries' acks (head-of-line blocking).
+            batch_size = 1
         self.prefetch, self.batch_size = _sizes(self.specs, handlers, prefetch, batch_size)
         self.host, self.pid = socket.gethostname(), os.getpid()
         self.name = name or f"{self.host}:{self.pid}"

@@ -1,6 +1,9 @@
 """The calling thread's loop with ``--threads N`` (:class:`~.workers.WorkerPool`): take
-a free worker, then the next delivery (plus, when more than N wait, an equal share of
-what waits, up to the batch size), and hand them to that worker.
+a free worker, then the next delivery, and hand it to that worker. With ``--batch-size``
+given (the default with threads is 1), when more than N deliveries wait a worker takes an
+equal share of them, up to the batch size, in one transaction: light handlers at a high
+prefetch then keep batching their receipts, at the price of a slow handler holding the
+acks of the others in its batch.
 
 Taking the worker first keeps every delivery either running or unstarted in the inbox,
 so a stopping consumer can give the unstarted ones back at once. Messages of one queue
