@@ -15,6 +15,8 @@ thread, and the committing (request) thread returns at once.
 - **Bounded**: ``PUBLISH_BACKLOG_MAX`` rows and ``PUBLISH_BACKLOG_MAX_BYTES`` bytes
   (body + :data:`ROW_OVERHEAD` each), queued or being published. Rows beyond it are
   released to the relay by the committing thread (one UPDATE), never waited for.
+- **Its database connection** is its own, closed after :data:`IDLE_CLOSE_SECONDS`
+  without work and after a failed batch.
 - **Seen**: ``messaging_publish_backlog`` (rows held here) and
   ``messaging_publish_commit_to_confirm_seconds``; :func:`flush` waits until it is empty
   (tests, before a process exits; at interpreter exit for :data:`EXIT_FLUSH_SECONDS`).
@@ -48,6 +50,9 @@ logger = logging.getLogger("messaging.publishing")
 BATCH_MAX = 1000
 #: Bytes a row counts for in the backlog besides its body.
 ROW_OVERHEAD = 1024
+#: Seconds without work after which the thread closes its database connections (as a
+#: long-lived worker should: a restarted database, a test database to drop).
+IDLE_CLOSE_SECONDS = 1.0
 #: Longest the interpreter's exit waits for the hand-off to drain (seconds).
 EXIT_FLUSH_SECONDS = 5.0
 
@@ -156,6 +161,12 @@ class Handoff:
 
     def _take(self) -> list[Handed]:
         with self._cond:
+            if not self._queue and not self._cond.wait(IDLE_CLOSE_SECONDS):
+                self._cond.release()
+                try:
+                    connections.close_all()  # this thread's
+                finally:
+                    self._cond.acquire()
             while not self._queue:
                 self._cond.wait()
             count = min(len(self._queue), BATCH_MAX)
