@@ -7,6 +7,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from django.utils import timezone
+
 from ..models import TaskRecord
 from .compat import TaskError, TaskResult, TaskResultDoesNotExist, TaskResultStatus
 from .resolve import NotATask, resolve_task
@@ -14,19 +16,19 @@ from .wire import TaskMessage
 
 
 def new_record(result_id: str, message: TaskMessage, **fields: Any) -> TaskRecord:
-    """An unsaved row for the task run ``message`` describes (status READY)."""
-    return TaskRecord(
-        result_id=result_id,
-        backend=message.backend,
-        task_path=message.task,
-        queue_name=message.queue_name,
-        priority=message.priority,
-        args=message.args,
-        kwargs=message.kwargs,
-        enqueued_at=message.enqueued_at,
-        run_after=message.run_after,
-        **fields,
-    )
+    """An unsaved row for the task run ``message`` describes (status READY; enqueued
+    now when the message does not say when)."""
+    values: dict[str, Any] = {
+        "backend": message.backend,
+        "task_path": message.task,
+        "queue_name": message.queue_name,
+        "priority": message.priority,
+        "args": message.args,
+        "kwargs": message.kwargs,
+        "enqueued_at": message.enqueued_at or timezone.now(),
+        "run_after": message.run_after,
+    }
+    return TaskRecord(result_id=result_id, **{**values, **fields})
 
 
 def load_result(backend: Any, result_id: str) -> TaskResult:

@@ -1,10 +1,18 @@
-"""What a worker writes outside the task's transaction, on a connection of its own: the
-"started" stamp (status RUNNING, ``started_at``, ``last_attempted_at``, the attempt's
-worker) as soon as an attempt begins, so that ``get_result()`` and the admin see the
-task running; and a failed attempt's error (class path and traceback), which the task's
-rolled-back transaction cannot keep. One thread writes them in order; the handler never
-waits for it (a stamp not yet written when the process is SIGKILLed is lost; the next
-attempt writes its own).
+"""What a worker writes about an attempt besides the task's own transaction.
+
+- The "started" stamp (status RUNNING, ``started_at``, ``last_attempted_at``, the
+  attempt's worker). On a database with row locks (PostgreSQL, MySQL) one thread writes
+  it on a connection of its own as soon as the attempt begins, so ``get_result()`` and
+  the admin see the task running; the handler never waits for it (one not yet written
+  when the process is SIGKILLed is lost; the next attempt writes its own). SQLite locks
+  the whole database, and a second connection writing while the task's transaction
+  reads would make one of them fail: there the stamp is written in the task's own
+  transaction, so a task goes from READY to SUCCESSFUL or FAILED without a visible
+  RUNNING (``started_at`` is still kept).
+- A failed attempt's error (class path and traceback), which the task's rolled-back
+  transaction cannot keep: written on the worker's own connection right after the
+  consumer saved that attempt's receipt (``post_save`` of ``Receipt``), READY again or
+  FAILED after the last attempt.
 
 Each write starts with an UPDATE of the row, so that it holds the row (PostgreSQL) or
 the database's write lock (SQLite) before it reads what it changes."""
@@ -21,8 +29,9 @@ from typing import Any
 
 from django.db import DatabaseError, IntegrityError, close_old_connections, connection, transaction
 from django.db.models import F
+from django.db.models.signals import post_save
 
-from ..models import TaskRecord
+from ..models import Receipt, TaskRecord
 from .results import new_record
 from .wire import TaskMessage
 
@@ -67,7 +76,8 @@ class Stamp:
         if row.last_attempted_at is None or row.last_attempted_at < self.at:
             row.last_attempted_at = self.at
         if self.error is None:
-            if row.status in OPEN:
+            failed_already = any(e.get("attempt", 0) >= self.attempt for e in row.errors or [])
+            if row.status in OPEN and not failed_already:
                 row.status = Status.RUNNING
             return
         errors = [e for e in row.errors or [] if e.get("attempt") != self.attempt]
@@ -130,3 +140,37 @@ class StampWriter:
 #: The process's writer (one thread for every task queue this worker consumes).
 writer = StampWriter()
 atexit.register(writer.flush)
+
+
+class FailureStamps:
+    """Failed attempts' stamps, each written once its receipt is saved."""
+
+    def __init__(self) -> None:
+        self._pending: dict[tuple[str, str], Stamp] = {}
+        self._lock = threading.Lock()
+        post_save.connect(
+            self.receipt_saved, sender=Receipt, dispatch_uid="messaging-task-failures"
+        )
+
+    def put(self, queue: str, stamp: Stamp) -> None:
+        with self._lock:
+            self._pending[(queue, stamp.result_id)] = stamp
+
+    def receipt_saved(
+        self, sender: Any, instance: Receipt, created: bool = False, **_kw: Any
+    ) -> None:
+        if not created or not self._pending:
+            return
+        with self._lock:
+            stamp = self._pending.pop((instance.queue_name, instance.message_id or ""), None)
+        if stamp is None or instance.outcome in (Receipt.Outcome.ACKED, Receipt.Outcome.DUPLICATE):
+            return
+        try:
+            stamp.apply()
+        except DatabaseError as exc:
+            logger.error(
+                "task %s: error of attempt %d not written: %s", stamp.result_id, stamp.attempt, exc
+            )
+
+
+failures = FailureStamps()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.db import connection
 from django.db.models import Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -22,7 +23,7 @@ from ..publishing import get_queue
 from .compat import TaskContext, exception_traceback, module_path, normalize_json, signals
 from .resolve import NotATask, resolve_task
 from .results import as_error, as_result, new_record, set_status
-from .stamps import Stamp, writer
+from .stamps import Stamp, failures, writer
 from .wire import TaskMessage, WireError, decode
 
 logger = logging.getLogger("messaging.task_backend")
@@ -33,12 +34,12 @@ Status = TaskRecord.Status
 class TaskRunner:
     """``handler(delivery)`` for the task queues of one backend."""
 
-    def __init__(self, backend: Any, worker_id: str, stamps: Any = None) -> None:
+    def __init__(self, backend: Any, worker_id: str, background: bool | None = None) -> None:
         self.backend = backend
         self.worker_id = worker_id
-        #: Where stamps go: the process's writer thread, or (messaging.testing) a list
-        #: written after each delivery.
-        self.stamps = stamps or writer
+        #: Started stamps on the writer thread (True), or in the task's transaction
+        #: (False; messaging.testing). None: the thread where the database has row locks.
+        self.background = background
         self.__name__ = f"task runner of backend {backend.alias!r}"
 
     def __call__(self, delivery: Delivery) -> None:
@@ -46,7 +47,7 @@ class TaskRunner:
         attempt = attempt_of(delivery)
         started = timezone.now()
         rid = delivery.message_id
-        self.stamps.put(Stamp(rid, message, attempt, self.worker_id, started))
+        self.started(Stamp(rid, message, attempt, self.worker_id, started))
         result = self.running_result(task, rid, message, attempt, started)
         signals.task_started.send(type(self.backend), task_result=result)
         try:
@@ -59,6 +60,15 @@ class TaskRunner:
         set_status(result, Status.SUCCESSFUL, finished_at=finished)
         object.__setattr__(result, "_return_value", value)
         signals.task_finished.send(type(self.backend), task_result=result)
+
+    def started(self, stamp: Stamp) -> None:
+        background = self.background
+        if background is None:
+            background = self.background = connection.features.has_select_for_update
+        if background:
+            writer.put(stamp)
+        else:
+            stamp.apply()
 
     def accept(self, delivery: Delivery) -> tuple[TaskMessage, Any]:
         """The message and its task, or ``Reject`` (to the dead-letter queue)."""
@@ -96,16 +106,20 @@ class TaskRunner:
                 final=True,
                 create=False,
             )
-            self.stamps.put(stamp)
+            failures.put(delivery.queue, stamp)
         raise Reject(reason)
 
     def running_result(
         self, task: Any, rid: str, message: TaskMessage, attempt: int, started: Any
     ) -> Any:
-        """The ``TaskResult`` the task (its context) and the signals see: RUNNING."""
-        row = TaskRecord.objects.filter(result_id=rid).first()
+        """The ``TaskResult`` the task and the signals see: RUNNING. Built from the
+        message; the row (earlier attempts' workers and errors) is read only for a task
+        that takes a context."""
+        row = None
+        if task.takes_context:
+            row = TaskRecord.objects.filter(result_id=rid).first()
         if row is None:
-            row = new_record(rid, message, enqueued_at=message.enqueued_at or started)
+            row = new_record(rid, message)
         workers = list(row.worker_ids or [])[: attempt - 1]
         workers += [""] * (attempt - 1 - len(workers)) + [self.worker_id]
         row.worker_ids = workers
@@ -148,10 +162,11 @@ class TaskRunner:
         final = attempt >= limit or (own_limit is not None and attempt >= own_limit)
         now = timezone.now()
         error = error_entry(exc, attempt, self.worker_id)
-        self.stamps.put(
+        failures.put(
+            delivery.queue,
             Stamp(
                 delivery.message_id, message, attempt, self.worker_id, now, error=error, final=final
-            )
+            ),
         )
         if not final:
             return
