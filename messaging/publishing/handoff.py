@@ -73,13 +73,16 @@ def handed(message: Message, user_id: int | None, committed: float) -> Handed:
 
 def in_background(alias: str) -> bool:
     """Do the rows just committed on database ``alias`` go to the publisher thread?
-    With ``PUBLISH_IN_BACKGROUND``, except under ``messaging.testing.capture()`` (a
-    capture is complete when the transaction's block exits) and for on-commit hooks run
+    With ``PUBLISH_IN_BACKGROUND`` and a broker publisher (a :class:`PipelinedPublisher`
+    factory), so not under ``messaging.testing.capture()`` (a capture is complete when
+    the transaction's block exits) and for on-commit hooks run
     inside a transaction still open (Django's ``captureOnCommitCallbacks`` in a
     ``TestCase``: another connection would not see the rows)."""
+    factory = get_publisher_factory()
     return (
         bool(conf.get("PUBLISH_IN_BACKGROUND"))
-        and get_publisher_factory() is PipelinedPublisher
+        and isinstance(factory, type)
+        and issubclass(factory, PipelinedPublisher)
         and not connections[alias].in_atomic_block
     )
 
