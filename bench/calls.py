@@ -8,7 +8,15 @@ Modes (``spec["mode"]``):
   each ``transaction.atomic()``; ``threads`` threads share the ``count`` calls;
 - ``floor``: the same work by hand on a kept channel: ORM INSERT of the row, a confirmed
   publish, ORM UPDATE;
-- ``celery``: Celery ``send_task`` on its pooled connection with ``confirm_publish``.
+- ``celery``: Celery ``send_task`` on its pooled connection with ``confirm_publish``;
+- ``latency``: ``publish()`` 1 per ``atomic()`` at a steady ``rate`` per second shared by
+  ``threads`` threads; reports the commit-to-confirm wait of each message (from the
+  ``atomic()`` block's exit to its ``message_published`` signal, sent once the confirmed
+  row is stored: an upper bound of the broker's confirm) as ``p50`` / ``p99`` seconds.
+
+Inside ``atomic()`` the rows go to the process's publisher thread: ``seconds`` is what
+the callers paid (until the last call returned); ``drain_seconds`` the wait after it
+until every row was confirmed and stored (:func:`messaging.publishing.flush`).
 
 One warm-up call first (connect, declare, read the Queue row), outside the timing. Prints
 one JSON line: ``{"messages", "seconds", "connections"}`` — broker connections opened
@@ -94,21 +102,70 @@ def _timed(calls: Callable[[int], None], count: int, threads: int) -> float:
     return seconds
 
 
-def run_publish(queue: str, count: int, body: bytes, per_txn: int, threads: int) -> float:
+def run_publish(
+    queue: str, count: int, body: bytes, per_txn: int, threads: int
+) -> tuple[float, float]:
+    """Seconds of the calls, then of the publisher thread's drain after them."""
     from django.db import transaction
 
     from messaging import publish
+    from messaging.publishing import flush
 
     publish(queue, body)  # warm-up
     if not per_txn:
-        return _timed(lambda i: publish(queue, body), count, threads)
+        return _timed(lambda i: publish(queue, body), count, threads), 0.0
 
     def one_transaction(i: int) -> None:
         with transaction.atomic():
             for _ in range(per_txn):
                 publish(queue, body)
 
-    return _timed(one_transaction, count // per_txn, threads) if count >= per_txn else 0.0
+    seconds = _timed(one_transaction, count // per_txn, threads) if count >= per_txn else 0.0
+    started = time.perf_counter()
+    if not flush(120):
+        raise SystemExit("the publisher thread did not drain in 120 s")
+    return seconds, time.perf_counter() - started
+
+
+def run_latency(queue: str, count: int, body: bytes, rate: float, threads: int) -> dict:
+    """``count`` calls of ``publish()`` 1 per ``atomic()``, ``rate`` per second in all
+    from ``threads`` threads; commit-to-confirm percentiles (seconds)."""
+    from django.db import transaction
+
+    from messaging import publish, signals
+    from messaging.publishing import flush
+
+    committed: dict[str, float] = {}
+    confirmed: dict[str, float] = {}
+
+    def on_published(sender: Any, message: Any, **kwargs: Any) -> None:
+        confirmed[message.message_id] = time.perf_counter()
+
+    signals.message_published.connect(on_published, weak=False)
+    with transaction.atomic():
+        publish(queue, body)  # warm-up
+    flush(30)
+    start = time.perf_counter() + 0.1
+
+    def one(i: int) -> None:
+        pause = start + i / rate - time.perf_counter()
+        if pause > 0:
+            time.sleep(pause)
+        with transaction.atomic():
+            message = publish(queue, body)
+        committed[message.message_id] = time.perf_counter()
+
+    seconds = _timed(one, count, threads)
+    flush(120)
+    signals.message_published.disconnect(on_published)
+    waits = sorted(confirmed[m] - t for m, t in committed.items() if m in confirmed)
+    if len(waits) != count:
+        raise SystemExit(f"{len(waits)} of {count} confirms seen")
+    return {
+        "seconds": seconds,
+        "p50": waits[len(waits) // 2],
+        "p99": waits[min(len(waits) - 1, int(len(waits) * 0.99))],
+    }
 
 
 def run_floor(queue: str, count: int, body: bytes) -> float:
@@ -175,10 +232,14 @@ def main(argv: list[str]) -> int:
     opened = _count_connections()
     queue, count, body = spec["queue"], int(spec["count"]), raw.body_of(spec["size"])
     mode, threads, per_txn = spec["mode"], int(spec.get("threads", 1)), spec.get("per_txn", 0)
+    extra: dict[str, Any] = {}
     if mode == "publish":
         if per_txn:
             count -= count % per_txn
-        seconds = run_publish(queue, count, body, per_txn, threads)
+        seconds, extra["drain_seconds"] = run_publish(queue, count, body, per_txn, threads)
+    elif mode == "latency":
+        extra = run_latency(queue, count, body, float(spec["rate"]), threads)
+        seconds = extra.pop("seconds")
     elif mode == "floor":
         seconds = run_floor(queue, count, body)
     elif mode == "celery":
@@ -186,7 +247,8 @@ def main(argv: list[str]) -> int:
     else:
         raise SystemExit(f"bench.calls: unknown mode {mode!r}")
     check(spec, count + 1)
-    print(json.dumps({"messages": count, "seconds": seconds, "connections": opened[0]}))
+    result = {"messages": count, "seconds": seconds, "connections": opened[0], **extra}
+    print(json.dumps(result))
     return 0
 
 

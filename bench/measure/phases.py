@@ -61,6 +61,18 @@ def run_calls(ctx: Context) -> None:
                         ctx, row, kind, mode="publish", threads=threads, **spec
                     ),
                 )
+        latency = r.row(
+            f"call-latency-{kind}",
+            f"publish: `publish()` 1 per `atomic()`, steady 200/s from 8 threads, {KINDS[kind]} "
+            "(commit → confirm in the note)",
+            messages=a.calls_n,
+        )
+        ctx.measure(
+            latency,
+            lambda row=latency, kind=kind: calls.calls(
+                ctx, row, kind, mode="latency", threads=8, rate=200
+            ),
+        )
     celery = r.row("celery", "publish: Celery `send_task`, confirm_publish", messages=a.calls_n)
     ctx.measure(celery, lambda: calls.calls(ctx, celery, None, mode="celery"))
 
