@@ -6,6 +6,9 @@
   the message list;
 - ``{% messaging_index_badges %}``: the app index's badges, dead letters waiting and
   queues with ready messages but no consumer (one broker connection);
+- ``{% messaging_date_hierarchy cl %}``: Django's date hierarchy, its periods probed one
+  by one instead of a DISTINCT over every row (:mod:`messaging.admin.date_periods`), on
+  the receipt and message lists;
 - ``{% messaging_compose_note %}``: on the message form, what "Save" does for this user
   (held without the publish permission; pending for the relay otherwise, and whether a
   relay ran recently).
@@ -17,6 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 from django import template
+from django.contrib.admin.templatetags.admin_list import date_hierarchy
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -26,6 +30,7 @@ from django.utils.translation import ngettext
 
 from .. import conf
 from ..admin.broker_state import broker_snapshot
+from ..admin.date_periods import ProbedChangeList
 from ..admin.overview import duration
 from ..models import Queue
 from ..publishing.relay import last_relay_heartbeat, outbox_backlog
@@ -124,6 +129,12 @@ def messaging_index_badges(context: template.Context) -> SafeString | str:
         badges,
     )
     return format_html('<ul class="messaging-badges" id="messaging-badges">{}</ul>', items)
+
+
+@register.inclusion_tag("admin/date_hierarchy.html")
+def messaging_date_hierarchy(changelist: Any) -> dict[str, Any] | None:
+    """Django's ``{% date_hierarchy cl %}`` with the periods probed (big tables)."""
+    return date_hierarchy(ProbedChangeList(changelist))
 
 
 @register.simple_tag(takes_context=True)
