@@ -1,5 +1,7 @@
 """Row admin-DB: GETs of the admin overview page (:mod:`bench.overview`, in a process of
-its own) over ``--overview-rows`` messages and receipts of the last hour."""
+its own) over ``--overview-rows`` messages and receipts of the last hour; triage-DB, the
+failure triage page, and on PostgreSQL the page-NAME-postgres rows: every other admin
+page of the app on the same data (:func:`page_urls`), each against the 0.5 s target."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import time
 from typing import Any
 
 from bench.measure.base import Context
-from bench.process import BenchError, command_env, log, run
+from bench.process import KINDS, BenchError, command_env, log, run
 from bench.provision import overview_data
 from bench.report import Row
 
@@ -57,6 +59,8 @@ def overview(ctx: Context, row: Row, kind: str, triage: Row | None = None) -> No
         row.note += f"; before VACUUM {fresh['median']:.2f}s warm, {fresh['cold']:.2f}s cold"
     if triage is not None:
         _triage(ctx, triage, kind)
+        if pg:
+            _pages(ctx, kind)
 
 
 def _triage(ctx: Context, row: Row, kind: str) -> None:
@@ -101,3 +105,87 @@ def time_overview(
     for query in result.get("slowest", []):
         log(f"{row.key}:   {query['seconds']:.3f}s  {' '.join(query['sql'].split())}")
     return result
+
+
+#: The page rows: name → label.
+PAGES = {
+    "failures-24h": "failures page, last 24 hours",
+    "failure-group": "a failure group's receipts (the group link of the biggest group, 7 days)",
+    "receipts": "receipt list",
+    "receipt-search": "receipt search by error text (`warehouse`)",
+    "messages": "message list",
+    "messages-dead": "message list filtered by consumer outcome: dead-lettered",
+    "messages-acked": "message list filtered by consumer outcome: acked",
+    "message": "a message's page (a dead-lettered one)",
+    "queues": "queue list (live broker state)",
+    "consumers": "consumer list",
+    "dead-letters": "dead-letter browser of a queue",
+    "topology": "topology page",
+}
+
+
+def page_urls(kind: str) -> dict[str, str]:
+    """The path (with its query string) of each :data:`PAGES` page on the bench data."""
+    from django.urls import reverse
+    from django.utils.http import urlencode
+
+    from messaging.admin import failures_page as links
+    from messaging.admin.failure_groups import build_triage
+    from messaging.models import Message, Queue, Receipt
+
+    triage = build_triage(using=kind)
+    group = max(triage.groups, key=lambda g: g.total)
+    group_query = {
+        links.QUEUE_PARAM: group.queue,
+        links.OUTCOME_PARAM: links.FAILED,
+        links.CAUSE_PARAM: group.cause,
+        links.SINCE_PARAM: triage.since.isoformat(),
+    }
+    dead = Receipt.objects.using(kind).filter(outcome="dead_lettered").exclude(message_id="")
+    message = Message.objects.using(kind).filter(message_id__in=dead.values("message_id")[:1])
+    queue = Queue.objects.using(kind).order_by("name").first()
+
+    def admin(name: str, *args: object) -> str:
+        return reverse(f"admin:messaging_{name}", args=args)
+
+    return {
+        "failures-24h": admin("failures") + "?window=24h",
+        "failure-group": admin("receipt_changelist") + "?" + urlencode(group_query),
+        "receipts": admin("receipt_changelist"),
+        "receipt-search": admin("receipt_changelist") + "?q=warehouse",
+        "messages": admin("message_changelist"),
+        "messages-dead": admin("message_changelist") + "?fate=dead_lettered",
+        "messages-acked": admin("message_changelist") + "?fate=acked",
+        "message": admin("message_change", message.get().pk),
+        "queues": admin("queue_changelist"),
+        "consumers": admin("consumer_changelist"),
+        "dead-letters": admin("queue_dead_letters", queue.pk),
+        "topology": admin("topology"),
+    }
+
+
+def _pages(ctx: Context, kind: str) -> None:
+    """One row per :data:`PAGES` page: the median of ``--overview-repeat`` warm GETs."""
+    a = ctx.args
+    urls = page_urls(kind)
+    for name, label in PAGES.items():
+        row = ctx.results.row(
+            f"page-{name}-{kind}",
+            f"admin: {label}, {a.overview_rows:,} receipts, {KINDS[kind]}",
+            messages=a.overview_rows,
+            rate_unit=False,
+        )
+        ctx.measure(row, lambda row=row, url=urls[name]: _page(ctx, row, kind, url))
+
+
+def _page(ctx: Context, row: Row, kind: str, url: str) -> None:
+    result = time_overview(ctx, row, kind, url, page=url)
+    if result is None:
+        row.value = "not available"
+        return
+    row.samples.append(result["median"])
+    row.value = "—"
+    row.note = (
+        f"median of {ctx.args.overview_repeat} warm GETs; cold {result['cold']:.2f}s, "
+        f"{result['queries']} queries"
+    )

@@ -1,5 +1,7 @@
-"""The data behind the admin overview: published messages and their receipts over the
-last hour, made by the database itself (generate_series / a recursive CTE)."""
+"""The data behind the admin pages: published messages and their receipts over the
+last hour, and failed receipts over the last week (:data:`FAILURE_TEMPLATES`: causes
+with variable parts, so the failures page has groups with many variants), made by the
+database itself (generate_series / a recursive CTE)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,24 @@ from typing import Any
 
 from bench import raw
 from bench.provision.databases import Databases
+
+#: Failed receipts over the last week: one per this many receipts of the hour.
+FAILED_EVERY = 20
+#: Distinct values of each template's variable part ({k}): about 8 × this many first lines.
+VARIANTS = 2000
+WEEK_MS = 7 * 24 * 3600 * 1000
+#: The errors of the failed receipts, by message: {k} varies (folded into one cause).
+FAILURE_TEMPLATES = (
+    "smtplib.SMTPRecipientsRefused: {{'user{k}@example.com': (550, b'5.1.1 User unknown')}}",
+    "requests.exceptions.ConnectionError: HTTPSConnectionPool(host='hook{k}.example.com', "
+    "port=443): Max retries exceeded with url: /hooks/{k}",
+    "KeyError: 'customer_{k}'",
+    "ValueError: invalid literal for int() with base 10: 'x{k}'",
+    "TimeoutError: timed out after {k}s",
+    'psycopg.errors.UniqueViolation: duplicate key value violates unique constraint "orders_pkey"',
+    "RuntimeError: order {k} not found in warehouse {k}",
+    "PermissionError: [Errno 13] Permission denied: '/var/spool/out/{k}.pdf'",
+)
 
 
 def fill(kind: str, url: str, names: list[str], count: int, body: bytes) -> None:
@@ -30,6 +50,8 @@ def fill(kind: str, url: str, names: list[str], count: int, body: bytes) -> None
             for table in _tables(conn):
                 cursor.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
         for sql, params in fill_statements(conn, kind, queues, count, body):
+            cursor.execute(sql, params)
+        for sql, params in failure_statements(conn, kind, names, count // FAILED_EVERY):
             cursor.execute(sql, params)
         cursor.execute("ANALYZE")
     connections.close_all()
@@ -59,10 +81,11 @@ def _case(count: int, values: list[str]) -> str:
     return f"CASE (g %% {count}) {whens} END"
 
 
-def _ago(pg: bool, count: int, extra_ms: int) -> str:
-    """Row g of count: spread evenly over the last hour (row 1 newest), minus extra_ms."""
+def _ago(pg: bool, count: int, extra_ms: int, span_ms: int = 3599000) -> str:
+    """Row g of count: spread evenly over the last ``span_ms`` (an hour; row 1 newest),
+    minus extra_ms."""
     g = "g::bigint" if pg else "g"
-    offset = f"(({g} * 3599000) / {count} + {extra_ms})"  # integer milliseconds
+    offset = f"(({g} * {span_ms}) / {count} + {extra_ms})"  # integer milliseconds
     if pg:
         return f"now() - {offset} * interval '1 millisecond'"
     return f"strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', '-' || ({offset} / 1000.0) || ' seconds')"
@@ -104,6 +127,7 @@ def fill_statements(
         "attempt": "CASE WHEN g %% 200 = 0 THEN 2 ELSE 1 END",
         "outcome": outcome,
         "error": "CASE WHEN g %% 200 = 0 THEN 'ValueError: bench' ELSE '' END",
+        "error_cause": "CASE WHEN g %% 200 = 0 THEN 'ValueError: bench' ELSE '' END",
         "received_at": _ago(pg, count, 2),
         "finished_at": _ago(pg, count, 0),
     }
@@ -113,8 +137,107 @@ def fill_statements(
     ]
 
 
+def _sql_text(text: str) -> str:
+    """A SQL string literal of ``text`` (``%`` doubled: the statement has params)."""
+    return "'" + text.replace("'", "''").replace("%", "%%") + "'"
+
+
+def _template_sql(template: str, k: str) -> str:
+    """SQL making ``template`` with ``{k}`` replaced by the SQL expression ``k``."""
+    parts = template.replace("{{", "{").replace("}}", "}").split("{k}")
+    return " || ".join(
+        piece
+        for i, part in enumerate(parts)
+        for piece in ((_sql_text(part),) + ((k,) if i < len(parts) - 1 else ()))
+    )
+
+
+def failure_statements(
+    conn: Any, kind: str, names: list[str], count: int
+) -> list[tuple[str, list[Any]]]:
+    """``count`` failed receipts over the last week (row 1 newest), three attempts per
+    message (``fail-<m>``): two ``requeued``, then by message dead-lettered, rejected or
+    requeued again and later acked (recovered, one acked receipt more). Each message's
+    error is one of :data:`FAILURE_TEMPLATES` with ``{k}`` one of :data:`VARIANTS`
+    values; its ``error_cause`` is the template's, as the consumer would store it."""
+    from messaging.db.error_causes import stored_cause
+    from messaging.models import Receipt
+
+    if count <= 0:
+        return []
+    pg = kind == "postgres"
+    m = "((g - 1) / 3)"
+    k = f"(({m} * 7919) %% {VARIANTS})"
+    k_text = f"CAST({k} AS {'text' if pg else 'TEXT'})"
+    errors, causes = [], []
+    for template in FAILURE_TEMPLATES:
+        cause = stored_cause(template.format(k=17))
+        assert cause == stored_cause(template.format(k=4242)), template
+        errors.append(_template_sql(template, k_text))
+        causes.append(_sql_text(cause))
+    t = len(FAILURE_TEMPLATES)
+    error = f"CASE ({m} %% {t}) {' '.join(f'WHEN {i} THEN {e}' for i, e in enumerate(errors))} END"
+    cause = f"CASE ({m} %% {t}) {' '.join(f'WHEN {i} THEN {c}' for i, c in enumerate(causes))} END"
+    attempt = "(((g - 1) %% 3) + 1)"
+    ago = _ago(pg, count, 0, WEEK_MS)
+    message = f"'fail-' || CAST({m} AS {'text' if pg else 'TEXT'})"
+    failed = {
+        **_receipt_columns("g", ago),
+        "message": message,
+        "queue_name": _case_on(m, len(names), [_sql_text(n) for n in names]),
+        "attempt": attempt,
+        "redelivered": f"({attempt} > 1)",
+        "outcome": f"CASE WHEN {attempt} < 3 THEN 'requeued' WHEN {m} %% 3 = 1 THEN "
+        f"'dead_lettered' WHEN {m} %% 3 = 2 THEN 'rejected' ELSE 'requeued' END",
+        "error": error,
+        "error_cause": cause,
+        "traceback": f"CASE WHEN {attempt} = 3 THEN 'Traceback (most recent call last):' "
+        f"|| {'chr' if pg else 'char'}(10) || {error} ELSE '' END",
+    }
+    # The recovered ones (third attempt requeued): acked 20 s after it.
+    recovered = {
+        **failed,
+        "outcome": "'acked'",
+        "attempt": "4",
+        "error": "''",
+        "error_cause": "''",
+        "traceback": "''",
+        "received_at": _ago(pg, count, -20000, WEEK_MS),
+        "finished_at": _ago(pg, count, -20000, WEEK_MS),
+    }
+    return [
+        _insert_select(conn, pg, Receipt, failed, {}, count),
+        _insert_select(
+            conn, pg, Receipt, recovered, {}, count, where=f"g %% 3 = 0 AND {m} %% 3 = 0"
+        ),
+    ]
+
+
+def _receipt_columns(g: str, ago: str) -> dict[str, str]:
+    return {
+        "consumer_name": f"'bench-consumer-' || ({g} %% 4)",
+        "consumer_host": "'bench-host'",
+        "consumer_pid": f"1000 + ({g} %% 4)",
+        "consumer_tag": f"'ctag-' || ({g} %% 4)",
+        "delivery_tag": g,
+        "received_at": ago,
+        "finished_at": ago,
+    }
+
+
+def _case_on(expr: str, count: int, values: list[str]) -> str:
+    whens = " ".join(f"WHEN {i} THEN {value}" for i, value in enumerate(values))
+    return f"CASE ({expr} %% {count}) {whens} END"
+
+
 def _insert_select(
-    conn: Any, pg: bool, model: Any, sql: dict[str, str], values: dict[str, Any], count: int
+    conn: Any,
+    pg: bool,
+    model: Any,
+    sql: dict[str, str],
+    values: dict[str, Any],
+    count: int,
+    where: str = "",
 ) -> tuple[str, list[Any]]:
     columns, exprs, params = [], [], []
     for f in model._meta.concrete_fields:
@@ -134,11 +257,12 @@ def _insert_select(
     if pg:
         statement = (
             f"INSERT INTO {table} ({', '.join(columns)}) {select} "
-            "FROM generate_series(1, %s) AS s(g)"
+            f"FROM generate_series(1, %s) AS s(g){' WHERE ' + where if where else ''}"
         )
         return statement, [*params, count]
     statement = (
         "WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < %s) "
         f"INSERT INTO {table} ({', '.join(columns)}) {select} FROM s"
+        f"{' WHERE ' + where if where else ''}"
     )
     return statement, [count, *params]
