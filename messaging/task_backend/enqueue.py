@@ -35,9 +35,11 @@ def enqueue_task(backend: Any, task: Any, args: Any, kwargs: Any) -> TaskResult:
     )
     body = encode(message)
     options = backend.task_options
+    # Before the transaction (when it is ours): on SQLite a transaction that reads
+    # before it writes may fail at once when another connection writes.
+    queue = ensure_queue(options, task.queue_name)
     in_transaction = transaction.get_connection().in_atomic_block
     with nullcontext() if in_transaction else transaction.atomic():
-        queue = ensure_queue(options, task.queue_name)
         properties = {
             "content_type": CONTENT_TYPE,
             "type": MESSAGE_TYPE,
@@ -68,7 +70,7 @@ def enqueue_task(backend: Any, task: Any, args: Any, kwargs: Any) -> TaskResult:
     return result
 
 
-def _deferred(queue: str, body: bytes, run_after: Any, properties: dict[str, Any]) -> Message:
+def _deferred(queue: Any, body: bytes, run_after: Any, properties: dict[str, Any]) -> Message:
     """An outbox row the relay publishes once ``run_after`` has come (``pending``,
     never tried, due then)."""
     row = build_message(queue, body, **properties)

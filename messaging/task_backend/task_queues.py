@@ -11,6 +11,7 @@ from django.db import transaction
 from django.db.models.signals import post_delete, post_migrate
 
 from ..models import Queue
+from ..publishing import get_queue
 from .options import TaskOptions
 
 _lock = threading.Lock()
@@ -18,24 +19,22 @@ _lock = threading.Lock()
 _ensured: set[str] = set()
 
 
-def ensure_queue(options: TaskOptions, queue_name: str) -> str:
-    """The broker name of task queue ``queue_name``, its ``Queue`` row created first
-    when missing (remembered once committed)."""
+def ensure_queue(options: TaskOptions, queue_name: str) -> Queue:
+    """The ``Queue`` row of task queue ``queue_name``, created first when missing
+    (remembered once committed), from the publishing cache (no SELECT once cached)."""
     name = options.broker_queue(queue_name)
-    if name in _ensured:
-        return name
-    Queue.objects.get_or_create(
-        name=name,
-        defaults={"queue_type": options.queue_type, "arguments": options.queue_arguments()},
-    )
-    transaction.on_commit(lambda: _remember(name))
-    return name
+    if name not in _ensured:
+        Queue.objects.get_or_create(
+            name=name,
+            defaults={"queue_type": options.queue_type, "arguments": options.queue_arguments()},
+        )
+        transaction.on_commit(lambda: _remember(name))
+    return get_queue(name)
 
 
 def queue_row(options: TaskOptions, queue_name: str) -> Queue:
     """The row of a task queue (created when missing), for the worker."""
-    name = ensure_queue(options, queue_name)
-    return Queue.objects.get(name=name)
+    return ensure_queue(options, queue_name)
 
 
 def differences(options: TaskOptions, queue_names: Any) -> list[str]:

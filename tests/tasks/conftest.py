@@ -48,7 +48,7 @@ def task_worker(start_consumer: Any) -> Callable[..., ConsumerProcess]:
         spec = f"--tasks={alias}" if alias else "--tasks"
         env = settings_env(**{**WORKER_SETTINGS, **settings})
         worker = start_consumer(spec, *args, "-v", "2", env=env)
-        wait_running(worker, lambda: "Waiting for messages" in worker.stderr, timeout=60)
+        wait_running(worker, lambda: "consuming " in worker.stderr, timeout=60)
         return worker
 
     return start
