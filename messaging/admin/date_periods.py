@@ -58,9 +58,18 @@ class ProbedDates:
 
     def __init__(self, queryset: QuerySet[Any]) -> None:
         self.queryset = queryset
+        self._bounds: dict[str, Any] = {}
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.queryset, name)
+
+    def aggregate(self, *args: Any, **kwargs: Any) -> Any:
+        """The queryset's; the first and last dates (asked by Django's tag, then by
+        :meth:`_probe`) are read once."""
+        key = repr((args, sorted(kwargs.items())))
+        if key not in self._bounds:
+            self._bounds[key] = self.queryset.aggregate(*args, **kwargs)
+        return self._bounds[key]
 
     def datetimes(self, field: str, kind: str, *args: Any, **kwargs: Any) -> Any:
         found = self._probe(field, kind, aware=True)
@@ -72,7 +81,7 @@ class ProbedDates:
 
     def _probe(self, field: str, kind: str, aware: bool) -> list[Any] | None:
         """The starts of the ``kind`` periods with rows (None: too many to probe)."""
-        bounds = self.queryset.aggregate(first=Min(field), last=Max(field))
+        bounds = self.aggregate(first=Min(field), last=Max(field))
         first, last = bounds["first"], bounds["last"]
         if first is None or last is None:
             return []
