@@ -13,14 +13,16 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
-from django.db import connections
+from django.db import connections, router
 from django.db.models import F, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.utils.text import smart_split, unescape_string_literal
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from ..db import operations
+from ..db.failure_counts import without_jit
 from ..models import Message, Receipt
 from ..publishing import PUBLISHABLE  # noqa: F401 - importable from here, as before
 from . import display
@@ -179,6 +181,8 @@ class MessageAdmin(
     search_fields = ("message_id",)
     search_help_text = gettext_lazy("Searches message ids and body text.")
     date_hierarchy = "created_at"
+    # A filtered list does not also count every message ("5 results (1,000,000 total)").
+    show_full_result_count = False
     list_select_related = ("queue", "published_by")
     readonly_fields = (*STATUS_FIELDS, *FATE_FIELDS, "body_download")
     inlines = [ReceiptInline]
@@ -186,6 +190,18 @@ class MessageAdmin(
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return MessageChangeList
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        """Filtered by consumer outcome, the list is queried and drawn with PostgreSQL's
+        JIT off (:func:`~messaging.db.failure_counts.without_jit`): the fate's
+        subqueries make the planner compile each query (0.7 s at a million messages)."""
+        if FateFilter.parameter_name not in request.GET:
+            return super().changelist_view(request, extra_context)
+        with without_jit(connections[router.db_for_read(Message)]):
+            response = super().changelist_view(request, extra_context)
+            if isinstance(response, TemplateResponse):
+                response.render()
+        return response
 
     def get_fieldsets(self, request: HttpRequest, obj: Message | None = None) -> Any:
         if obj is None:

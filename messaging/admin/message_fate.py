@@ -123,20 +123,17 @@ def filter_fate(queryset: QuerySet[Message], value: str) -> QuerySet[Message]:
     with a receipt of the outcome it needs (a semi-join on the receipts' indexes), so a
     filter over a million messages does not run the fate's subqueries a million times.
     ``retried`` needs none (a requeued receipt is the whole test); ``acked`` is every
-    message with a consumed receipt and no failed one, plus those with a failed receipt
-    whose deciding receipt is consumed."""
+    message with a consumed receipt but those of the messages with a failed receipt whose
+    deciding receipt is not consumed."""
     if value == "none":
         return queryset.filter(~Exists(_receipts()))
     if value == "retried":
         return queryset.filter(message_id__in=_ids(Q(outcome=Outcome.REQUEUED)))
     if value == "acked":
-        failed = _ids(Q(outcome__in=FAILED))
-        recovered = with_fate(queryset.filter(message_id__in=failed)).filter(
-            **{f"{OUTCOME}__in": CONSUMED}
-        )
-        return queryset.filter(
-            Q(message_id__in=_ids(Q(outcome__in=CONSUMED))) & ~Q(message_id__in=failed)
-            | Q(pk__in=recovered.values("pk"))
+        failed = Message.objects.filter(message_id__in=_ids(Q(outcome__in=FAILED)))
+        not_consumed = with_fate(failed).exclude(**{f"{OUTCOME}__in": CONSUMED})
+        return queryset.filter(message_id__in=_ids(Q(outcome__in=CONSUMED))).exclude(
+            message_id__in=not_consumed.values("message_id")
         )
     if value in ("dead_lettered", "rejected"):
         candidates = queryset.filter(message_id__in=_ids(Q(outcome=value)))

@@ -258,7 +258,8 @@ def test_list_page_derives_every_fate_in_one_query(
     for _ in range(30):
         deliveries(published(queue), "requeued", "acked")
     assert page_queries() == few
-    with django_assert_max_num_queries(few):
+    # Filtered: the same, plus on PostgreSQL the transaction that turns JIT off (3).
+    with django_assert_max_num_queries(few + 3):
         admin_client.get(url("message_changelist"), {"fate": "retried"})
 
 
