@@ -74,6 +74,9 @@ QUEUE_DOWN = re.compile(
     re.IGNORECASE,
 )
 
+#: A quoted name in a reply text (queue, vhost, node): never read as a reason.
+QUOTED = re.compile(r"'[^']*'")
+
 #: Reply codes that say the broker (a node) is going away or failing, never the client's
 #: fault: CONNECTION_FORCED (320, sent on shutdown), 302 (an old CONNECTION_FORCED),
 #: INTERNAL_ERROR (541, e.g. a quorum queue without a leader).
@@ -132,8 +135,9 @@ def temporary_error_classes() -> frozenset[str]:
 
 def is_queue_down(text: str) -> bool:
     """True when a NOT_FOUND / INTERNAL_ERROR text is about a queue whose node is down
-    (or that has no leader), not about a queue that does not exist."""
-    return bool(QUEUE_DOWN.search(text))
+    (or that has no leader), not about a queue that does not exist. Quoted names are
+    left out: a queue named ``jobs.timeout`` that is missing is missing."""
+    return bool(QUEUE_DOWN.search(QUOTED.sub("''", text)))
 
 
 def translate(exc: BaseException, *, url: str | None = None, queue: str = "") -> BrokerError:

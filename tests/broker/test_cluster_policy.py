@@ -115,6 +115,9 @@ def test_a_missing_queue_and_a_queue_whose_node_is_down_are_told_apart():
     assert is_queue_down(HOME_NODE_DOWN)
     assert not is_queue_down("NOT_FOUND - no queue 'jobs.dlq' in vhost '/'")
     assert not is_queue_down("NOT_FOUND - no exchange 'messaging.dlx' in vhost '/'")
+    # Words of the "node down" texts inside a queue's name say nothing about its node.
+    for name in ("jobs.timeout.dlq", "minority-report", "unavailable", "is down"):
+        assert not is_queue_down(f"NOT_FOUND - no queue '{name}' in vhost '/'"), name
 
 
 def test_unroutable_and_refused_messages_stay_failed():
