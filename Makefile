@@ -6,13 +6,15 @@
 #               and tests/admin/test_unacked.py, which runs its own node with the
 #               management plugin on 127.0.0.1:5677 (API on 15677)
 # make test-unit — the pure-logic tests (marker unit) on in-memory SQLite; no broker needed
+# make test-tasks-django6 — tests/tasks/ on Django 6.1 (django.tasks) in .venv-dj61, built
+#               with a Python >= 3.12 the first time (scripts/test-tasks-django6)
 # make bench  — raw pika vs runconsumer/send side by side (sizes: make bench BENCH_N=20000)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-unit test-sqlite test-postgres ensure-chromium lint format clean bench
+.PHONY: install demo test test-unit test-sqlite test-postgres ensure-chromium lint format clean bench test-tasks-django6
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; v = sys.version_info; sys.exit(0 if v >= (3, 11) else "messaging needs Python 3.11+ (this is %d.%d): make PYTHON=python3.12 ..." % v[:2])'
@@ -42,6 +44,10 @@ test-sqlite: ensure-chromium install
 
 test-postgres: ensure-chromium install
 	MESSAGING_TEST_DB=postgres $(BIN)/pytest
+
+# The task backend on Django 6.1 as well as 5.2 (+ the django-tasks backport).
+test-tasks-django6:
+	scripts/test-tasks-django6
 
 lint: install
 	$(BIN)/ruff check .
