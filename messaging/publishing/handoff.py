@@ -10,7 +10,7 @@ thread, and the committing (request) thread returns at once.
   hand over meanwhile goes in its next batch.
 - **Who sends a row**: its creator's lease (``next_attempt_at``) keeps the relay off
   it while it waits here. A row that waited longer than the lease's margin
-  (:func:`~.outbox.lease_holds`) is released to the relay instead of sent; a process
+  (:func:`~.outbox.send_deadline`) is released to the relay instead of sent; a process
   that dies leaves its rows ``pending`` and the relay sends them when the lease ends.
 - **Bounded**: ``PUBLISH_BACKLOG_MAX`` rows and ``PUBLISH_BACKLOG_MAX_BYTES`` bytes
   (body + :data:`ROW_OVERHEAD` each), queued or being published. Rows beyond it are
@@ -41,7 +41,7 @@ from ..broker.process import get_publisher_factory
 from ..broker.publisher import PipelinedPublisher
 from ..models import Message
 from ..observability import metrics
-from .outbox import PublishResult, lease_holds, release_lease
+from .outbox import PublishResult, lease_holds, release_lease, send_deadline
 from .sending import record_outcomes, send_rows
 
 logger = logging.getLogger("messaging.publishing")
@@ -188,7 +188,8 @@ def publish_handed(batch: Sequence[Handed]) -> None:
     """On the publisher thread: send the rows whose lease still holds (release the
     others to the relay), observe commit-to-confirm, store the outcomes, log failures."""
     now = timezone.now()
-    late = [row.message.message_id for row in batch if not lease_holds(row.message, now)]
+    deadline = send_deadline(now)
+    late = [row.message.message_id for row in batch if not lease_holds(row.message, deadline)]
     if late:
         released = release_lease(late, now)
         logger.warning("%d message(s) waited too long in the hand-off: left to the relay", released)

@@ -160,12 +160,18 @@ def renew_lease(message: Message, now: datetime) -> bool:
     )
 
 
-def lease_holds(message: Message, now: datetime) -> bool:
-    """May the creator still start sending ``message``? Only while what is left of its
-    lease covers the longest publish (it has waited less than :data:`LEASE_MARGIN`), so
-    the relay never takes a row its creator is still sending."""
+def send_deadline(now: datetime) -> datetime:
+    """The creator may still start sending a row at ``now`` only if its lease ends at
+    this time or later: what is left of the lease covers the longest publish (it has
+    waited less than :data:`LEASE_MARGIN`), so the relay never takes a row its creator
+    is still sending."""
+    return now + claim_lease() - timedelta(seconds=LEASE_MARGIN)
+
+
+def lease_holds(message: Message, deadline: datetime) -> bool:
+    """Does ``message``'s lease end at ``deadline`` (:func:`send_deadline`) or later?"""
     end = message.next_attempt_at
-    return end is not None and end - now >= claim_lease() - timedelta(seconds=LEASE_MARGIN)
+    return end is not None and end >= deadline
 
 
 def release_lease(message_ids: Sequence[str], now: datetime) -> int:

@@ -308,6 +308,7 @@ def test_messages_of_a_transaction_go_out_together_in_order(
     with transaction.atomic():
         sent = [publish(queue_name, f"m{i}".encode()) for i in range(20)]
         assert queue_depth(queue_name) is None and publish_calls == []
+    assert flush(10)  # the publisher thread has them
     assert publish_calls == [20]  # one pipelined flush
     assert [m.status for m in sent] == [Message.Status.PUBLISHED] * 20
     assert [body for _, body in drain(queue_name)] == [f"m{i}".encode() for i in range(20)]
@@ -320,10 +321,12 @@ def test_nothing_goes_out_for_a_rolled_back_transaction(
         for i in range(5):
             publish(queue_name, f"m{i}".encode())
         raise Boom
+    assert flush(10)
     assert publish_calls == []
     assert not Message.objects.exists()
     with transaction.atomic():  # the next transaction is not mixed up with it
         publish(queue_name, b"next")
+    assert flush(10)
     assert publish_calls == [1]
     assert [body for _, body in drain(queue_name)] == [b"next"]
 
@@ -339,6 +342,7 @@ def test_savepoints_rolled_back_or_released(
         with transaction.atomic():
             publish(queue_name, b"b")  # a savepoint released into the transaction
         publish(queue_name, b"c")
+    assert flush(10)
     assert publish_calls == [3]
     assert [body for _, body in drain(queue_name)] == [b"a", b"b", b"c"]
     assert Message.objects.count() == 3
@@ -352,6 +356,7 @@ def test_first_publish_in_a_rolled_back_savepoint(
             publish(queue_name, b"rolled back")
             raise Boom
         publish(queue_name, b"kept")
+    assert flush(10)
     assert publish_calls == [1]
     assert [body for _, body in drain(queue_name)] == [b"kept"]
 
