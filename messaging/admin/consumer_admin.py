@@ -25,6 +25,7 @@ IDENTITY = (
     "pid",
     "queue_list",
     "prefetch",
+    "work",
     "started",
     "heartbeat",
 )
@@ -105,6 +106,11 @@ class ConsumerAdmin(admin.ModelAdmin):
     @admin.display(description=gettext_lazy("stopped"), ordering="stopped_at")
     def stopped(self, obj: Consumer) -> str:
         return display.seconds(obj.stopped_at)
+
+    @admin.display(description=gettext_lazy("in flight / threads"), ordering="in_flight")
+    def work(self, obj: Consumer) -> str:
+        """Handlers running at the last heartbeat, out of ``runconsumer --threads``."""
+        return f"{obj.in_flight} / {obj.threads}"
 
     @admin.display(description=gettext_lazy("queues"))
     def queue_list(self, obj: Consumer) -> str:
