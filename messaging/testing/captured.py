@@ -10,6 +10,7 @@ from typing import Any
 from ..broker import Outgoing
 from .captured_message import CapturedMessage
 from .delivery import DeadLetter, DeliveryResult, deliver_messages
+from .task_capture import is_task
 
 #: Most captured messages an assertion failure lists.
 SHOWN = 20
@@ -43,6 +44,7 @@ MATCHERS: dict[str, Callable[[CapturedMessage, Any], bool]] = {
     "persistent": lambda m, v: m.persistent == v,
     "json": lambda m, v: _json_equals(m, v),  # the body parses to this JSON value
     "where": lambda m, v: bool(v(m)),  # any predicate
+    "task": is_task,  # a run of this Django task (messaging.task_backend)
 }
 
 

@@ -28,6 +28,7 @@ from ..consumer import (
 )
 from ..models import Queue, Receipt
 from .captured_message import CapturedMessage
+from .task_capture import task_handler
 
 #: ``consumer_name`` (and consumer tag) of the receipts :func:`deliver_messages` writes.
 CONSUMER_NAME = "messaging.testing"
@@ -110,7 +111,7 @@ def _queue_of(message: CapturedMessage) -> str:
 
 
 def _handler(name: str, given: Mapping[str, Any] | None) -> Handler:
-    handler = (given or {}).get(name) or conf.get("CONSUMERS").get(name)
+    handler = (given or {}).get(name) or conf.get("CONSUMERS").get(name) or task_handler(name)
     if handler is None:
         raise LookupError(
             f"no handler for queue {name!r}: set MESSAGING['CONSUMERS'][{name!r}] or pass "
