@@ -101,7 +101,7 @@ def test_bench_prints_every_row_and_cleans_up(tmp_path: Path) -> None:
             for threads in ("", "-8t")
             for case in ("out", "atomic1", "atomic10")
         ]
-        + ["celery"]
+        + [f"call-latency-{kind}", "celery"]
     )
     expected = ["P0", "P1", f"s-{kind}", f"send-{kind}", *calls, "a", f"b-{kind}",
                 f"p1-{kind}", f"c-{kind}", f"p300-{kind}", f"retry-base-{kind}",
@@ -125,6 +125,7 @@ def test_bench_prints_every_row_and_cleans_up(tmp_path: Path) -> None:
     assert f"(floor of p1-{kind})" in rows[f"b-{kind}"]
     assert re.search(r"≥ 0.8× \| (pass|\*\*miss\*\*)", rows[f"call-out-{kind}"])
     assert "(1 broker connection opened)" in rows[f"call-out-8t-{kind}"]
+    assert re.search(r"commit → confirm p50 [\d.]+ ms, p99 [\d.]+ ms", rows[f"call-latency-{kind}"])
     assert re.search(r"< 10 MB \| (pass|\*\*miss\*\*)", rows[f"mem-{kind}"])
     assert table.strip() in output.read_text()
 
