@@ -18,7 +18,9 @@
 - the failure triage page, ``admin:messaging_failures`` (:mod:`.failure_groups`,
   :mod:`.failures_page`);
 - exchanges and bindings with their live state, and the topology page,
-  ``admin:messaging_topology`` (:mod:`.exchange_admin`, :mod:`.topology_page`).
+  ``admin:messaging_topology`` (:mod:`.exchange_admin`, :mod:`.topology_page`);
+- task results of the Django tasks backend, with "run again"
+  (:mod:`.task_results_admin`).
 
 What several admins share: the queues' live state (:mod:`.broker_state`), the live
 changelist and its "Publish a message" link (:mod:`.live_changelist`), what the user is
@@ -55,6 +57,7 @@ from .message_admin import (
 )
 from .queue_admin import PurgeResult, QueueAdmin, ReplayOutcome, purge_selected, replay_selected
 from .receipt_admin import ReceiptAdmin
+from .task_results_admin import TaskRecordAdmin
 
 #: The console's stylesheet (a static file of the app).
 STYLESHEET = "messaging/admin.css"
@@ -93,6 +96,7 @@ for _admin_class in (
     MessageAdmin,
     QueueAdmin,
     ReceiptAdmin,
+    TaskRecordAdmin,
 ):
     _add_stylesheet(_admin_class)
 
@@ -109,6 +113,7 @@ __all__ = [
     "ReceiptAdmin",
     "ReplayOutcome",
     "STYLESHEET",
+    "TaskRecordAdmin",
     "body_as_text",
     "body_preview",
     "copy_messages",
