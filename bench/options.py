@@ -20,6 +20,7 @@ OPTIONS: list[tuple[str, str, type, Any, str]] = [
     ("--mem-first", "BENCH_MEM_FIRST", int, 50_000, "first RSS sample after this many"),
     ("--overview-rows", "BENCH_OVERVIEW_ROWS", int, 1_000_000, "receipts behind the overview"),
     ("--overview-repeat", "BENCH_OVERVIEW_REPEAT", int, 5, "warm GETs (median reported)"),
+    ("--io-n", "BENCH_IO_N", int, 2_000, "messages per run of the io phase (I/O-bound handlers)"),
     ("--retry-n", "BENCH_RETRY_N", int, 1_000, "good messages of the retry rows"),
     ("--retry-delay", "BENCH_RETRY_DELAY", float, 5.0, "RETRY_DELAY of the retry rows"),
     ("--retry-attempts", "BENCH_RETRY_ATTEMPTS", int, 3, "MAX_ATTEMPTS of the retry rows"),
@@ -42,7 +43,7 @@ OPTIONS: list[tuple[str, str, type, Any, str]] = [
         "--only",
         "BENCH_ONLY",
         str,
-        "publish,calls,consume,memory,overview,retry",
+        "publish,calls,consume,memory,overview,retry,io",
         "phases to run (below)",
     ),
     ("--output", "BENCH_OUTPUT", str, str(ROOT / "bench" / "results.md"), "markdown report"),
@@ -68,6 +69,10 @@ PHASES = {
     "overview": "rows admin-DB and triage-DB (the failure triage page on the same data)",
     "retry": "rows retry-base-DB and retry-DB (runconsumer --prefetch 10 on N good messages, "
     "alone and behind one that always fails, RETRY_DELAY held by the broker)",
+    "io": "rows io-*: I/O-bound handlers (20 ms wait + one INSERT, PostgreSQL) by runconsumer "
+    "--threads 8 (plain and async def), 1 thread, a Celery worker (threads -c 8; prefork -c 8 "
+    "for memory) and dramatiq (1 process x 8 threads) against the ideal; peak RSS; and "
+    "pPREFETCH-t4-postgres (no-op handlers at --threads 4)",
 }
 _EXPANDS = {"consume": {"consume-high", "consume-p1"}}
 

@@ -137,6 +137,13 @@ def add_targets(results: Results, kinds: list[str], prefetch: int) -> None:
         results.ratio(f"p{prefetch}-{kind}", "a", 0.6 if kind == "postgres" else None)
     for kind in kinds:
         results.ratio(f"retry-{kind}", f"retry-base-{kind}", 0.9)
+    # Issue 25: I/O-bound handlers, one process, 8 at once.
+    results.ratio("io-t8", "io-ideal", 0.8)
+    results.ratio("io-t8", "io-celery", 1.0)
+    results.ratio("io-t8", "io-dramatiq", 1.0)
+    results.ratio("io-async-t8", "io-ideal", 0.8)
+    results.ratio("io-t1", "io-ideal", None)
+    results.ratio(f"p{prefetch}-t4-postgres", f"p{prefetch}-postgres", None)
     # Every admin page of the app within 0.5 s with a million receipts on PostgreSQL.
     for key in list(results.rows):
         if key.startswith(("admin-", "triage-", "page-")) and key.endswith("-postgres"):

@@ -10,11 +10,13 @@ from bench.provision import Databases
 from bench.report import Row
 
 
-def command(ctx: Context, queue: str, prefetch: int, batch: int) -> list[str]:
+def command(ctx: Context, queue: str, prefetch: int, batch: int, threads: int = 1) -> list[str]:
     """``runconsumer QUEUE`` with the discarding handler, stopping once idle."""
     return manage(
         "runconsumer",
         queue,
+        "--threads",
+        str(threads),
         "--prefetch",
         str(prefetch),
         "--batch-size",
@@ -28,7 +30,9 @@ def command(ctx: Context, queue: str, prefetch: int, batch: int) -> list[str]:
     )
 
 
-def consume(ctx: Context, row: Row, kind: str, prefetch: int, batch: int, count: int) -> None:
+def consume(
+    ctx: Context, row: Row, kind: str, prefetch: int, batch: int, count: int, threads: int = 1
+) -> None:
     """Fill a new queue with ``count`` messages, empty the receipts table, run
     ``runconsumer`` until it is idle; the sample is :func:`receipt_span`."""
     from messaging.models import Receipt
@@ -38,7 +42,9 @@ def consume(ctx: Context, row: Row, kind: str, prefetch: int, batch: int, count:
     try:
         raw.fill(ctx.url, queue, count, ctx.body)
         done = run(
-            command(ctx, queue, prefetch, batch), command_env(kind), timeout=120 + count / 20
+            command(ctx, queue, prefetch, batch, threads),
+            command_env(kind),
+            timeout=120 + count / 20,
         )
         left = raw.depth(ctx.url, queue)
     finally:
