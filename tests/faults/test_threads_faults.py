@@ -5,6 +5,8 @@ it. Each ends with the exactly-once check: nothing lost, no effect twice."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
 import signal
 import subprocess
@@ -158,15 +160,15 @@ def test_timeout_signalled_once_around_runconsumer_drains_cleanly(manage, fault_
              "runconsumer", fault_queue, *THREADS, "--name", name,
              "--handler", "tests.support.handlers.record_paced"],
             env=manage_env(MESSAGING_TEST_PACE="0.5"), cwd=ROOT, stderr=stderr,
-            stdout=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
         try:
             wait_for(lambda: sum(handled_counts().values()) >= 8, timeout=60)
             proc.send_signal(signal.SIGTERM)  # timeout passes it on twice
             assert proc.wait(timeout=30) == 0, err.read_text()
         finally:
-            if proc.poll() is None:
-                proc.kill()
+            with contextlib.suppress(ProcessLookupError):  # timeout and runconsumer
+                os.killpg(proc.pid, signal.SIGKILL)
     assert "Second signal" not in err.read_text()
     assert Consumer.objects.get(name=name).state == "stopped"
     drain_with_consumer(manage, fault_queue)
