@@ -116,6 +116,27 @@ def check_outbox(app_configs: Any = None, databases: Any = None, **kwargs: Any) 
     return [Warning(stalled_text(backlog), hint=STALLED_HINT, id=IDS["OUTBOX_STALLED"])]
 
 
+@register(Tags.database)
+def check_task_queues(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[Any]:
+    """``messaging.W041``: a task queue of a ``RabbitMQBackend`` (``TASKS``) whose Queue row
+    is declared otherwise than the backend declares it (see
+    :mod:`messaging.task_backend.task_checks`). Nothing without Django's Tasks framework."""
+    if not any("RabbitMQBackend" in str(c.get("BACKEND")) for c in _tasks_setting().values()):
+        return []
+    try:
+        from .task_backend.queue_checks import queue_checks
+    except ImproperlyConfigured:
+        return []  # E040 / the framework's own checks say what is missing
+    return queue_checks(databases)
+
+
+def _tasks_setting() -> dict[str, Any]:
+    from django.conf import settings
+
+    value = getattr(settings, "TASKS", None)
+    return value if isinstance(value, dict) else {}
+
+
 #: What to do about a stalled outbox.
 STALLED_HINT = (
     "Run `manage.py relay` (it publishes pending messages and keeps a relay@<host> row in "

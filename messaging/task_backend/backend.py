@@ -74,4 +74,4 @@ class RabbitMQBackend(BaseTaskBackend):
 
     def check(self, **kwargs: Any) -> Iterable[checks.CheckMessage]:
         yield from super().check(**kwargs)
-        yield from backend_checks(self, **kwargs)
+        yield from backend_checks(self)
