@@ -43,7 +43,7 @@ OPTIONS: list[tuple[str, str, type, Any, str]] = [
         "--only",
         "BENCH_ONLY",
         str,
-        "publish,calls,consume,memory,overview,retry,io",
+        "publish,calls,consume,memory,overview,retry,io,tasks",
         "phases to run (below)",
     ),
     ("--output", "BENCH_OUTPUT", str, str(ROOT / "bench" / "results.md"), "markdown report"),
@@ -74,6 +74,11 @@ PHASES = {
     "for memory) and dramatiq (1 process x 8 threads) against the ideal; peak RSS; and "
     "pPREFETCH-t4-postgres (no-op handlers at --threads 4)",
 }
+PHASES["tasks"] = (
+    "rows tasks-*: no-op Django tasks (PostgreSQL) by runconsumer --tasks, django-tasks-db's "
+    "db_worker and a Celery worker (solo, acks_late); enqueue in atomic() per call; "
+    "enqueue-to-finished latency p50/p99 (bench/measure/tasks.py)"
+)
 _EXPANDS = {"consume": {"consume-high", "consume-p1"}}
 
 

@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 
 from bench import config, raw
-from bench.measure import io_bound, phases
+from bench.measure import io_bound, phases, tasks
 from bench.measure.base import Context
 from bench.options import parse_args
 from bench.process import BenchError, log
@@ -84,6 +84,8 @@ class Bench:
                 phases.run_retry(ctx)
             if "io" in a.only and "postgres" in a.dbs:
                 io_bound.run_phase(ctx)
+            if "tasks" in a.only and "postgres" in a.dbs:
+                tasks.run_phase(ctx)
         if "memory" in a.only:
             phases.run_memory(ctx)
         if "overview" in a.only:
