@@ -151,4 +151,7 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    # The tasks' module path must be bench.tasks_jobs (the worker refuses __main__.noop).
+    from bench.tasks_jobs import main as module_main
+
+    module_main(sys.argv[1:])

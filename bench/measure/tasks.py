@@ -92,7 +92,7 @@ def rabbitmq(ctx: Context, row: Row) -> None:
 
 
 def database(ctx: Context, row: Row) -> None:
-    _sql("TRUNCATE django_tasks_db_dbtaskresult")
+    _sql("TRUNCATE django_tasks_database_dbtaskresult")
     env = _env(ctx)
     _jobs(env, "enqueue", "db", str(N))
     cmd = manage("db_worker", "--backend", "db", "--batch", "--no-startup-delay",
@@ -100,7 +100,7 @@ def database(ctx: Context, row: Row) -> None:
     done = run(cmd, env, 120 + N * 0.1)
     if done.returncode != 0:
         raise BenchError(done.failure())
-    count, span = _span("django_tasks_db_dbtaskresult")
+    count, span = _span("django_tasks_database_dbtaskresult")
     if count != N:
         raise BenchError(f"{count} of {N} tasks successful")
     ctx.sample(row, span)
@@ -130,7 +130,7 @@ def celery(ctx: Context, row: Row) -> None:
 
 
 def percall(ctx: Context, row: Row, kind: str) -> None:
-    _sql("TRUNCATE messaging_taskrecord, django_tasks_db_dbtaskresult")
+    _sql("TRUNCATE messaging_taskrecord, django_tasks_database_dbtaskresult")
     env = _env(ctx)
     data = json.loads(_jobs(env, "percall", kind, str(PERCALL_N)).strip().splitlines()[-1])
     if kind == "celery":
