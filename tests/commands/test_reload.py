@@ -51,7 +51,8 @@ def test_reload_uses_the_changed_handler_and_loses_nothing(transactional_db, que
 
         time.sleep(1.1)  # a new mtime the reloader (it compares mtimes) must see
         source.write_text(HANDLER.format(version="v2"))
-        assert wait_for(lambda: "changed" in err.read_text(), timeout=30), err.read_text()
+        changed = f"{source.name} changed"
+        assert wait_for(lambda: changed in err.read_text(), timeout=30), err.read_text()
         during = publish_many(queue_name, 5, prefix="b")  # sent while it restarts
         assert wait_for(lambda: len(bodies(during)) == 5, timeout=60), err.read_text()
         later = publish_many(queue_name, 5, prefix="c")
