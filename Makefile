@@ -57,6 +57,7 @@ lint: install
 
 # Needs the RabbitMQ and PostgreSQL of `make test`; writes bench/results.md.
 bench: install
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench
 
 format: install
