@@ -16,7 +16,8 @@ from messaging.publishing import build_message, get_queue, publish_messages
 from tests.support.consumers import wait_running
 from tests.support.environment import settings_env
 from tests.support.exactly_once import acked_ids, check_exactly_once, publish_many
-from tests.support.rabbitmq import consumers_on
+from tests.support.rabbitmq import consumers_on, queue_depth
+from tests.support.waiting import wait_for
 
 
 def max_overlap(rows: list[dict]) -> int:
@@ -143,3 +144,39 @@ def test_async_handler_writes_commit_with_the_receipt_or_roll_back(
     assert outcomes[fail_id] in ("failed", "dead_lettered")
     assert Receipt.objects.filter(message_id=twice_id, outcome="duplicate").count() == 1
     assert Receipt.objects.filter(message_id=twice_id, outcome="acked").count() == 1
+
+
+def test_rpc_replies_and_broker_held_retries_work_with_threads(start_consumer, queue_name):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from messaging import call
+    from messaging.broker import declare_queues
+    from messaging.models import Queue
+    from tests.support.rpc_handlers import fib_number
+
+    declare_queues([Queue.objects.create(name=queue_name)])
+    server = start_consumer(queue_name, "--threads", "4", handler="tests.support.rpc_handlers.fib")
+    with ThreadPoolExecutor(8) as pool:
+        replies = list(pool.map(lambda n: call(queue_name, str(n).encode(), timeout=60), range(8)))
+    assert [r.body for r in replies] == [str(fib_number(n)).encode() for n in range(8)]
+    server.terminate()
+    assert server.wait(timeout=30) == 0, server.describe()
+
+
+def test_failures_are_delayed_then_dead_lettered_with_threads(start_consumer, queue_name):
+    ids = publish_many(queue_name, 6)
+    consumer = start_consumer(
+        queue_name,
+        "--threads",
+        "4",
+        handler="tests.support.handlers.fail",
+        env=settings_env(MAX_ATTEMPTS=2, RETRY_DELAY=0.5),
+    )
+    dead = Receipt.objects.filter(queue_name=queue_name, outcome="dead_lettered")
+    wait_running(consumer, lambda: dead.count() == len(ids), timeout=60)
+    consumer.terminate()
+    assert consumer.wait(timeout=30) == 0, consumer.describe()
+    rows = Receipt.objects.filter(queue_name=queue_name)
+    assert sorted(rows.filter(outcome="dead_lettered").values_list("attempt", flat=True)) == [2] * 6
+    assert rows.exclude(outcome="dead_lettered").count() == 6  # attempt 1 of each, delayed
+    assert wait_for(lambda: queue_depth(f"{queue_name}.dlq") == len(ids))
