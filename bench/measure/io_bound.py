@@ -179,7 +179,7 @@ def run_phase(ctx: Context) -> None:
             n,
             "",
         ),
-        ("io-t1", "`runconsumer` (1 thread)", "io_wait_insert", 1, ONE_THREAD_COUNT, "t1"),
+        ("io-t1", "`runconsumer` (1 thread)", "io_wait_insert", 1, min(n, ONE_THREAD_COUNT), "t1"),
     ]
     for key, text, handler, threads, count, peak in cases:
         row = r.row(key, f"{what}: {text}", messages=count)
