@@ -28,7 +28,8 @@ from datetime import datetime
 from typing import Any
 
 from django.db import DatabaseError, IntegrityError, close_old_connections, connection, transaction
-from django.db.models import F
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.db.models.signals import post_save
 
 from ..models import Receipt, TaskRecord
@@ -39,6 +40,8 @@ logger = logging.getLogger("messaging.task_backend")
 
 Status = TaskRecord.Status
 OPEN = (Status.READY, Status.RUNNING)
+#: Most stamps the writer thread commits at once.
+BATCH = 200
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,20 @@ class Stamp:
     error: dict[str, Any] | None = None
     final: bool = False
     create: bool = True
+
+    def quick(self) -> bool:
+        """A first attempt's started stamp as one UPDATE; False when the row is not the
+        READY or RUNNING row of an untried task (then :meth:`apply`)."""
+        if self.error is not None or self.attempt != 1:
+            return False
+        return bool(
+            TaskRecord.objects.filter(result_id=self.result_id, status__in=OPEN, errors=[]).update(
+                status=Status.RUNNING,
+                started_at=Coalesce("started_at", Value(self.at)),
+                last_attempted_at=self.at,
+                worker_ids=[self.worker],
+            )
+        )
 
     def apply(self) -> None:
         with transaction.atomic():
@@ -119,10 +136,33 @@ class StampWriter:
 
     def _main(self) -> None:
         try:
-            while (stamp := self._queue.get()) is not None:
-                self._write(stamp)
+            running = True
+            while running:
+                batch = [self._queue.get()]
+                while batch[-1] is not None and len(batch) < BATCH:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except queue_module.Empty:
+                        break
+                running = batch[-1] is not None
+                self._write_batch([s for s in batch if s is not None])
         finally:
             connection.close()
+
+    def _write_batch(self, batch: list[Stamp]) -> None:
+        """The stamps in one transaction; one by one when that fails."""
+        if not batch:
+            return
+        try:
+            with transaction.atomic():
+                for stamp in batch:
+                    if not stamp.quick():
+                        stamp.apply()
+            return
+        except DatabaseError:
+            close_old_connections()
+        for stamp in batch:
+            self._write(stamp)
 
     def _write(self, stamp: Stamp) -> None:
         for _try in range(3):

@@ -56,7 +56,7 @@ class TaskRunner:
             self.failed(delivery, message, task, result, attempt, exc)
             raise
         finished = timezone.now()
-        self.succeeded(rid, message, started, finished, value)
+        self.succeeded(rid, message, attempt, started, finished, value)
         set_status(result, Status.SUCCESSFUL, finished_at=finished)
         object.__setattr__(result, "_return_value", value)
         signals.task_finished.send(type(self.backend), task_result=result)
@@ -129,22 +129,24 @@ class TaskRunner:
         return as_result(task, row)
 
     def succeeded(
-        self, rid: str, message: TaskMessage, started: Any, finished: Any, value: Any
+        self, rid: str, message: TaskMessage, attempt: int, started: Any, finished: Any, value: Any
     ) -> None:
-        """The row says SUCCESSFUL, in the receipt's transaction."""
+        """The row says SUCCESSFUL, in the receipt's transaction (a first attempt's
+        worker too: its started stamp may come later)."""
         changes = {
             "status": Status.SUCCESSFUL,
             "return_value": value,
             "finished_at": finished,
             "last_attempted_at": started,
         }
+        if attempt == 1:
+            changes["worker_ids"] = [self.worker_id]
         updated = TaskRecord.objects.filter(result_id=rid).update(
             started_at=Coalesce("started_at", Value(started)), **changes
         )
         if not updated:
-            new_record(
-                rid, message, started_at=started, worker_ids=[self.worker_id], **changes
-            ).save(force_insert=True)
+            changes["worker_ids"] = [""] * (attempt - 1) + [self.worker_id]
+            new_record(rid, message, started_at=started, **changes).save(force_insert=True)
 
     def failed(
         self,
