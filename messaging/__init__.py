@@ -50,7 +50,8 @@ __all__ = [
     "publish",
 ]
 
-__version__ = "0.1.0"
+#: The one source of the version (pyproject.toml reads it: [tool.setuptools.dynamic]).
+__version__ = "0.2.0.dev0"
 
 moved.install()  # old module paths (messaging.validators, ...) still import
 
