@@ -81,3 +81,16 @@ def plain_function() -> str:
 
 #: A task of another backend alias (not a RabbitMQBackend) would be refused too.
 assert isinstance(add, Task)
+
+
+@task
+def make_group_and_wait(name: str, started: str, go: str) -> int:
+    """A database effect, then a wait for ``go`` (the test SIGKILLs the worker meanwhile)."""
+    pk = Group.objects.create(name=name).pk
+    Path(started).write_text(name)
+    deadline = time.monotonic() + 60
+    while not Path(go).exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(go)
+        time.sleep(0.05)
+    return pk
