@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, TypedDict, overload
 
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
@@ -229,8 +229,104 @@ def validate(key: str, value: Any) -> None:
                 )
 
 
+class MessagingSettings(TypedDict, total=False):
+    """The shape of ``settings.MESSAGING`` (every key optional): annotate your settings'
+    dict with it (``MESSAGING: MessagingSettings = {...}``) for a type checker to check
+    it. :func:`get` returns these types; ``tests/app/test_conf_types.py`` keeps this,
+    :data:`DEFAULTS` and :func:`get`'s overloads the same keys."""
+
+    BROKER_URL: str | list[str] | tuple[str, ...]
+    HEARTBEAT: int
+    CONNECTION_TIMEOUT: float
+    BLOCKED_CONNECTION_TIMEOUT: float
+    CONSUMERS: dict[str, str]
+    PREFETCH: int
+    THREADS: int
+    SHUTDOWN_TIMEOUT: float
+    RECONNECT_DELAY: float
+    RECONNECT_MAX_DELAY: float
+    MAX_ATTEMPTS: int
+    RETRY_DELAY: float
+    RETRY_MAX_DELAY: float
+    HANDLER_TIME_BUDGET: float | None
+    CONSUMER_HEARTBEAT_INTERVAL: float
+    BROKER_CONSUMER_TIMEOUT: float
+    BATCH_FLUSH_INTERVAL: float
+    PUBLISH_MODE: Literal["immediate", "relay"]
+    PUBLISH_IN_BACKGROUND: bool
+    PUBLISH_BACKLOG_MAX: int
+    PUBLISH_BACKLOG_MAX_BYTES: int
+    PUBLISH_VIA_CELERY: bool
+    CONFIRM_TIMEOUT: float
+    RELAY_BATCH_SIZE: int
+    RELAY_INTERVAL: float
+    PUBLISH_RETRY_DELAY: float
+    PUBLISH_RETRY_MAX_DELAY: float
+    RELAY_WARNING_AFTER: float
+    SENT_AT_HEADER: bool
+    QUEUE_CACHE_SECONDS: float
+    SHUFFLE_BROKER_URLS: bool
+    DEFAULT_QUEUE_TYPE: Literal["classic", "quorum"]
+    DEAD_LETTER_QUEUE_TYPE: Literal["same", "classic", "quorum"]
+    MANAGEMENT_URL: str | None
+
+
+# get()'s return type per key (the validators above guarantee it at run time).
+IntKey = Literal[
+    "HEARTBEAT",
+    "PREFETCH",
+    "THREADS",
+    "MAX_ATTEMPTS",
+    "PUBLISH_BACKLOG_MAX",
+    "PUBLISH_BACKLOG_MAX_BYTES",
+    "RELAY_BATCH_SIZE",
+]
+FloatKey = Literal[
+    "CONNECTION_TIMEOUT",
+    "BLOCKED_CONNECTION_TIMEOUT",
+    "SHUTDOWN_TIMEOUT",
+    "RECONNECT_DELAY",
+    "RECONNECT_MAX_DELAY",
+    "RETRY_DELAY",
+    "RETRY_MAX_DELAY",
+    "CONSUMER_HEARTBEAT_INTERVAL",
+    "BROKER_CONSUMER_TIMEOUT",
+    "BATCH_FLUSH_INTERVAL",
+    "CONFIRM_TIMEOUT",
+    "RELAY_INTERVAL",
+    "PUBLISH_RETRY_DELAY",
+    "PUBLISH_RETRY_MAX_DELAY",
+    "RELAY_WARNING_AFTER",
+    "QUEUE_CACHE_SECONDS",
+]
+BoolKey = Literal[
+    "PUBLISH_IN_BACKGROUND", "PUBLISH_VIA_CELERY", "SENT_AT_HEADER", "SHUFFLE_BROKER_URLS"
+]
+
+
+@overload
+def get(key: IntKey) -> int: ...
+@overload
+def get(key: FloatKey) -> float: ...
+@overload
+def get(key: BoolKey) -> bool: ...
+@overload
+def get(key: Literal["BROKER_URL"]) -> str | list[str] | tuple[str, ...]: ...
+@overload
+def get(key: Literal["CONSUMERS"]) -> dict[str, str]: ...
+@overload
+def get(key: Literal["HANDLER_TIME_BUDGET"]) -> float | None: ...
+@overload
+def get(key: Literal["PUBLISH_MODE"]) -> Literal["immediate", "relay"]: ...
+@overload
+def get(key: Literal["DEFAULT_QUEUE_TYPE"]) -> Literal["classic", "quorum"]: ...
+@overload
+def get(key: Literal["DEAD_LETTER_QUEUE_TYPE"]) -> Literal["same", "classic", "quorum"]: ...
+@overload
+def get(key: Literal["MANAGEMENT_URL"]) -> str | None: ...
 def get(key: str) -> Any:
-    """Return one validated setting, falling back to its default."""
+    """Return one validated setting, falling back to its default (typed per key: see
+    :class:`MessagingSettings`)."""
     if key not in DEFAULTS:
         raise KeyError(f"Unknown messaging setting {key!r}")
     value = user_settings().get(key, DEFAULTS[key])
