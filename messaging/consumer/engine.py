@@ -157,6 +157,12 @@ class Consumer:
             return
         self._stop.set()
         self.inbox.wake()
+        # Not on this thread: a signal handler may have interrupted this very thread
+        # inside pika (a lock it holds) or inside a transaction.
+        threading.Thread(target=self._announce_stop, name="messaging-stop", daemon=True).start()
+
+    def _announce_stop(self) -> None:
+        """basic.cancel on the I/O thread, and the registry row written ``stopping``."""
         self.io.cancel()
         if self.registry is not None:
             self.registry.stopping_now()
