@@ -13,6 +13,7 @@ from django.db import DatabaseError, close_old_connections, connection
 from ..amqp.backoff import backoff
 from ..db import operations
 from .handlers import Delivery
+from .verdicts import Settlement
 
 logger = logging.getLogger("messaging.consumer")
 
@@ -30,7 +31,7 @@ class DatabaseDown(Exception):
         self,
         error: DatabaseError,
         pending: Sequence[Delivery] = (),
-        settled: Sequence[object] = (),
+        settled: Sequence[Settlement] = (),
     ) -> None:
         super().__init__(str(error))
         self.error = error

@@ -43,7 +43,7 @@ _ERROR = FIELDS.index("error")
 
 def as_instances(rows: Sequence[tuple[Any, ...]]) -> list[Receipt]:
     """Unsaved ``Receipt`` objects for rows (for signal receivers)."""
-    names = [Receipt._meta.get_field(name).attname for name in FIELDS]
+    names = [Receipt._meta.get_field(name).attname for name in FIELDS]  # type: ignore[union-attr]
     return [Receipt(**dict(zip(names, row, strict=True))) for row in rows]
 
 
@@ -58,7 +58,7 @@ def _statement_parts(conn: Any, caused: bool = False) -> tuple[str, str, tuple[s
     if parts is None:
         quote = conn.ops.quote_name
         names = (*FIELDS, "error_cause") if caused else FIELDS
-        fields = [Receipt._meta.get_field(name) for name in names]
+        fields: list[Any] = [Receipt._meta.get_field(name) for name in names]
         columns = ", ".join(quote(f.column) for f in fields)
         types = tuple(f.db_type(conn) for f in fields)
         parts = (quote(Receipt._meta.db_table), columns, types)
