@@ -76,7 +76,7 @@ class PrefixRange(lookups.StartsWith):
     needs a ``varchar_pattern_ops`` index on PostgreSQL, ``case_sensitive_like`` on
     SQLite); ``LIKE`` elsewhere. Case-sensitive everywhere, SQLite included."""
 
-    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, tuple[Any, ...]]:
         prefix = self.rhs
         if (
             not self.rhs_is_direct_value()
@@ -88,8 +88,8 @@ class PrefixRange(lookups.StartsWith):
         lhs_sql, lhs_params = self.process_lhs(compiler, connection)
         upper = prefix_upper_bound(prefix)
         if upper is None:
-            return f"{lhs_sql} >= %s", [*lhs_params, prefix]
-        return f"({lhs_sql} >= %s AND {lhs_sql} < %s)", [*lhs_params, prefix, *lhs_params, upper]
+            return f"{lhs_sql} >= %s", (*lhs_params, prefix)
+        return f"({lhs_sql} >= %s AND {lhs_sql} < %s)", (*lhs_params, prefix, *lhs_params, upper)
 
 
 # The column holds text (the AMQP message_id): the text lookups a CharField has, on top of

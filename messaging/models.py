@@ -357,7 +357,7 @@ class Message(models.Model):
         """(exchange, routing key) the message is published with."""
         if self.exchange:
             return self.exchange, self.routing_key
-        return "", self.routing_key or (self.queue.name if self.queue_id else "")
+        return "", self.routing_key or (self.queue.name if self.queue is not None else "")
 
     @property
     def destination_label(self) -> str:
@@ -773,9 +773,9 @@ class Binding(models.Model):
 
     @property
     def destination_label(self) -> str:
-        if self.queue_id is not None:
+        if self.queue is not None:
             return self.queue.name
-        if self.destination_exchange_id is not None:
+        if self.destination_exchange is not None:
             return f"exchange {self.destination_exchange.name}"
         return "?"
 

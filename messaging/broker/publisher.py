@@ -47,10 +47,15 @@ class PublisherBase:
     def open(self) -> None:
         raise NotImplementedError
 
-    #: Seconds since the connection was last used (stand-ins: never idle).
-    idle_seconds: float = 0.0
-    #: The last connection ended with the broker closing it (stand-ins: never).
-    closed_by_broker: bool = False
+    @property
+    def idle_seconds(self) -> float:
+        """Seconds since the connection was last used (stand-ins: never idle)."""
+        return 0.0
+
+    @property
+    def closed_by_broker(self) -> bool:
+        """The last connection ended with the broker closing it (stand-ins: never)."""
+        return False
 
     def service(self) -> None:
         """Run the I/O loop once without waiting (heartbeats); nothing for stand-ins."""

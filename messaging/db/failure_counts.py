@@ -28,7 +28,7 @@ from django.db import transaction
 from ..models import Receipt
 from . import operations
 from .error_causes import stored_cause
-from .raw_sql import FAILED_OUTCOMES, table, when
+from .raw_sql import FAILED_OUTCOMES, column, table, when
 
 #: Per vendor: what keeps a subquery in FROM from being merged into the outer query.
 NOT_INLINED = {"postgresql": " OFFSET 0", "sqlite": " LIMIT -1 OFFSET 0"}
@@ -89,17 +89,18 @@ class Window:
 
     def where(self, connection: Any) -> tuple[str, list[Any]]:
         """The WHERE clause on receipts ``r`` and its parameters."""
-        quote = connection.ops.quote_name
-        column = {n: quote(Receipt._meta.get_field(n).column) for n in ("outcome", "queue_name")}
+        outcome, queue_name, received_at = (
+            column(connection, Receipt, n) for n in ("outcome", "queue_name", "received_at")
+        )
         outcomes = [str(o) for o in self.outcomes if o in FAILED_OUTCOMES]
         outcomes = outcomes or [str(FAILED_OUTCOMES[0])]
         where = [
-            f"r.{column['outcome']} IN ({', '.join(['%s'] * len(outcomes))})",
-            f"r.{quote(Receipt._meta.get_field('received_at').column)} >= %s",
+            f"r.{outcome} IN ({', '.join(['%s'] * len(outcomes))})",
+            f"r.{received_at} >= %s",
         ]
         params: list[Any] = [*outcomes, when(connection, self.since)]
         if self.queue is not None:
-            where.append(f"r.{column['queue_name']} = %s")
+            where.append(f"r.{queue_name} = %s")
             params.append(self.queue)
         return " AND ".join(where), params
 
@@ -111,7 +112,8 @@ def failure_cause_rows(
     most recently seen first: one scan of the window's failed receipts, aggregated per
     (queue, cause, message), one fate lookup per message, then summed per group."""
     per_message, params = _per_message(connection, window)
-    counts, fate_params = [], []
+    counts: list[str] = []
+    fate_params: list[str] = []
     for outcomes in FATE_OUTCOMES.values():
         marks = ", ".join(["%s"] * len(outcomes))
         counts.append(f"SUM(CASE WHEN x.fate IN ({marks}) THEN 1 ELSE 0 END)")
@@ -130,17 +132,30 @@ def failure_cause_rows(
         cursor.execute(sql, [*fate_params, *hour_day, *params])
         rows = cursor.fetchall()
     convert = _datetime_converter(connection)
-    return [
-        CauseRow(
-            r[0],
-            r[1] or "",
-            *(int(v or 0) for v in r[2:5]),
-            convert(r[5]),
-            convert(r[6]),
-            *(int(v or 0) for v in r[7:]),
-        )
-        for r in rows
-    ]
+    return [_cause_row(r, convert) for r in rows]
+
+
+def _cause_row(r: Sequence[Any], convert: Callable[[Any], Any]) -> CauseRow:
+    """One row of :func:`failure_cause_rows`' query as a :class:`CauseRow`."""
+    last_hour, last_day, total = (int(v or 0) for v in r[2:5])
+    example_id, messages, recovered, dead_lettered, rejected, retrying = (
+        int(v or 0) for v in r[7:]
+    )
+    return CauseRow(
+        queue=r[0],
+        cause=r[1] or "",
+        last_hour=last_hour,
+        last_day=last_day,
+        total=total,
+        first_seen=convert(r[5]),
+        last_seen=convert(r[6]),
+        example_id=example_id,
+        messages=messages,
+        recovered=recovered,
+        dead_lettered=dead_lettered,
+        rejected=rejected,
+        retrying=retrying,
+    )
 
 
 def _per_message(connection: Any, window: Window) -> tuple[str, list[Any]]:
@@ -227,13 +242,19 @@ class _Columns:
 
 def _columns(connection: Any) -> _Columns:
     """Receipt's columns the queries read, quoted for ``connection``."""
-    quote = connection.ops.quote_name
-    meta = Receipt._meta
-    names = ("queue_name", "error_cause", "error", "outcome", "traceback", "received_at")
+
+    def quoted(name: str) -> str:
+        return column(connection, Receipt, name)
+
     return _Columns(
-        *(quote(meta.get_field(n).column) for n in names),
-        quote(meta.get_field("message").column),
-        quote(meta.pk.column),
+        queue=quoted("queue_name"),
+        cause=quoted("error_cause"),
+        error=quoted("error"),
+        outcome=quoted("outcome"),
+        traceback=quoted("traceback"),
+        received=quoted("received_at"),
+        message=quoted("message"),
+        pk=connection.ops.quote_name(Receipt._meta.pk.column),
     )
 
 

@@ -17,7 +17,7 @@ from .base import DatabaseOperations, Rows
 try:
     from psycopg.pq import TransactionStatus
 
-    _IDLE = TransactionStatus.IDLE
+    _IDLE: TransactionStatus | None = TransactionStatus.IDLE
 except ImportError:  # pragma: no cover - psycopg2 is not supported
     _IDLE = None
 

@@ -163,7 +163,9 @@ def reconnect(role: str) -> None:
         RECONNECTS.child(role).inc()
 
 
-def connected(target: Any, role: str = "", on_event: Callable[[str], None] | None = None) -> None:
+def connected(
+    target: Any, role: str | None = "", on_event: Callable[[str], None] | None = None
+) -> None:
     """A connection (a URL or a pika connection) of ``role`` is open: logged with the
     broker's address, never the password — at INFO (``-v 2``) for a consumer or the
     relay, at DEBUG for a publisher — and told to ``on_event``. ``role`` may be the
@@ -192,7 +194,7 @@ def outgoing_headers(message: Any) -> Mapping[str, Any] | None:
     """The AMQP headers ``message`` is sent with: its row's, the trace context, and
     (``SENT_AT_HEADER`` setting) the send time."""
     headers = message.headers or None
-    if tracing_enabled() or getattr(message, "traceparent", ""):
+    if tracing_enabled() or bool(getattr(message, "traceparent", "")):
         headers = _trace_headers(message, headers)
     if _sent_at_wanted():
         headers = {**(headers or {}), SENT_AT_HEADER: int(time.time() * 1000)}

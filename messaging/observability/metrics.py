@@ -16,7 +16,7 @@ from typing import Any
 try:
     import prometheus_client as prom
 except ImportError:  # pragma: no cover - exercised without the extra
-    prom = None
+    prom = None  # type: ignore[assignment]
 
 #: Seconds buckets: a handler, a confirm, a message's wait (5 ms .. 1 h).
 SECONDS_BUCKETS = (

@@ -27,7 +27,7 @@ try:
     from opentelemetry import propagate, trace
     from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 except ImportError:  # pragma: no cover - exercised without the extra
-    trace = None
+    trace = None  # type: ignore[assignment]
 
 TRACER_NAME = "messaging"
 SYSTEM = "rabbitmq"

@@ -134,7 +134,8 @@ def messaging_index_badges(context: template.Context) -> SafeString | str:
 @register.inclusion_tag("admin/date_hierarchy.html")
 def messaging_date_hierarchy(changelist: Any) -> dict[str, Any] | None:
     """Django's ``{% date_hierarchy cl %}`` with the periods probed (big tables)."""
-    return date_hierarchy(ProbedChangeList(changelist))
+    probed: Any = ProbedChangeList(changelist)  # a ChangeList by delegation
+    return date_hierarchy(probed)
 
 
 @register.simple_tag(takes_context=True)

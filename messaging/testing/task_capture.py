@@ -36,7 +36,7 @@ def task_handler(queue: str) -> Any:
     except ImproperlyConfigured:
         return None
     for alias in rabbitmq_aliases():
-        backend = task_backends[alias]
+        backend: Any = task_backends[alias]  # a RabbitMQBackend (rabbitmq_aliases)
         if queue in {backend.task_options.broker_queue(name) for name in backend.queues}:
             return TaskRunner(backend, TEST_WORKER, background=False)
     return None

@@ -107,9 +107,9 @@ class Command(BaseCommand):
         for row, state in zip(exchanges, exchange_states, strict=True):
             present[f"exchange {row.name}"] = state == MATCHES
             self._report(f"exchange {row.name}", state, problems)
-        for row, state in zip(queues, queue_states, strict=True):
-            present[f"queue {row.name}"] = isinstance(state, tuple)
-            self._report(f"queue {row.name}", state, problems)
+        for queue, state in zip(queues, queue_states, strict=True):
+            present[f"queue {queue.name}"] = isinstance(state, tuple)
+            self._report(f"queue {queue.name}", state, problems)
         for (_name, key), state in zip(extra, extra_states, strict=True):
             present[key] = state == MATCHES
         for binding in bindings:

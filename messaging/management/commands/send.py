@@ -112,7 +112,7 @@ class Command(BaseCommand):
             if template.exchange:
                 where = f"exchange {template.exchange!r} routing key {template.routing_key!r}"
             else:
-                where = template.queue.name
+                where = template.queue.name if template.queue is not None else "?"
             if count == 1:
                 shown, message_id = _preview(template.body_bytes), result.published[0]
                 self.stdout.write(f" [x] Sent {shown} to {where} (message_id {message_id})")
