@@ -71,7 +71,7 @@ def _add_stylesheet(admin_class: type) -> None:
     if STYLESHEET not in css.get("all", ()):
         css["all"] = (*css.get("all", ()), STYLESHEET)
     attrs["css"] = css
-    admin_class.Media = type("Media", (), attrs)
+    admin_class.Media = type("Media", (), attrs)  # type: ignore[attr-defined]
 
 
 #: The message list with the stalled-outbox banner, and the compose form with what "Save"

@@ -144,7 +144,7 @@ def log_copies(user: Any, pairs: Sequence[tuple[str, int]], action: str) -> int:
 # --------------------------------------------------------------------------- queues
 
 
-def log_queues(user: Any, rows: Iterable[Model], texts: dict[str, str]) -> int:
+def log_queues(user: Any, rows: Iterable[Any], texts: dict[str, str]) -> int:
     """One entry per queue row whose name is in ``texts`` (name → what happened)."""
     return log_each(user, [(row, texts[row.name]) for row in rows if row.name in texts])
 

@@ -61,8 +61,9 @@ class StatusFilter(admin.SimpleListFilter):
         ]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Consumer]) -> Any:
-        if self.value() in {"running", "lost", "stopping", "stopped"}:
-            return filter_status(queryset, self.value())
+        value = self.value()
+        if value in {"running", "lost", "stopping", "stopped"}:
+            return filter_status(queryset, str(value))
         return queryset
 
 

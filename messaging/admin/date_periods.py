@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from django.conf import settings
 from django.db.models import Max, Min, QuerySet
@@ -51,6 +51,11 @@ def span(first: date, last: date, kind: str) -> int:
     return (last - first).days + 1
 
 
+#: The periods ``QuerySet.dates`` and ``QuerySet.datetimes`` take.
+DateKind = Literal["year", "month", "week", "day"]
+DatetimeKind = Literal["year", "month", "week", "day", "hour", "minute", "second"]
+
+
 class ProbedDates:
     """A changelist's queryset whose ``datetimes()`` / ``dates()`` (what the date
     hierarchy reads) probe each candidate period instead of a DISTINCT over every row;
@@ -71,11 +76,11 @@ class ProbedDates:
             self._bounds[key] = self.queryset.aggregate(*args, **kwargs)
         return self._bounds[key]
 
-    def datetimes(self, field: str, kind: str, *args: Any, **kwargs: Any) -> Any:
+    def datetimes(self, field: str, kind: DatetimeKind, *args: Any, **kwargs: Any) -> Any:
         found = self._probe(field, kind, aware=True)
         return self.queryset.datetimes(field, kind, *args, **kwargs) if found is None else found
 
-    def dates(self, field: str, kind: str, *args: Any, **kwargs: Any) -> Any:
+    def dates(self, field: str, kind: DateKind, *args: Any, **kwargs: Any) -> Any:
         found = self._probe(field, kind, aware=False)
         return self.queryset.dates(field, kind, *args, **kwargs) if found is None else found
 

@@ -340,7 +340,7 @@ def _discard(
         return None
     if request.POST.get("post") != "yes":
         return _confirm(model_admin, request, queue, ids, tokens)
-    discarded, missing = (0, [])
+    discarded, missing = 0, list[str]()
     if ids:
         discarded, missing = discard_dead_letters(queue, ids, request.user)
     if tokens:

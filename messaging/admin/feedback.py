@@ -17,9 +17,10 @@ from django.utils.translation import ngettext
 
 from ..models import Message
 from ..publishing import PublishResult
+from .mixin_types import AdminMixin
 
 
-class PublishFeedback:
+class PublishFeedback(AdminMixin):
     """Mixin for a ``ModelAdmin``: one line per kind of outcome of a publish run."""
 
     def _report_skipped(self, request: HttpRequest, skipped: int, statuses: Sequence[str]) -> None:

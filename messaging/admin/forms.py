@@ -133,8 +133,8 @@ class MessageForm(forms.ModelForm):
         self._body: bytes | None = None
         for name in ("exchange", "routing_key", "correlation_id", "reply_to", "type", "app_id"):
             # refused by the validators, never stripped
-            if name in self.fields:
-                self.fields[name].strip = False
+            if isinstance(self.fields.get(name), forms.CharField):
+                self.fields[name].strip = False  # type: ignore[attr-defined]
         field = self.fields["body_text"]
         head, size = stored_body(self.instance)
         if size > BIG_BODY:
@@ -177,7 +177,8 @@ class MessageForm(forms.ModelForm):
         return headers
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         if cleaned.get("routing_key") and "exchange" in cleaned and not cleaned["exchange"]:
             self.add_error(
                 "routing_key",
@@ -210,12 +211,12 @@ class MessageForm(forms.ModelForm):
         if queue is None or queue.schema is None:
             return
         body = self._body if self._body is not None else stored_body(self.instance)[0]
-        problem = schemas.body_problem(queue.schema, body)
-        if problem is not None:
+        schema_problem = schemas.body_problem(queue.schema, body)
+        if schema_problem is not None:
             self.add_error(
                 "body_text",
                 _("Does not match the schema of queue %(queue)s: %(problem)s")
-                % {"queue": queue.name, "problem": problem},
+                % {"queue": queue.name, "problem": schema_problem},
             )
 
     def save(self, commit: bool = True) -> Message:
@@ -246,5 +247,5 @@ class QueueForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if "name" in self.fields:
-            self.fields["name"].strip = False
+        if isinstance(self.fields.get("name"), forms.CharField):
+            self.fields["name"].strip = False  # type: ignore[attr-defined]

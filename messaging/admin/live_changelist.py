@@ -4,7 +4,7 @@ warning when the broker could not be asked, and the "Publish a message" link per
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
@@ -30,7 +30,7 @@ class LiveChangeList(ChangeList):
         super().get_results(request)
         self.result_list = list(self.result_list)
         if request.method in ("GET", "HEAD"):
-            self.model_admin.attach_states(request, self)
+            cast("LiveStateAdmin", self.model_admin).attach_states(request, self)
 
 
 class LiveStateAdmin(admin.ModelAdmin):

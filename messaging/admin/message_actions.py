@@ -23,6 +23,7 @@ from ..models import Message
 from ..publishing import PUBLISHABLE, PublishResult, publish_ids
 from ..publishing.outbox import chunks
 from . import audit
+from .mixin_types import MessageAdminMixin
 
 #: Rows loaded (with their bodies), claimed and published at a time; all chunks share
 #: one broker connection.
@@ -122,7 +123,7 @@ def action_label(description: Any) -> str:
     return _("admin action “%(name)s”") % {"name": description}
 
 
-class MessageActions:
+class MessageActions(MessageAdminMixin):
     """The message admin's actions (a mixin before the ``ModelAdmin``: it reports with
     :class:`~messaging.admin.feedback.PublishFeedback`'s ``_report``)."""
 

@@ -8,6 +8,8 @@ read-only display (a big body as a bounded preview), and the whole body as a dow
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
@@ -18,10 +20,11 @@ from django.utils.translation import gettext_lazy, ngettext
 from ..models import Message
 from .body_preview import BIG_BODY, BIG_BODY_PREVIEW, body_as_text, body_preview, bounded_preview
 from .forms import BODY_HEAD, BODY_SIZE, pretty_json, stored_body, with_body_head
+from .mixin_types import MessageAdminMixin
 from .views import body_download_view
 
 
-class MessageBodies:
+class MessageBodies(MessageAdminMixin):
     """Mixin for the ``Message`` ``ModelAdmin``: the body download URL and view, rows
     without their body column, and the body columns."""
 
@@ -39,7 +42,7 @@ class MessageBodies:
         """The row without its body column (see :func:`stored_body`): a big body is
         shown by its first bytes and kept as it is on save."""
         queryset = with_body_head(self.get_queryset(request), BIG_BODY_PREVIEW + 3)
-        field = self.opts.pk if from_field is None else self.opts.get_field(from_field)
+        field: Any = self.opts.pk if from_field is None else self.opts.get_field(from_field)
         try:
             return queryset.get(**{field.name: field.to_python(object_id)})
         except (Message.DoesNotExist, ValidationError, ValueError):

@@ -22,6 +22,7 @@ from . import audit
 from .feedback import saved_and_published
 from .message_actions import action_label, publish_pks
 from .message_fate_column import admin_url
+from .mixin_types import MessageAdminMixin
 
 #: Statuses of rows no broker has confirmed yet (they can still be edited and published).
 UNPUBLISHED = PUBLISHABLE
@@ -30,7 +31,7 @@ UNPUBLISHED = PUBLISHABLE
 SAVING_TO_PUBLISH = "_messaging_saving_to_publish"
 
 
-class MessageCompose:
+class MessageCompose(MessageAdminMixin):
     """Saving (held or published) and the page's action buttons (a mixin before the
     ``ModelAdmin``: it uses ``has_publish_permission`` and ``PublishFeedback``'s
     ``_report``)."""

@@ -109,7 +109,7 @@ def with_fate(queryset: QuerySet[Message]) -> QuerySet[Message]:
             OUTCOME: Subquery(deciding.values("outcome")[:1]),
             QUEUE: Subquery(deciding.values("queue_name")[:1]),
             ATTEMPT: Subquery(deciding.values("attempt")[:1]),
-            STANDING: Subquery(deciding.values("_standing")[:1]),
+            STANDING: Subquery(deciding.values("_standing")[:1]),  # type: ignore[misc]
             RETRIES: _count(Q(outcome=Outcome.REQUEUED)),
             DEATH_COUNT: _count(Q(outcome__in=DEATHS)),
         }
@@ -144,7 +144,7 @@ def filter_fate(queryset: QuerySet[Message], value: str) -> QuerySet[Message]:
     return queryset
 
 
-def _ids(condition: Q) -> QuerySet[Receipt]:
+def _ids(condition: Q) -> QuerySet[Receipt, Any]:
     """The message ids of the receipts matching ``condition`` (for ``__in``)."""
     return Receipt.objects.filter(condition).exclude(message_id="").values("message_id")
 

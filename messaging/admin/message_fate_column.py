@@ -22,6 +22,7 @@ from django.utils.translation import gettext_lazy
 from ..models import Message, Queue
 from . import display
 from .message_fate import Fate, after_death, annotated, fate_of
+from .mixin_types import MessageAdminMixin
 
 
 def admin_url(model_admin: admin.ModelAdmin, name: str, *args: Any) -> str:
@@ -36,7 +37,7 @@ def admin_url(model_admin: admin.ModelAdmin, name: str, *args: Any) -> str:
         return ""
 
 
-class FateDisplay:
+class FateDisplay(MessageAdminMixin):
     """The message admin's fate field, page title and replay button (a mixin before the
     ``ModelAdmin``: it uses ``has_publish_permission``)."""
 
@@ -101,7 +102,7 @@ class FateDisplay:
         fate = fate_of(annotated(obj))
         queue = self._dead_letter_queue_row(obj, fate)
         event = after_death(obj, fate, queue) if queue is not None else None
-        obj._after_death = event
+        obj._after_death = event  # type: ignore[attr-defined]
         if event is not None:
             label = (
                 _("%(fate)s, replayed from the DLQ, not consumed again yet")
@@ -109,7 +110,7 @@ class FateDisplay:
                 else _("%(fate)s, then discarded from the DLQ")
             ) % {"fate": fate.label}
             fate = replace(fate, key=event.kind, label=label, short=event.kind)
-        obj._page_fate = fate
+        obj._page_fate = fate  # type: ignore[attr-defined]
         return fate
 
     def _dead_letter_queue_row(self, obj: Message, fate: Fate) -> Queue | None:
@@ -118,8 +119,9 @@ class FateDisplay:
             return None
         if not hasattr(obj, "_dead_letter_queue_row"):
             queue = Queue.objects.filter(name=fate.queue).first()
-            obj._dead_letter_queue_row = queue if queue and queue.dead_letter_queue else None
-        return obj._dead_letter_queue_row
+            queue = queue if queue and queue.dead_letter_queue else None
+            obj._dead_letter_queue_row = queue  # type: ignore[attr-defined]
+        return obj._dead_letter_queue_row  # type: ignore[attr-defined]
 
     def dead_letter_url(self, obj: Message, fate: Fate) -> str:
         """The dead-letter browser of the queue whose DLQ holds the message ("" when it

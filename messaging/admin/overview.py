@@ -179,7 +179,7 @@ def build_overview(
         QueueStats(
             name=name,
             queue_id=rows.get(name),
-            published=counts.published.get(rows.get(name), [0] * minutes),
+            published=counts.published.get(rows.get(name, 0), [0] * minutes),
             received=counts.received.get(name, [0] * minutes),
             failed=counts.failed.get(name, [0] * minutes),
         )

@@ -35,6 +35,7 @@ from ..models import Queue
 from . import audit
 from .broker_state import broker_snapshot
 from .feedback import tell_not_reached, tell_refused
+from .mixin_types import QueueAdminMixin
 
 # --------------------------------------------------------------------------- plain functions
 
@@ -117,7 +118,7 @@ NOT_PURGED = ngettext_lazy(
 )
 
 
-class QueueActions:
+class QueueActions(QueueAdminMixin):
     """Mixin for the ``Queue`` ``ModelAdmin``: the declare / purge / replay actions."""
 
     @admin.action(description=gettext_lazy("Declare on broker"), permissions=["change"])

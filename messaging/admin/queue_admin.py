@@ -101,7 +101,7 @@ class QueueAdmin(QueueColumns, QueueChangePage, BrokerKeepsDeleted, QueueActions
                 names.append(row.dead_letter_queue)
         snapshot = broker_snapshot(names, compare=[QueueSpec.of(row) for row in rows])
         changelist.broker_error = snapshot.error
-        changelist.management_counts = counts = management.queue_counts()
+        changelist.management_counts = counts = management.queue_counts()  # type: ignore[attr-defined]
         for row in rows:
             row.broker_state = snapshot.state(row.name)
             row.drift = snapshot.drift.get(row.name)

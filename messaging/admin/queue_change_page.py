@@ -19,9 +19,10 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 
 from ..models import Queue
+from .mixin_types import QueueAdminMixin
 
 
-class QueueChangePage:
+class QueueChangePage(QueueAdminMixin):
     """The queue admin's change page (a mixin before the ``ModelAdmin``: it uses
     ``on_broker``, ``can_compose`` and the admin's permission checks)."""
 

@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy, ngettext
 from ..broker import management_api as management
 from ..models import Queue
 from .broker_state import INVALID_NAME, UNREACHABLE, broker_snapshot
+from .mixin_types import QueueAdminMixin
 
 #: Attribute value of a row the broker was not asked about (not a GET).
 NOT_ASKED = "not asked"
@@ -36,7 +37,7 @@ def _count_or_state(state: Any, index: int) -> Any:
     return format_html('<span class="messaging-missing">{}</span>', _("not on broker"))
 
 
-class QueueColumns:
+class QueueColumns(QueueAdminMixin):
     """The columns of the queue admin that show the broker's state (a mixin before the
     ``ModelAdmin``: it uses ``opts``, ``admin_site``, ``compose_link``)."""
 
@@ -66,7 +67,8 @@ class QueueColumns:
             return "-"  # not asked (not a GET)
         if obj.unacked_count is None:
             return format_html(
-                '<span class="messaging-missing" title="{}">—</span>', obj.unacked_missing
+                '<span class="messaging-missing" title="{}">—</span>',
+                getattr(obj, "unacked_missing", ""),
             )
         return obj.unacked_count
 

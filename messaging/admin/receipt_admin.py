@@ -41,7 +41,7 @@ class _NameFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Receipt]) -> QuerySet[Receipt]:
         value = self.value()
-        return queryset.filter(**{self.parameter_name: value}) if value else queryset
+        return queryset.filter(**{str(self.parameter_name): value}) if value else queryset
 
     def names(self) -> list[str]:
         raise NotImplementedError
@@ -86,7 +86,7 @@ class OutcomeFilter(admin.SimpleListFilter):
         super().__init__(request, params, model, model_admin)
 
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
-        choices = [
+        choices: list[tuple[str, Any]] = [
             *Receipt.Outcome.choices,
             (FAILED, gettext_lazy("failed (requeued, rejected, dead-lettered)")),
         ]
@@ -95,7 +95,7 @@ class OutcomeFilter(admin.SimpleListFilter):
             choices.append((value, value.replace(",", ", ")))
         return choices
 
-    def expected_parameters(self) -> list[str]:
+    def expected_parameters(self) -> list[str | None]:
         return [self.parameter_name, self.legacy_parameter]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Receipt]) -> QuerySet[Receipt]:

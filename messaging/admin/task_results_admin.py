@@ -63,7 +63,7 @@ def _enqueue_again(record: TaskRecord) -> TaskRecord:
     from ..task_backend.compat import task_backends  # the [tasks] extra
     from ..task_backend.resolve import resolve_task
 
-    backend = task_backends[record.backend]
+    backend: Any = task_backends[record.backend]  # a RabbitMQBackend
     task = resolve_task(record.task_path, type(backend), backend.task_options.task_modules)
     task = task.using(queue_name=record.queue_name, priority=record.priority)
     result = task.enqueue(*record.args, **record.kwargs)

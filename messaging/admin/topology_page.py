@@ -22,7 +22,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from .. import conf
-from ..amqp.declarations import BindingSpec
+from ..amqp.declarations import BindingSpec, ExchangeSpec
 from ..amqp.retry_delays import delay_queue_name, delay_steps
 from ..amqp.routing import Route, edges_from_rows, route
 from ..models import DEAD_LETTER_EXCHANGE, Binding, Exchange, Queue
@@ -39,7 +39,7 @@ def topology_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpRe
         Binding.objects.select_related("source", "queue", "destination_exchange").order_by("id")
     )
     queue_names = sorted(
-        {b.queue.name for b in bindings if b.queue_id is not None}
+        {b.queue.name for b in bindings if b.queue is not None}
         | set(Queue.objects.filter(bindings__isnull=True).values_list("name", flat=True)[:50])
     )
     rows = {q.name: q for q in Queue.objects.filter(name__in=queue_names)}
@@ -98,7 +98,9 @@ def _queue_nodes(
         text = f"{_depth(state)}; {detail}" if detail else _depth(state)
         queue_nodes.append(Node(name, text, _url(page, row.pk, site), role))
         if role == "dlq":
-            dlx_edges.append(BindingSpec(DEAD_LETTER_EXCHANGE, routing_key=row.name, queue=name))
+            dlx_edges.append(
+                BindingSpec(ExchangeSpec.of(DEAD_LETTER_EXCHANGE), routing_key=row.name, queue=name)
+            )
     return queue_nodes, dlx_edges
 
 
