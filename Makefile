@@ -8,13 +8,16 @@
 # make test-unit — the pure-logic tests (marker unit) on in-memory SQLite; no broker needed
 # make test-tasks-django6 — tests/tasks/ on Django 6.1 (django.tasks) in .venv-dj61, built
 #               with a Python >= 3.12 the first time (scripts/test-tasks-django6)
+# make dist  — the sdist and wheel in dist/ (python -m build), checked by twine check --strict
+# make wheel-smoke — make dist, then scripts/wheel-smoke: the wheel's contents, and the wheel
+#               installed in a fresh virtualenv into a new startproject site (needs RabbitMQ)
 # make bench  — raw pika vs runconsumer/send side by side (sizes: make bench BENCH_N=20000)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-unit test-sqlite test-postgres ensure-chromium lint format clean bench test-tasks-django6
+.PHONY: dist wheel-smoke install demo test test-unit test-sqlite test-postgres ensure-chromium lint format clean bench test-tasks-django6
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; v = sys.version_info; sys.exit(0 if v >= (3, 11) else "messaging needs Python 3.11+ (this is %d.%d): make PYTHON=python3.12 ..." % v[:2])'
@@ -60,6 +63,15 @@ lint: install
 bench: install
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench
+
+# Built from the sdist (python -m build's default), so the wheel holds what a user's would.
+dist: install
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/twine check --strict dist/*
+
+wheel-smoke: dist
+	scripts/wheel-smoke dist/*.whl
 
 format: install
 	$(BIN)/ruff check --fix .
