@@ -40,7 +40,7 @@ logger = logging.getLogger("messaging.task_backend")
 
 Status = TaskRecord.Status
 OPEN = (Status.READY, Status.RUNNING)
-#: Most stamps the writer thread commits at once.
+#: Most stamps the writer thread takes off its queue at once.
 BATCH = 200
 
 
@@ -63,14 +63,16 @@ class Stamp:
         READY or RUNNING row of an untried task (then :meth:`apply`)."""
         if self.error is not None or self.attempt != 1:
             return False
-        return bool(
-            TaskRecord.objects.filter(result_id=self.result_id, status__in=OPEN, errors=[]).update(
-                status=Status.RUNNING,
-                started_at=Coalesce("started_at", Value(self.at)),
-                last_attempted_at=self.at,
-                worker_ids=[self.worker],
-            )
-        )
+        rows = TaskRecord.objects.filter(result_id=self.result_id)
+        if rows.filter(status__in=OPEN, errors=[]).update(
+            status=Status.RUNNING,
+            started_at=Coalesce("started_at", Value(self.at)),
+            last_attempted_at=self.at,
+            worker_ids=[self.worker],
+        ):
+            return True
+        # Finished already: its first attempt's success wrote the worker and start.
+        return rows.filter(status=Status.SUCCESSFUL).exists()
 
     def apply(self) -> None:
         with transaction.atomic():
@@ -150,24 +152,16 @@ class StampWriter:
             connection.close()
 
     def _write_batch(self, batch: list[Stamp]) -> None:
-        """The stamps in one transaction; one by one when that fails."""
-        if not batch:
-            return
-        try:
-            with transaction.atomic():
-                for stamp in batch:
-                    if not stamp.quick():
-                        stamp.apply()
-            return
-        except DatabaseError:
-            close_old_connections()
+        """Each stamp in a transaction of its own: never two rows locked at once, so
+        the worker's batch (which locks its tasks' rows) and this thread never deadlock."""
         for stamp in batch:
             self._write(stamp)
 
     def _write(self, stamp: Stamp) -> None:
         for _try in range(3):
             try:
-                stamp.apply()
+                if not stamp.quick():
+                    stamp.apply()
                 return
             except IntegrityError:
                 continue  # the worker created the row meanwhile: update it
