@@ -11,13 +11,16 @@
 # make dist  — the sdist and wheel in dist/ (python -m build), checked by twine check --strict
 # make wheel-smoke — make dist, then scripts/wheel-smoke: the wheel's contents, and the wheel
 #               installed in a fresh virtualenv into a new startproject site (needs RabbitMQ)
+# make matrix — noxfile.py: Django 5.2 on Python 3.11/3.12, 6.0 and 6.1 on 3.12/3.13, each
+#               the unit tier + a short real-broker smoke (pyenv's or PATH's Pythons; .nox/)
+# make matrix-full — the whole suite on Django 6.1 / Python 3.12 on PostgreSQL (nox -s full)
 # make bench  — raw pika vs runconsumer/send side by side (sizes: make bench BENCH_N=20000)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: dist wheel-smoke install demo test test-unit test-sqlite test-postgres ensure-chromium lint format clean bench test-tasks-django6
+.PHONY: matrix matrix-full dist wheel-smoke install demo test test-unit test-sqlite test-postgres ensure-chromium lint format clean bench test-tasks-django6
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; v = sys.version_info; sys.exit(0 if v >= (3, 11) else "messaging needs Python 3.11+ (this is %d.%d): make PYTHON=python3.12 ..." % v[:2])'
@@ -63,6 +66,12 @@ lint: install
 bench: install
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench
+
+matrix: install
+	$(BIN)/nox
+
+matrix-full: install
+	$(BIN)/nox -s full
 
 # Built from the sdist (python -m build's default), so the wheel holds what a user's would.
 dist: install
