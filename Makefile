@@ -14,13 +14,15 @@
 # make matrix — noxfile.py: Django 5.2 on Python 3.11/3.12, 6.0 and 6.1 on 3.12/3.13, each
 #               the unit tier + a short real-broker smoke (pyenv's or PATH's Pythons; .nox/)
 # make matrix-full — the whole suite on Django 6.1 / Python 3.12 on PostgreSQL (nox -s full)
+# make docs  — the documentation site (docs/ → site/), mkdocs build --strict: a warning, a
+#               broken link or anchor fails it; the reference's generated block checked
 # make bench  — raw pika vs runconsumer/send side by side (sizes: make bench BENCH_N=20000)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: matrix matrix-full dist wheel-smoke install demo test test-unit test-sqlite test-postgres ensure-chromium lint format clean bench test-tasks-django6
+.PHONY: docs matrix matrix-full dist wheel-smoke install demo test test-unit test-sqlite test-postgres ensure-chromium lint format clean bench test-tasks-django6
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; v = sys.version_info; sys.exit(0 if v >= (3, 11) else "messaging needs Python 3.11+ (this is %d.%d): make PYTHON=python3.12 ..." % v[:2])'
@@ -66,6 +68,11 @@ lint: install
 bench: install
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench
+
+docs: install
+	$(BIN)/python -m pip install --quiet -e '.[docs]'
+	$(BIN)/python scripts/docs_reference.py
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 matrix: install
 	$(BIN)/nox
