@@ -42,6 +42,17 @@ SMOKE = [
     " or same_message_id_published_twice",
 ]
 
+#: Series → pytest arguments that leave out what does not run there yet, and why (printed
+#: by the cell). Django 6.0's ``@task`` takes no backend options: tests/tasks/jobs.py's
+#: ``@task(max_attempts=2)`` (this backend's option; Django 6.1 and the django-tasks
+#: backport pass it on) fails at import, so tests/tasks cannot be collected on 6.0.
+LEFT_OUT: dict[str, tuple[list[str], str]] = {
+    "6.0": (
+        ["--ignore=tests/tasks"],
+        "tests/tasks left out on Django 6.0: @task(max_attempts=...) needs Django 6.1",
+    ),
+}
+
 
 def runs(python: str, minor: str) -> bool:
     """Is ``python`` an interpreter of Python ``minor`` that starts (not a pyenv shim of
@@ -114,6 +125,9 @@ def missing(minor: str):  # noqa: ANN201 - a nox session function
 def cell(series: str):  # noqa: ANN201 - a nox session function
     def session_function(session: nox.Session) -> None:
         install(session, series)
+        left_out, why = LEFT_OUT.get(series, ([], ""))
+        if why:
+            session.warn(why)
         env = {"MESSAGING_TEST_DB": "sqlite"}
         session.run(
             "pytest",
@@ -122,6 +136,7 @@ def cell(series: str):  # noqa: ANN201 - a nox session function
             "-q",
             "-p",
             "no:cacheprovider",
+            *left_out,
             *session.posargs,
             env={**env, "DATABASE_URL": "sqlite://:memory:"},
         )
