@@ -70,7 +70,7 @@ bench: install
 	$(BIN)/python -m bench
 
 docs: install
-	$(BIN)/python -m pip install --quiet -e '.[docs]'
+	@$(BIN)/python -c 'import mkdocs, material' 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[docs]'
 	$(BIN)/python scripts/docs_reference.py
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
