@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -135,12 +136,16 @@ def percall(ctx: Context, row: Row, kind: str) -> None:
     data = json.loads(_jobs(env, "percall", kind, str(PERCALL_N)).strip().splitlines()[-1])
     if kind == "celery":
         raw.delete_queues(ctx.url, [env["BENCH_TASKS_CELERY_QUEUE"]])
-    ms = data["per_call"] * 1000
     row.samples.append(data["per_call"])
-    row.value = f"{ms:.3f} ms per call"
+    confirmed = getattr(row, "confirmed", [])
+    confirmed.append(data["with_confirms"])
+    row.confirmed = confirmed  # type: ignore[attr-defined]
+    row.value = f"{statistics.median(row.samples) * 1000:.3f} ms per call"
     if kind == "rabbitmq":
-        row.value += f" ({data['with_confirms'] * 1000:.3f} ms until confirmed)"
-    log(f"{row.key}: {row.value}")
+        row.value += f" ({statistics.median(confirmed) * 1000:.3f} ms until confirmed)"
+    if len(row.samples) > 1:
+        row.value += f", median of {len(row.samples)}"
+    log(f"{row.key}: {data['per_call'] * 1000:.3f} ms per call this round")
 
 
 def latency(ctx: Context, row: Row) -> None:
@@ -155,9 +160,17 @@ def latency(ctx: Context, row: Row) -> None:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
-    row.value = f"p50 {data['p50'] * 1000:.1f} ms, p99 {data['p99'] * 1000:.1f} ms"
     row.samples.append(data["p50"])
-    log(f"{row.key}: {row.value}")
+    p99s = getattr(row, "p99s", [])
+    p99s.append(data["p99"])
+    row.p99s = p99s  # type: ignore[attr-defined]
+    row.value = (
+        f"p50 {statistics.median(row.samples) * 1000:.1f} ms, "
+        f"p99 {statistics.median(p99s) * 1000:.1f} ms"
+    )
+    if len(row.samples) > 1:
+        row.value += f" (medians of {len(row.samples)})"
+    log(f"{row.key}: p50 {data['p50'] * 1000:.1f} ms, p99 {data['p99'] * 1000:.1f} ms this round")
 
 
 def run_phase(ctx: Context) -> None:
