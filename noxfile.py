@@ -6,8 +6,8 @@ from the registry into its own virtualenv (``.nox/``), then runs the unit tier
 (:data:`SMOKE`). ``full``: the whole suite on Django 6.1 / Python 3.12 on PostgreSQL.
 
 The interpreters are the machine's: ``python3.X`` on ``PATH`` if it runs, else pyenv's
-newest ``3.X.*`` (``pyenv root``, or ``PYENV_ROOT``). A missing one fails its cell with
-one line; nothing is downloaded.
+newest ``3.X.*`` (under ``PYENV_ROOT``, ``pyenv root`` or ``~/.pyenv``). A missing one
+fails its cell with one line; nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -76,7 +76,8 @@ def pyenv_root() -> Path | None:
         out = subprocess.run(["pyenv", "root"], capture_output=True, text=True)
         if out.returncode == 0 and out.stdout.strip():
             return Path(out.stdout.strip())
-    return None
+    default = Path.home() / ".pyenv"  # pyenv's own default root, when it is not on PATH
+    return default if default.is_dir() else None
 
 
 def find_python(minor: str) -> str | None:
