@@ -65,7 +65,7 @@ def test_sigkill_at_random_points_with_threads_loses_nothing(start_consumer, man
 
 
 def test_broker_closes_the_connection_with_eight_in_flight(start_consumer, fault_queue):
-    ids = publish_many(fault_queue, 400)
+    ids = publish_many(fault_queue, 800)
     consumer = start_consumer(
         fault_queue,
         *THREADS,
@@ -78,9 +78,12 @@ def test_broker_closes_the_connection_with_eight_in_flight(start_consumer, fault
         progress = wait_running(
             consumer, lambda f=floor: (n := sum(handled_counts().values())) >= f and n, timeout=60
         )
+        if progress > len(ids) - 80:
+            break  # nearly drained: what is left must still go through
         # Handlers are mid-flight (8 at once, 50 ms each) when the broker cuts in.
         assert wait_running(consumer, lambda: close_broker_connections(consumer.name), 30) == 1
         closes += 1
+    assert closes >= 2, f"drained after {closes} forced closes: slow the handler down"
     wait_running(consumer, lambda: all_acked(fault_queue, ids), timeout=120)
     assert consumer.alive() and len(broker_connections(consumer.name)) == 1
     stop_and_wait(consumer)
