@@ -61,8 +61,10 @@ class ProbedDates:
     hierarchy reads) probe each candidate period instead of a DISTINCT over every row;
     everything else is the queryset's."""
 
-    def __init__(self, queryset: QuerySet[Any]) -> None:
+    def __init__(self, queryset: QuerySet[Any], many: bool = False) -> None:
         self.queryset = queryset
+        #: Many rows match (a capped count): MIN and MAX read from the index's ends.
+        self.many = many
         self._bounds: dict[str, Any] = {}
 
     def __getattr__(self, name: str) -> Any:
@@ -73,8 +75,30 @@ class ProbedDates:
         :meth:`_probe`) are read once."""
         key = repr((args, sorted(kwargs.items())))
         if key not in self._bounds:
-            self._bounds[key] = self.queryset.aggregate(*args, **kwargs)
+            self._bounds[key] = self._ends(kwargs) if self.many and not args else None
+            if self._bounds[key] is None:
+                self._bounds[key] = self.queryset.aggregate(*args, **kwargs)
         return self._bounds[key]
+
+    def _ends(self, aggregates: dict[str, Any]) -> dict[str, Any] | None:
+        """MIN and MAX of plain fields as the first row of each order (``ORDER BY field
+        LIMIT 1``): the date's index read from either end until a row matches the
+        filters, instead of every matching row (1.4 s for a list filtered by consumer
+        outcome at a million messages). Only when many rows match (:attr:`many`): with
+        few, the walk from an end could read the whole index before a match, and the
+        aggregate over the few is cheap. None for any other aggregate."""
+        ends = {}
+        for name, aggregate in aggregates.items():
+            if type(aggregate) not in (Min, Max) or aggregate.filter is not None:
+                return None
+            sources = aggregate.source_expressions
+            field = getattr(sources[0], "name", None) if len(sources) == 1 else None
+            if not isinstance(field, str) or aggregate.distinct:
+                return None
+            order = field if isinstance(aggregate, Min) else f"-{field}"
+            rows = self.queryset.filter(**{f"{field}__isnull": False}).order_by(order)
+            ends[name] = rows.values_list(field, flat=True).first()
+        return ends
 
     def datetimes(self, field: str, kind: DatetimeKind, *args: Any, **kwargs: Any) -> Any:
         found = self._probe(field, kind, aware=True)
@@ -116,7 +140,8 @@ class ProbedChangeList:
 
     def __init__(self, changelist: Any) -> None:
         self.changelist = changelist
-        self.queryset = ProbedDates(changelist.queryset)
+        many = getattr(getattr(changelist, "paginator", None), "capped", False)
+        self.queryset = ProbedDates(changelist.queryset, many=bool(many))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.changelist, name)

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
+from django.core.paginator import Paginator
 from django.db import connections, router
 from django.db.models import F, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -27,6 +28,7 @@ from ..models import Message, Receipt
 from ..publishing import PUBLISHABLE  # noqa: F401 - importable from here, as before
 from . import display
 from .body_preview import preview_prefix_size
+from .capped_count import COUNT_CAP, CappedPaginator, is_filtered
 from .feedback import PublishFeedback
 from .forms import MessageForm, with_body_head
 from .message_actions import (  # noqa: F401 - the moved names stay importable from here
@@ -188,19 +190,51 @@ class MessageAdmin(
     inlines = [ReceiptInline]
     actions = ["publish_messages", "retry_failed", "republish"]
 
+    #: A filtered or searched list counts at most this many messages ("10,000+").
+    list_count_cap = COUNT_CAP
+
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return MessageChangeList
+
+    def get_paginator(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Message],
+        per_page: int,
+        orphans: int = 0,
+        allow_empty_first_page: bool = True,
+    ) -> Paginator:
+        """A filtered list counts up to :attr:`list_count_cap` rows
+        (:class:`~.capped_count.CappedPaginator`); the whole table, exactly."""
+        if not is_filtered(queryset):
+            return super().get_paginator(
+                request, queryset, per_page, orphans, allow_empty_first_page
+            )
+        return CappedPaginator(
+            queryset, per_page, orphans, allow_empty_first_page, cap=self.list_count_cap
+        )
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
         """Filtered by consumer outcome, the list is queried and drawn with PostgreSQL's
         JIT off (:func:`~messaging.db.failure_counts.without_jit`): the fate's
         subqueries make the planner compile each query (0.7 s at a million messages)."""
         if FateFilter.parameter_name not in request.GET:
-            return super().changelist_view(request, extra_context)
+            return self._capped_note(super().changelist_view(request, extra_context))
         with without_jit(connections[router.db_for_read(Message)]):
-            response = super().changelist_view(request, extra_context)
+            response = self._capped_note(super().changelist_view(request, extra_context))
             if isinstance(response, TemplateResponse):
                 response.render()
+        return response
+
+    @staticmethod
+    def _capped_note(response: HttpResponse) -> HttpResponse:
+        """ "All 10,000+ selected" when the count is capped (not "All 10000")."""
+        context = getattr(response, "context_data", None) or {}
+        paginator = getattr(context.get("cl"), "paginator", None)
+        if getattr(paginator, "capped", False):
+            context["selection_note_all"] = _("All %(total_count)s selected") % {
+                "total_count": paginator.at_least  # type: ignore[union-attr]
+            }
         return response
 
     def get_fieldsets(self, request: HttpRequest, obj: Message | None = None) -> Any:

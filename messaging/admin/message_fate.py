@@ -21,6 +21,7 @@ from typing import Any
 from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import (
+    BooleanField,
     Case,
     Count,
     Exists,
@@ -122,18 +123,28 @@ def filter_fate(queryset: QuerySet[Message], value: str) -> QuerySet[Message]:
     The fate annotations are computed only for messages that can have that fate: those
     with a receipt of the outcome it needs (a semi-join on the receipts' indexes), so a
     filter over a million messages does not run the fate's subqueries a million times.
-    ``retried`` needs none (a requeued receipt is the whole test); ``acked`` is every
-    message with a consumed receipt but those of the messages with a failed receipt whose
-    deciding receipt is not consumed."""
+    ``retried`` needs none (a requeued receipt is the whole test). ``acked`` is a test
+    per message (EXISTS on the ``message_id`` index, so a list page or a capped count
+    reads only the rows it needs, not every receipt): a consumed receipt, and either no
+    failed receipt or a consumed deciding receipt (the fate's subquery runs only for a
+    message with a failed receipt)."""
     if value == "none":
         return queryset.filter(~Exists(_receipts()))
     if value == "retried":
         return queryset.filter(message_id__in=_ids(Q(outcome=Outcome.REQUEUED)))
     if value == "acked":
-        failed = Message.objects.filter(message_id__in=_ids(Q(outcome__in=FAILED)))
-        not_consumed = with_fate(failed).exclude(**{f"{OUTCOME}__in": CONSUMED})
-        return queryset.filter(message_id__in=_ids(Q(outcome__in=CONSUMED))).exclude(
-            message_id__in=not_consumed.values("message_id")
+        deciding = Subquery(_deciding_order().values("outcome")[:1])
+        consumed_in_the_end = Case(
+            When(~Exists(_receipts().filter(outcome__in=FAILED)), then=Value(True)),
+            When(Q(_deciding__in=CONSUMED), then=Value(True)),
+            default=Value(False),
+            output_field=BooleanField(),
+        )
+        return (
+            queryset.filter(Exists(_receipts().filter(outcome__in=CONSUMED)))
+            .alias(_deciding=deciding)
+            .alias(_consumed_in_the_end=consumed_in_the_end)
+            .filter(_consumed_in_the_end=True)
         )
     if value in ("dead_lettered", "rejected"):
         candidates = queryset.filter(message_id__in=_ids(Q(outcome=value)))
