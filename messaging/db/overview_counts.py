@@ -1,12 +1,14 @@
 """The overview page's per-minute counts: receipts (all and failed) by queue name and
 published messages by queue, over the window, in SQL (:func:`window_counts`).
 
-Each table's window is read once, as one range of an index led by its time column
-(``Receipt`` ``(received_at, queue_name, outcome)``, ``Message`` ``(published_at,
-queue)``), and grouped by the database. How depends on the vendor
-(``operations(connection).groups_window_in_one_scan``): on PostgreSQL one ``GROUP BY``
-per table over its minute (``minute_start``); elsewhere range counts per minute on
-covering indexes (with SQLite's ``INDEXED BY``, ``read_through_index``).
+Each row of the window is read once, from an index that holds what its count needs,
+and counted by the database. How depends on the vendor
+(``operations(connection).groups_window_in_one_scan``): on PostgreSQL receipts are range
+counts per queue name and minute and the failed ones one ``GROUP BY`` over their minute
+(``minute_start``) on their partial index (:func:`counts_by_queue_ranges`); elsewhere
+range counts per minute on covering indexes (with SQLite's ``INDEXED BY``,
+``read_through_index``). Published messages are one range per minute grouped by queue
+everywhere.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from typing import Any
 
 from ..models import Message, Receipt
 from . import operations
-from .raw_sql import FAILED_OUTCOMES, column, failed_outcomes_sql, table, when
+from .failure_counts import without_jit
+from .raw_sql import column, failed_outcomes_sql, table, when
 
 #: The indexes the counts read (see ``Receipt.Meta`` / ``Message.Meta``): the window is
 #: one range of their leading time column, and the other columns the counts need are in
@@ -49,9 +52,9 @@ def window_counts(connection: Any, since: datetime, minutes: int) -> WindowCount
     """Count the window's receipts (by queue, minute and outcome) and published messages
     (by queue and minute), from ``since`` for ``minutes`` whole minutes.
 
-    PostgreSQL: one ``GROUP BY`` over one range scan per table — every row of the window
-    is read once, whatever the number of queues and minutes (rows not vacuumed yet cost a
-    heap visit each, so reading them once is what matters). Elsewhere (SQLite): receipts
+    PostgreSQL: :func:`counts_by_queue_ranges` — every row of the window is read once
+    (rows not vacuumed yet cost a heap visit each, so reading them once matters), with
+    as little work per row as the indexes allow. Elsewhere (SQLite): receipts
     are range counts per queue and minute on ``(queue_name, received_at)``, failures and
     published messages one range per minute of the time indexes grouped by queue — all
     on covering indexes, which SQLite does much faster than grouping a million rows
@@ -59,46 +62,57 @@ def window_counts(connection: Any, since: datetime, minutes: int) -> WindowCount
     """
     edges = [since + timedelta(minutes=i) for i in range(minutes + 1)]
     if operations(connection).groups_window_in_one_scan:
-        return counts_in_one_scan(connection, edges)
+        return counts_by_queue_ranges(connection, edges)
     return counts_by_minute(connection, edges)
 
 
-# --------------------------------------------------------------------------- one scan
+# --------------------------------------------------------------------------- postgresql
 
 
-def counts_in_one_scan(connection: Any, edges: list[datetime]) -> WindowCounts:
-    """One ``GROUP BY`` (queue, minute[, outcome]) per table over the window's range;
-    the minute is the vendor's ``minute_start`` (no per-row numeric arithmetic)."""
+def counts_by_queue_ranges(connection: Any, edges: list[datetime]) -> WindowCounts:
+    """PostgreSQL: each row of the window read once, with as little work per row as the
+    indexes allow. Receipts: :func:`minute_counts` per queue name (range counts on
+    ``(queue_name, received_at)``, no grouping: 0.1 s for a million receipts where one
+    ``GROUP BY`` queue, minute and outcome took 0.3 s). Failed receipts (a few percent):
+    one ``GROUP BY`` (queue, minute) over the failed receipts' partial index, the minute
+    being ``minute_start``. Published messages (no index led by the queue):
+    :func:`grouped_by_minute`, small groups per minute (0.14 s for a million, 0.2 s as one
+    ``GROUP BY`` over the minute). JIT off (:func:`~messaging.db.failure_counts.without_jit`):
+    its compile time, not the work."""
     since, until = edges[0], edges[-1]
     counts = WindowCounts(minutes=len(edges) - 1)
-    failed = {str(outcome) for outcome in FAILED_OUTCOMES}
     ops = operations(connection)
     received_at = column(connection, Receipt, "received_at")
-    published_at = column(connection, Message, "published_at")
     queue_id = column(connection, Message, "queue")
-    receipts_sql = f"""
+    outcome = column(connection, Receipt, "outcome")
+    failed_sql, failed_params = failed_outcomes_sql()
+    failed_sql = f"""
         SELECT {column(connection, Receipt, "queue_name")},
-               {ops.minute_start(received_at)} AS minute,
-               {column(connection, Receipt, "outcome")}, COUNT(*)
-        FROM {table(connection, Receipt)} WHERE {received_at} >= %s AND {received_at} < %s
-        GROUP BY 1, 2, 3
-    """
-    published_sql = f"""
-        SELECT {queue_id}, {ops.minute_start(published_at)} AS minute, COUNT(*)
-        FROM {table(connection, Message)}
-        WHERE {published_at} >= %s AND {published_at} < %s AND {queue_id} IS NOT NULL
+               {ops.minute_start(received_at)} AS minute, COUNT(*)
+        FROM {table(connection, Receipt)}
+        WHERE {received_at} >= %s AND {received_at} < %s AND {outcome} IN {failed_sql}
         GROUP BY 1, 2
     """
-    with connection.cursor() as cursor:
-        cursor.execute(receipts_sql, [since, since, until])
-        for name, minute, outcome, count in cursor.fetchall():
-            index = _minute_index(since, minute)
-            counts.add(counts.received, name, index, count)
-            if outcome in failed:
-                counts.add(counts.failed, name, index, count)
-        cursor.execute(published_sql, [since, since, until])
-        for key, minute, count in cursor.fetchall():
-            counts.add(counts.published, key, _minute_index(since, minute), count)
+    with without_jit(connection):
+        for name in receipt_queue_names(connection):
+            received = minute_counts(connection, name, edges)
+            if any(received):
+                counts.received[name] = received
+        with connection.cursor() as cursor:
+            cursor.execute(failed_sql, [since, since, until, *failed_params])
+            for name, minute, count in cursor.fetchall():
+                counts.add(counts.failed, name, _minute_index(since, minute), count)
+        published = grouped_by_minute(
+            connection,
+            Message,
+            "published_at",
+            queue_id,
+            (f" AND {queue_id} IS NOT NULL", []),
+            edges,
+            MESSAGE_TIME_INDEX,
+        )
+    for minute, key, count in published:
+        counts.add(counts.published, key, minute, count)
     return counts
 
 
