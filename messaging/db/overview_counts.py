@@ -52,10 +52,13 @@ def window_counts(connection: Any, since: datetime, minutes: int) -> WindowCount
     """Count the window's receipts (by queue, minute and outcome) and published messages
     (by queue and minute), from ``since`` for ``minutes`` whole minutes.
 
-    PostgreSQL: :func:`counts_by_queue_ranges` — every row of the window is read once
-    (rows not vacuumed yet cost a heap visit each, so reading them once matters), with
-    as little work per row as the indexes allow. Elsewhere (SQLite): receipts
-    are range counts per queue and minute on ``(queue_name, received_at)``, failures and
+    PostgreSQL: :func:`counts_by_queue_ranges` — every row of the window is read once,
+    with as little work per row as the indexes allow. Rows not vacuumed yet cost a heap
+    visit each, and a queue's range visits pages that hold other queues' rows too: on a
+    million fresh receipts (autovacuum not run yet) the page took 1.1 s warm, against
+    0.7 s with one ``GROUP BY`` over the time index; once vacuumed, 0.4 s against 0.65 s.
+    Elsewhere (SQLite): receipts are range counts per queue and minute on
+    ``(queue_name, received_at)``, failures and
     published messages one range per minute of the time indexes grouped by queue — all
     on covering indexes, which SQLite does much faster than grouping a million rows
     through one temporary b-tree.
