@@ -268,7 +268,9 @@ class Command(BaseCommand):
         binds: list[tuple[str, str]] = list(dict.fromkeys(options["bind"]))
         tasks = self._task_queues(options)
         if bool(names or tasks) == bool(binds):
-            raise CommandError("give QUEUE(s) and/or --tasks, or --bind EXCHANGE[:ROUTING_KEY]")
+            raise CommandError(
+                "give QUEUE(s) and/or --tasks, or --bind EXCHANGE[:ROUTING_KEY], not both"
+            )
         # Handlers first: a handler that cannot run is refused before anything connects.
         if binds:
             first = binds[0][0]  # MESSAGING["CONSUMERS"] may name a handler per exchange
