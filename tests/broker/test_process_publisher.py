@@ -235,6 +235,7 @@ def test_stopped_broker_leaves_rows_pending_and_the_relay_sends_them_once(
         alone = [publish(queue_name, f"alone {i}".encode()) for i in range(3)]
         with transaction.atomic():
             together = [publish(queue_name, f"together {i}".encode()) for i in range(2)]
+        assert flush(30)  # the publisher thread has tried them
         for message in alone + together:
             message.refresh_from_db()
             assert message.status == Message.Status.PENDING

@@ -176,7 +176,8 @@ def test_markdown_report() -> None:
 
 def test_only_phases(monkeypatch: pytest.MonkeyPatch) -> None:
     assert options.parse_args([]).only == {
-        "publish", "calls", "consume-high", "consume-p1", "memory", "overview", "retry"
+        "publish", "calls", "consume-high", "consume-p1", "memory", "overview", "retry",
+        "io", "tasks",
     }  # fmt: skip
     monkeypatch.setenv("BENCH_ONLY", "consume-p1")
     monkeypatch.setenv("BENCH_DBS", "postgres")
