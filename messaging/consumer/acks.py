@@ -61,6 +61,18 @@ class Settler:
         self.channel = None
         self._dead_letterer = self._delayer = None
 
+    def cancel(self, consumer_tags: Sequence[str]) -> None:
+        """basic.cancel each of ``consumer_tags`` on the current channel (a stopping
+        consumer); nothing when the channel is gone."""
+        channel = self.channel
+        if not _open(channel):
+            return
+        for tag in consumer_tags:
+            try:
+                channel.basic_cancel(tag)
+            except Exception:  # noqa: BLE001 - the channel is going anyway
+                logger.info("basic.cancel of %s failed", tag, exc_info=True)
+
     def settle(self, settlements: Sequence[Settlement]) -> None:
         """Carry ``settlements`` out in order (none when they belong to a channel that is
         gone: the broker redelivers them)."""

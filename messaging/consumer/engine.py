@@ -65,16 +65,10 @@ class Consumer:
         threads: int = 1,
     ) -> None:
         queues = list(queues)
-        if threads < 1:
-            raise ValueError("threads must be >= 1")
         self.threads = threads
         self.connect_timeout = connect_timeout
         self.specs = [QueueSpec.of(q) for q in queues]
-        if threads > 1 and batch_size is None:
-            # Each delivery its own transaction: a batch shares its slowest handler's
-            # wait, which would hold its other deliveries' acks (head-of-line blocking).
-            batch_size = 1
-        self.prefetch, self.batch_size = _sizes(self.specs, handlers, prefetch, batch_size)
+        self.prefetch, self.batch_size = _sizes(self.specs, handlers, prefetch, batch_size, threads)
         self.host, self.pid = socket.gethostname(), os.getpid()
         self.name = name or f"{self.host}:{self.pid}"
         self.max_messages = max_messages
@@ -299,9 +293,19 @@ def _budget(policies: Mapping[str, QueuePolicy], stats: ConsumerStats) -> Handle
 
 
 def _sizes(
-    specs: list[QueueSpec], handlers: Mapping[str, Handler], prefetch: int, batch: int | None
+    specs: list[QueueSpec],
+    handlers: Mapping[str, Handler],
+    prefetch: int,
+    batch: int | None,
+    threads: int,
 ) -> tuple[int, int]:
-    """Check the arguments; the prefetch and the batch size (at most the prefetch)."""
+    """Check the arguments; the prefetch and the batch size (at most the prefetch).
+    With threads the batch size is 1 unless given: a batch shares its slowest handler's
+    wait, which would hold its other deliveries' acks (head-of-line blocking)."""
+    if threads < 1:
+        raise ValueError("threads must be >= 1")
+    if threads > 1 and batch is None:
+        batch = 1
     if not specs:
         raise ValueError("Consumer needs at least one queue")
     missing = [s.name for s in specs if s.name not in handlers]

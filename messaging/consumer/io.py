@@ -128,14 +128,7 @@ class ConsumerIO:
         self.drive.call_on_io(self._cancel_on_io)
 
     def _cancel_on_io(self) -> None:
-        channel = self._settler.channel
-        if channel is None or not channel.is_open:
-            return
-        for tag in self._consumer_tags:
-            try:
-                channel.basic_cancel(tag)
-            except Exception:  # noqa: BLE001 - the channel is going anyway
-                logger.info("basic.cancel of %s failed", tag, exc_info=True)
+        self._settler.cancel(self._consumer_tags)
 
     def shutdown(self) -> None:
         """Carry out the verdicts already handed over, close the connection, join."""
