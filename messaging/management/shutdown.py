@@ -58,15 +58,20 @@ class GracefulStop:
         """Handle SIGTERM and SIGINT until the returned function is called (which also
         ends the deadline's watch). Outside the main thread it only arms nothing."""
         if threading.current_thread() is not threading.main_thread():
-            return self._done.set
+            return self.disarm
         previous = {sig: signal.signal(sig, self._on_signal) for sig in _SIGNALS}
 
         def restore() -> None:
-            self._done.set()
+            self.disarm()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
         return restore
+
+    def disarm(self) -> None:
+        """End the deadline's watch without restoring any handler (what the function
+        :meth:`install` returns does both)."""
+        self._done.set()
 
     def request(self) -> None:
         """Stop now (the first signal does this): ``stop()`` and start the deadline."""

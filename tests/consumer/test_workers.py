@@ -8,6 +8,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -74,19 +75,40 @@ def exits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return codes
 
 
-def test_a_second_signal_within_a_second_is_the_same_request(exits):
+@pytest.fixture
+def disarmed() -> Iterator[list[shutdown.GracefulStop]]:
+    """GracefulStops whose deadline is disarmed when the test ends: an armed watch
+    outlives the test and, once the monkeypatched ``os._exit`` is restored, ends the
+    whole pytest process with status 1 when its timeout passes."""
+    stoppers: list[shutdown.GracefulStop] = []
+    yield stoppers
+    for stopper in stoppers:
+        stopper.disarm()
+    deadline = time.monotonic() + 2
+    while watching() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not watching(), "a shutdown deadline is still armed after the test"
+
+
+def watching() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "messaging-shutdown" and t.is_alive()]
+
+
+def test_a_second_signal_within_a_second_is_the_same_request(exits, disarmed):
     stops: list[int] = []
     stopper = shutdown.GracefulStop(lambda: stops.append(1), what="messages", timeout=60)
+    disarmed.append(stopper)
     stopper._on_signal(signal.SIGTERM, None)
     stopper._on_signal(signal.SIGTERM, None)  # GNU timeout: the child, then its group
     assert stops == [1] and exits == []
 
 
-def test_a_later_second_signal_exits_at_once_after_marking(exits):
+def test_a_later_second_signal_exits_at_once_after_marking(exits, disarmed):
     reasons: list[str] = []
     stopper = shutdown.GracefulStop(
         lambda: None, what="messages", timeout=60, on_exit_now=reasons.append
     )
+    disarmed.append(stopper)
     stopper._on_signal(signal.SIGTERM, None)
     assert stopper.requested_at is not None
     stopper.requested_at -= shutdown.SAME_REQUEST + 0.5
