@@ -47,11 +47,19 @@ test-unit: install
 ensure-chromium:
 	@scripts/ensure-chromium
 
+# Each database's suite in two parts: everything but the tests that stop the broker on
+# TEST_WORKERS pytest-xdist workers (a file's tests stay together on one worker; see
+# tests/conftest.py), then those tests (marker broker_control) alone.
+TEST_WORKERS ?= 4
+PARALLEL := -n $(TEST_WORKERS) --dist loadgroup -m "not broker_control"
+
 test-sqlite: ensure-chromium install
-	MESSAGING_TEST_DB=sqlite $(BIN)/pytest
+	MESSAGING_TEST_DB=sqlite $(BIN)/pytest $(PARALLEL)
+	MESSAGING_TEST_DB=sqlite $(BIN)/pytest -m broker_control
 
 test-postgres: ensure-chromium install
-	MESSAGING_TEST_DB=postgres $(BIN)/pytest
+	MESSAGING_TEST_DB=postgres $(BIN)/pytest $(PARALLEL)
+	MESSAGING_TEST_DB=postgres $(BIN)/pytest -m broker_control
 
 # The task backend on Django 6.1 as well as 5.2 (+ the django-tasks backport).
 test-tasks-django6:

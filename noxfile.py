@@ -163,8 +163,16 @@ _full_python = find_python("3.12")
 
 @nox.session(python=_full_python or False)
 def full(session: nox.Session) -> None:
-    """The whole suite on Django 6.1 / Python 3.12 on PostgreSQL (as ``make test-postgres``)."""
+    """The whole suite on Django 6.1 / Python 3.12 on PostgreSQL (as ``make test-postgres``;
+    with arguments, ``pytest ARGS`` alone)."""
     if _full_python is None:
         session.error("no Python 3.12 here (python3.12 on PATH, or pyenv's 3.12.*)")
     install(session, "6.1")
-    session.run("pytest", *session.posargs, env={"MESSAGING_TEST_DB": "postgres"})
+    env = {"MESSAGING_TEST_DB": "postgres"}
+    if session.posargs:
+        session.run("pytest", *session.posargs, env=env)
+        return
+    # As `make test`: xdist workers, then the tests that stop the broker alone.
+    workers = os.environ.get("TEST_WORKERS", "4")
+    session.run("pytest", "-n", workers, "--dist", "loadgroup", "-m", "not broker_control", env=env)
+    session.run("pytest", "-m", "broker_control", env=env)

@@ -22,6 +22,37 @@ from tests.support import services
 from tests.support.consumers import ConsumerProcess
 from tests.support.environment import ROOT, manage_env
 
+#: Files whose tests share something fixed: the RabbitMQ tutorials' queue and exchange
+#: names, the extra broker nodes on fixed ports. Under pytest-xdist each group runs on
+#: one worker; every other file is a group of its own (its tests in order, on one worker).
+SHARED_GROUPS = {
+    "tests/tutorials/": "tutorial-names",
+    "tests/project/test_demo.py": "tutorial-names",
+    "tests/cluster/": "cluster-nodes",
+    "tests/admin/test_unacked.py": "management-node",
+}
+
+
+def under_xdist(config: pytest.Config) -> bool:
+    return config.pluginmanager.hasplugin("xdist") and config.getoption("dist", "no") != "no"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With ``-n N --dist loadgroup`` (``make test``): group the tests as above. A test
+    that stops the broker (marker ``broker_control``) would break every test running
+    beside it: under xdist it is skipped with the reason (``make test`` deselects them
+    there and runs them alone afterwards)."""
+    if not under_xdist(config):
+        return
+    alone = pytest.mark.skip(reason="stops the broker: run without -n (make test runs it alone)")
+    for item in items:
+        path = item.nodeid.split("::")[0]
+        group = next((g for prefix, g in SHARED_GROUPS.items() if path.startswith(prefix)), path)
+        item.add_marker(pytest.mark.xdist_group(group))
+        if item.get_closest_marker("broker_control"):
+            item.add_marker(alone)
+
 
 @pytest.fixture(scope="session")
 def broker_url() -> str:

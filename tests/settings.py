@@ -45,7 +45,10 @@ DATABASES["default"].setdefault("OPTIONS", {}).update(
 
 # Django's Tasks framework on RabbitMQ (tests/tasks/): task queues of this test run only
 # (the prefix is inherited by the runconsumer subprocesses through the environment).
-os.environ.setdefault("MESSAGING_TEST_TASK_PREFIX", f"test.tasks.{_run}.")
+# Each pytest-xdist worker has its own (its subprocesses inherit it with the worker id).
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+if not os.environ.get("MESSAGING_TEST_TASK_PREFIX", "").startswith(f"test.tasks.{_worker}."):
+    os.environ["MESSAGING_TEST_TASK_PREFIX"] = f"test.tasks.{_worker}.{_run}."
 _TASK_OPTIONS = {
     "QUEUE_PREFIX": os.environ["MESSAGING_TEST_TASK_PREFIX"],
     "TASK_MODULES": ["tests.tasks"],

@@ -114,13 +114,14 @@ def test_the_machines_own_chromium_is_found() -> None:
 
 
 def run_make_test(box: dict[str, Path], uid: str) -> tuple[subprocess.CompletedProcess[str], list]:
-    """``make test`` with a stand-in pytest (records MESSAGING_TEST_DB) and an up-to-date
+    """``make test`` with a stand-in pytest (records MESSAGING_TEST_DB and its arguments)
+    and an up-to-date
     install stamp, so nothing real is installed or run."""
     fake_bin = box["tmp"] / "venv-bin"
     fake_bin.mkdir()
     ran = box["tmp"] / "pytest.log"
     pytest_stub = fake_bin / "pytest"
-    pytest_stub.write_text(f'#!/bin/sh\necho "$MESSAGING_TEST_DB" >> "{ran}"\n')
+    pytest_stub.write_text(f'#!/bin/sh\necho "$MESSAGING_TEST_DB $*" >> "{ran}"\n')
     pytest_stub.chmod(0o755)
     stamp = box["tmp"] / "installed"
     stamp.touch()
@@ -132,6 +133,15 @@ def run_make_test(box: dict[str, Path], uid: str) -> tuple[subprocess.CompletedP
         timeout=60,
     )
     return done, (ran.read_text().splitlines() if ran.exists() else [])
+
+
+#: What ``make test`` runs: per database, the suite on xdist workers without the tests
+#: that stop the broker, then those alone.
+BOTH_DATABASES = [
+    f"{db} {part}"
+    for db in ("sqlite", "postgres")
+    for part in ("-n 4 --dist loadgroup -m not broker_control", "-m broker_control")
+]
 
 
 def test_make_test_stops_before_running_anything(sandbox: dict[str, Path]) -> None:
@@ -147,7 +157,7 @@ def test_make_test_runs_both_databases_when_chromium_is_there(sandbox: dict[str,
     add_fake_chromium(sandbox)
     done, pytest_runs = run_make_test(sandbox, uid="1000")
     assert done.returncode == 0, done.stderr
-    assert pytest_runs == ["sqlite", "postgres"]
+    assert pytest_runs == BOTH_DATABASES
 
 
 def test_make_test_as_root_installs_then_runs(sandbox: dict[str, Path]) -> None:
@@ -155,4 +165,4 @@ def test_make_test_as_root_installs_then_runs(sandbox: dict[str, Path]) -> None:
     done, pytest_runs = run_make_test(sandbox, uid="0")
     assert done.returncode == 0, done.stderr
     assert len(apt_calls(sandbox)) == 2
-    assert pytest_runs == ["sqlite", "postgres"]
+    assert pytest_runs == BOTH_DATABASES
