@@ -35,9 +35,17 @@ IDS = {
     "PUBLISH_RETRY_DELAY": "messaging.E003",
     "PUBLISH_RETRY_MAX_DELAY": "messaging.E003",
     "RELAY_WARNING_AFTER": "messaging.E003",
+    "THREADS": "messaging.E003",
+    "SHUTDOWN_TIMEOUT": "messaging.E003",
+    "HANDLER_TIME_BUDGET": "messaging.E003",
+    "PUBLISH_BACKLOG_MAX": "messaging.E003",
+    "PUBLISH_BACKLOG_MAX_BYTES": "messaging.E003",
+    "QUEUE_CACHE_SECONDS": "messaging.E003",
     "PUBLISH_MODE": "messaging.E007",
     "PUBLISH_VIA_CELERY": "messaging.E007",
     "SHUFFLE_BROKER_URLS": "messaging.E007",
+    "PUBLISH_IN_BACKGROUND": "messaging.E007",
+    "SENT_AT_HEADER": "messaging.E007",
     "DEFAULT_QUEUE_TYPE": "messaging.E007",
     "DEAD_LETTER_QUEUE_TYPE": "messaging.E007",
     "PREFETCH": "messaging.E004",
@@ -58,7 +66,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
         return [
             Error(
                 "settings.MESSAGING must be a dict.",
-                hint="See the README's Settings section.",
+                hint="See docs/reference/settings.md.",
                 id=IDS["NOT_A_DICT"],
             )
         ]

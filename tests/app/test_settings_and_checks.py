@@ -393,3 +393,14 @@ def test_the_stalled_outbox_check_is_a_database_check():
     assert check_outbox in checks.registry.registry.get_checks(include_deployment_checks=False)
     assert checks.Tags.database in check_outbox.tags
     assert check_outbox() == []  # no database given: not asked
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("key", sorted(conf.DEFAULTS))
+def test_every_setting_with_a_bad_value_is_a_check_error_with_its_id(key: str) -> None:
+    """A wrong type for any setting is one ``messaging.E…`` error, never a crash of
+    ``manage.py check`` (a setting missing from the ids table once raised KeyError)."""
+    with override_settings(MESSAGING={key: object()}):
+        errors = check_settings()
+    assert [e.id for e in errors if e.level >= checks.ERROR], errors
+    assert all(e.id.startswith("messaging.E") for e in errors), errors
