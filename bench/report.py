@@ -211,7 +211,7 @@ def markdown(table: str, args: Namespace, machine: str, when: dt.datetime) -> st
         f"# Benchmark results\n\n"
         f"`make bench` on {when:%Y-%m-%d %H:%M} UTC.\n\n"
         f"Machine: {machine}.\n\nSizes: {sizes(args)}.\n\n{table}\n\n"
-        "Method: see the README's Benchmarks section. Seconds are measured inside each "
+        "Method: see docs/benchmarks.md. Seconds are measured inside each "
         "process: raw consumers from the first delivery to the last ack (after the last "
         "commit for the floors b-DB and c-DB); raw publishers from the first publish to "
         "the broker's answer after the last; the floor s-DB from its first `created_at` "

@@ -3,8 +3,8 @@
 Every measurement runs in its own process on the same broker and the same databases:
 raw baselines as ``python -m bench.raw``, the app as ``manage.py runconsumer`` /
 ``manage.py send`` (settings ``bench.settings``), so the table measures whatever code is
-in the tree. See ``python -m bench --help`` for the sizes; the README's "Benchmarks"
-section explains the method.
+in the tree. See ``python -m bench --help`` for the sizes; docs/benchmarks.md explains the
+method.
 
 The driver: :mod:`bench.options` (flags), :mod:`bench.provision` (databases, queues,
 overview data), :mod:`bench.measure` (one function per row), :mod:`bench.report`

@@ -1,6 +1,6 @@
 """Old module paths that still import, with a ``DeprecationWarning``.
 
-The 0.2 layout put modules into packages by job (see the README's map). Code that
+The 0.2 layout put modules into packages by job (see docs/internals/architecture.md). Code that
 imported a module by its old path — ``messaging.validators``, ``messaging.handlers``,
 ``messaging.relay``, … — or named a function by it in a setting (a handler path such as
 ``messaging.handlers.print_delivery``) keeps working: the old name is an alias of the new

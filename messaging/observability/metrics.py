@@ -64,7 +64,7 @@ def _gauge(name: str, doc: str, labels: tuple[str, ...]) -> _Family:
     return _Family(lambda: prom.Gauge(name, doc, labels, multiprocess_mode="livesum"))
 
 
-# The names are a public interface (README "Running in production"): never rename.
+# The names are a public interface (docs/reference/metrics.md): never rename.
 DELIVERIES = _counter(
     "messaging_deliveries", "Deliveries with a committed receipt, by outcome.", ("queue", "outcome")
 )

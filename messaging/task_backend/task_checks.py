@@ -18,6 +18,6 @@ def backend_checks(backend: Any) -> Iterator[checks.CheckMessage]:
     for problem in backend.configuration_problems():
         yield checks.Error(
             f"TASKS[{backend.alias!r}]: {problem}",
-            hint="See the README's 'Django tasks' section for the backend's settings.",
+            hint="See docs/topics/tasks.md for the backend's settings.",
             id="messaging.E040",
         )
