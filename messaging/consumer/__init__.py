@@ -27,7 +27,8 @@ Parts, one job each (import anything else from its module):
   :mod:`.watch` — the warning before the broker's ``consumer_timeout``;
 * :mod:`.inbox` — ``Inbox``: the hand-over between the threads, batch collection;
 * :mod:`.dispatch` — ``Dispatcher``: handler + receipt in one ``atomic()``, batches and
-  the one-by-one redo; :mod:`.budget` — handler time budgets;
+  the one-by-one redo; :mod:`.deferred` — writes a handler leaves for the end of its
+  transaction (one statement per batch); :mod:`.budget` — handler time budgets;
 * :mod:`.retry_policy` — the failure policy as pure code: attempt counting, requeue,
   delay or dead-letter (``Verdict``); :mod:`.failures` — ``Failures``: carries a
   failure's decision out (receipt, log, verdict);

@@ -1,6 +1,7 @@
 """Running handlers: each delivery's handler and its receipt in one ``atomic()``; a
 batch in one transaction with one bulk insert, redone one by one when anything in it
-fails, so one failing handler never undoes the others' work."""
+fails, so one failing handler never undoes the others' work. Writes the handlers
+deferred (:mod:`.deferred`) run after the last handler, before the receipts."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from ..models import Receipt
 from ..rpc.replies import Reply, outcome_of, to_reply_to
 from .budget import HandlerBudget
 from .database import DatabaseDown, DatabaseGuard
+from .deferred import deferring
 from .failures import Failures
 from .handlers import Delivery, Handler, awaitable_error
 from .retry_policy import Outcome, Verdict, attempt_number
@@ -71,8 +73,9 @@ class Dispatcher:
         redo = any(_looked_up(d) for d in batch) or self._schema_refuses_any(batch)
         if not redo:
             try:
-                with transaction.atomic():
+                with deferring() as deferred, transaction.atomic():
                     outcomes = self._run_all(batch)
+                    deferred.flush()
                     receipts = self.recorder.acked(batch, replies=[o[0] for o in outcomes])
             except IntegrityError:
                 redo = True  # a copy of an already acked message: sort it out one by one
@@ -147,10 +150,11 @@ class Dispatcher:
         handler = self.handlers[delivery.queue]
         stage = "handler"
         try:
-            with transaction.atomic():
+            with deferring() as deferred, transaction.atomic():
                 result = self._call(handler, delivery)
                 if result is not None and inspect.isawaitable(result):
                     raise awaitable_error(result)  # it never ran: a handler failure
+                deferred.flush()  # the handler's deferred writes: its own failure
                 reply, replies = outcome_of(result, delivery.reply_to, delivery.correlation_id)
                 stage = "receipt"
                 try:
