@@ -23,6 +23,7 @@ from .retry_policy import (
     RetryPolicy,
     Verdict,
     death_record,
+    requested_delay,
 )
 from .stats import ConsumerStats
 from .verdicts import Settlement
@@ -104,14 +105,18 @@ class Failures:
             attempt,
             f"{type(exc).__name__}: {exc}",
             "".join(traceback.format_exception(exc, limit=8)),
+            delay=requested_delay(exc),
         )
 
-    def failed(self, delivery: Delivery, attempt: int, error: str, tb: str) -> Settlement:
-        """A failed attempt: requeue it, or dead-letter it when it was the last one."""
+    def failed(
+        self, delivery: Delivery, attempt: int, error: str, tb: str, delay: float | None = None
+    ) -> Settlement:
+        """A failed attempt: requeue it (after ``delay`` seconds when given, else the
+        policy's), or dead-letter it when it was the last one."""
         self.stats.add(failed=1)
         error = error[:ERROR_MAX_CHARS]
         policy = self.policy(delivery.queue)
-        decision = self.retry.decide(attempt, policy)
+        decision = self.retry.decide(attempt, policy, delay)
         if decision.verdict is Verdict.DELAY:
             delayed = self._delay(delivery, policy, attempt, error, tb, decision.delay)
             if delayed is not None:

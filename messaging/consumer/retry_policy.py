@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -27,6 +28,10 @@ ERROR_MAX_CHARS = 2000
 DEATH_ERROR_CHARS = 500
 #: Messages without a message_id whose failures one process remembers (by body hash).
 ANONYMOUS_MEMORY = 10_000
+#: A handler's exception that has this attribute (seconds, >= 0) asks for that wait
+#: before the next attempt instead of ``RETRY_DELAY``'s (0: at once); the attempts
+#: still count against ``MAX_ATTEMPTS`` (the task backend's per-task ``retry_delay``).
+RETRY_DELAY_ATTRIBUTE = "messaging_retry_delay"
 
 
 class Verdict(enum.Enum):
@@ -97,12 +102,16 @@ class RetryPolicy:
     def attempts_for(self, queue: QueuePolicy) -> int:
         return queue.max_attempts or self.max_attempts
 
-    def decide(self, attempt: int, queue: QueuePolicy) -> FailureDecision:
+    def decide(
+        self, attempt: int, queue: QueuePolicy, delay: float | None = None
+    ) -> FailureDecision:
         """The outcome of failed attempt number ``attempt`` (1-based); on a stream,
-        which cannot requeue, the first failure is the last."""
+        which cannot requeue, the first failure is the last. ``delay``: the wait the
+        handler asked for (:func:`requested_delay`), else the policy's."""
         if queue.stream or attempt >= self.attempts_for(queue):
             return FailureDecision(Outcome.DEAD_LETTERED, queue.dead_letter_verdict)
-        delay = self.delay_after(attempt)
+        if delay is None:
+            delay = self.delay_after(attempt)
         if delay <= 0:
             return FailureDecision(Outcome.REQUEUED, Verdict.REQUEUE)
         return FailureDecision(Outcome.REQUEUED, Verdict.DELAY, delay)
@@ -110,6 +119,15 @@ class RetryPolicy:
     def delay_after(self, attempt: int) -> float:
         """Seconds between failed attempt ``attempt`` and the next one (0: none)."""
         return delay_for(attempt, self.retry_delay, self.retry_max_delay)
+
+
+def requested_delay(exc: BaseException) -> float | None:
+    """The wait before the next attempt that a handler's exception asks for
+    (:data:`RETRY_DELAY_ATTRIBUTE`), or None (a missing or unusable value)."""
+    value = getattr(exc, RETRY_DELAY_ATTRIBUTE, None)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if 0 <= value < math.inf else None
 
 
 @dataclass(frozen=True)
