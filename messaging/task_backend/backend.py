@@ -10,12 +10,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.core import checks
 
 from ..amqp.queue_types import default_queue_type
-from .compat import BaseTaskBackend, InvalidTask, Task, TaskResult
+from .compat import (
+    DEFAULT_TASK_BACKEND_ALIAS,
+    DEFAULT_TASK_PRIORITY,
+    DEFAULT_TASK_QUEUE_NAME,
+    BaseTaskBackend,
+    InvalidTask,
+    Task,
+    TaskResult,
+)
 from .enqueue import enqueue_task
 from .options import TaskOptions, queue_name_problems, read_options
 from .results import load_result
@@ -26,8 +35,15 @@ from .task_checks import backend_checks
 class RabbitMQTask(Task):
     """A task of this backend: ``@task(max_attempts=3)`` gives up after 3 attempts
     when that is fewer than its queue's MAX_ATTEMPTS (then the last failure is
-    rejected to the dead-letter queue); ``None``: the queue's."""
+    rejected to the dead-letter queue); ``None``: the queue's.
 
+    Built directly (``RabbitMQTask(func=f, max_attempts=2)``), the fields ``@task`` fills
+    in have ``@task``'s defaults, on every Django (6.0's ``Task`` has none)."""
+
+    priority: int = DEFAULT_TASK_PRIORITY
+    backend: str = DEFAULT_TASK_BACKEND_ALIAS
+    queue_name: str = DEFAULT_TASK_QUEUE_NAME
+    run_after: datetime | None = None
     max_attempts: int | None = None
 
 

@@ -11,7 +11,14 @@ from django.core.exceptions import ImproperlyConfigured
 try:  # Django >= 6.0
     from django.tasks import Task, TaskContext, TaskResult, TaskResultStatus, signals, task_backends
     from django.tasks.backends.base import BaseTaskBackend
-    from django.tasks.base import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY, TaskError
+    from django.tasks.base import (
+        DEFAULT_TASK_BACKEND_ALIAS,
+        DEFAULT_TASK_PRIORITY,
+        DEFAULT_TASK_QUEUE_NAME,
+        TASK_MAX_PRIORITY,
+        TASK_MIN_PRIORITY,
+        TaskError,
+    )
     from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
     from django.utils.json import normalize_json
 
@@ -32,6 +39,9 @@ except ImportError:  # Django 5.2: the backport
         ) from exc
     from django_tasks.backends.base import BaseTaskBackend  # type: ignore[no-redef]
     from django_tasks.base import (  # type: ignore[no-redef]
+        DEFAULT_TASK_BACKEND_ALIAS,
+        DEFAULT_TASK_PRIORITY,
+        DEFAULT_TASK_QUEUE_NAME,
         TASK_MAX_PRIORITY,
         TASK_MIN_PRIORITY,
         Task,
@@ -56,6 +66,9 @@ def exception_traceback(exc: BaseException) -> str:
 
 
 __all__ = [
+    "DEFAULT_TASK_BACKEND_ALIAS",
+    "DEFAULT_TASK_PRIORITY",
+    "DEFAULT_TASK_QUEUE_NAME",
     "FRAMEWORK",
     "TASK_MAX_PRIORITY",
     "TASK_MIN_PRIORITY",

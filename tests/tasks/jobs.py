@@ -48,13 +48,19 @@ def always_fails(text: str) -> None:
     raise KeyError(text)
 
 
+def with_options(**options: Any) -> Any:
+    """``@task(**options)`` where ``@task`` passes a backend's own options on (Django 6.1,
+    the backport); on Django 6.0, whose ``@task`` takes none, the ``RabbitMQTask`` built
+    directly (as ``@task`` would)."""
+    try:
+        return task(**options)
+    except TypeError:
+        return lambda func: RabbitMQTask(func=func, **options)
+
+
+@with_options(max_attempts=2)
 def fails_twice_max(text: str) -> None:
     raise RuntimeError(text)
-
-
-# ``@task(max_attempts=2)`` on Django 6.1 and the backport; built directly here so that
-# this module also imports on Django 6.0, whose @task passes no backend options.
-fails_twice_max = RabbitMQTask(func=fails_twice_max, max_attempts=2)  # type: ignore[assignment]
 
 
 @task
