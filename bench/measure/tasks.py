@@ -5,7 +5,10 @@
   one worker process — ``runconsumer --tasks --prefetch P``, ``db_worker --batch``, a
   Celery worker ``--pool solo`` (acks_late, prefetch P) — from the first task's start to
   the last one's finish (the results' ``started_at`` / ``finished_at``; Celery's
-  ``task_prerun`` / ``task_postrun``).
+  ``task_prerun`` / ``task_postrun``). This app's worker runs a batch of P/3 tasks in one
+  transaction and writes their results as one statement with the batch's receipts; a
+  no-op task ends before its RUNNING stamp is due, so none is written (a task still
+  running after ``messaging.task_backend.stamps.RUNNING_AFTER`` gets one).
 - ``tasks-enqueue-*``: one task per ``atomic()``, the caller's time per call (Celery's
   ``delay()`` with ``confirm_publish``); also per call until every message is confirmed.
 - ``tasks-latency``: enqueue → finished on an idle ``runconsumer --tasks --prefetch 1``,
@@ -182,8 +185,9 @@ def run_phase(ctx: Context) -> None:
         log(f"tasks: {exc}")
         return
     what = f"no-op Django tasks, 1 worker process, PostgreSQL, prefetch {ctx.args.prefetch}"
+    batch = max(1, min(500, ctx.args.prefetch // 3))  # runconsumer's default batch size
     for key, text, fn in [
-        ("tasks-rabbitmq", "`runconsumer --tasks` (this app)", rabbitmq),
+        ("tasks-rabbitmq", f"`runconsumer --tasks` (this app; batches of {batch})", rabbitmq),
         ("tasks-db", "django-tasks-db `db_worker`", database),
         ("tasks-celery", "Celery worker `--pool solo`, acks_late", celery),
     ]:

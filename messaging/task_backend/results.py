@@ -71,6 +71,47 @@ def as_result(task: Any, row: TaskRecord) -> TaskResult:
     return result
 
 
+def message_result(
+    task: Any, result_id: str, message: TaskMessage, started: datetime, worker: str, attempt: int
+) -> TaskResult:
+    """The RUNNING ``TaskResult`` of ``attempt`` of the run ``message`` describes, built
+    from the message alone (earlier attempts' workers unknown: ``""``)."""
+    result = TaskResult(
+        task=as_sent(task, message),
+        id=result_id,
+        status=TaskResultStatus.RUNNING,
+        enqueued_at=message.enqueued_at or timezone.now(),
+        started_at=started,
+        finished_at=None,
+        last_attempted_at=started,
+        args=list(message.args),
+        kwargs=dict(message.kwargs),
+        backend=message.backend,
+        errors=[],
+        worker_ids=[""] * (attempt - 1) + [worker],
+    )
+    object.__setattr__(result, "_return_value", None)
+    return result
+
+
+def as_sent(task: Any, message: TaskMessage) -> Any:
+    """``task`` with the message's queue, priority, run_after and backend (itself when
+    they are its own)."""
+    if (
+        task.priority == message.priority
+        and task.queue_name == message.queue_name
+        and task.run_after == message.run_after
+        and task.backend == message.backend
+    ):
+        return task
+    return task.using(
+        priority=message.priority,
+        queue_name=message.queue_name,
+        run_after=message.run_after,
+        backend=message.backend,
+    )
+
+
 def as_error(entry: dict[str, Any]) -> TaskError:
     return TaskError(
         exception_class_path=entry.get("exception_class_path", ""),

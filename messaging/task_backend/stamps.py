@@ -2,13 +2,15 @@
 
 - The "started" stamp (status RUNNING, ``started_at``, ``last_attempted_at``, the
   attempt's worker). On a database with row locks (PostgreSQL, MySQL) one thread writes
-  it on a connection of its own as soon as the attempt begins, so ``get_result()`` and
-  the admin see the task running; the handler never waits for it (one not yet written
-  when the process is SIGKILLed is lost; the next attempt writes its own). SQLite locks
-  the whole database, and a second connection writing while the task's transaction
-  reads would make one of them fail: there the stamp is written in the task's own
-  transaction, so a task goes from READY to SUCCESSFUL or FAILED without a visible
-  RUNNING (``started_at`` is still kept).
+  it on a connection of its own :data:`RUNNING_AFTER` seconds after the attempt began,
+  if the task is still running then, so ``get_result()`` and the admin see a task that
+  runs RUNNING; a task that returned or raised sooner gets no stamp (its outcome, written
+  with its receipt, carries ``started_at`` and its worker). The handler never waits for
+  it (one not yet written when the process is SIGKILLed is lost; the next attempt
+  writes its own). SQLite locks the whole database, and a second connection writing
+  while the task's transaction reads would make one of them fail: there no stamp is
+  written, so a task goes from READY to SUCCESSFUL or FAILED without a visible RUNNING
+  (``started_at`` is still kept).
 - A failed attempt's error (class path and traceback), which the task's rolled-back
   transaction cannot keep: written on the worker's own connection right after the
   consumer saved that attempt's receipt (``post_save`` of ``Receipt``), READY again or
@@ -23,6 +25,9 @@ import atexit
 import logging
 import queue as queue_module
 import threading
+import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -40,8 +45,8 @@ logger = logging.getLogger("messaging.task_backend")
 
 Status = TaskRecord.Status
 OPEN = (Status.READY, Status.RUNNING)
-#: Most stamps the writer thread takes off its queue at once.
-BATCH = 200
+#: Seconds after its start a task still running is stamped RUNNING.
+RUNNING_AFTER = 0.1
 
 
 @dataclass(frozen=True)
@@ -74,7 +79,8 @@ class Stamp:
         # Finished already: its first attempt's success wrote the worker and start.
         return rows.filter(status=Status.SUCCESSFUL).exists()
 
-    def apply(self) -> None:
+    def apply(self, then: Callable[[TaskRecord], None] | None = None) -> None:
+        """Read the row (held first), change it, ``then(row)`` if given, save it."""
         with transaction.atomic():
             if not TaskRecord.objects.filter(result_id=self.result_id).update(
                 result_id=F("result_id")
@@ -84,6 +90,8 @@ class Stamp:
                 new_record(self.result_id, self.message).save(force_insert=True)
             row = TaskRecord.objects.get(result_id=self.result_id)
             self.change(row)
+            if then is not None:
+                then(row)
             row.save()
 
     def change(self, row: TaskRecord) -> None:
@@ -107,20 +115,39 @@ class Stamp:
                 row.finished_at = self.at
 
 
-class StampWriter:
-    """The thread that writes :class:`Stamp` s in the order they come."""
+class Running:
+    """A started stamp due at ``due`` (monotonic), unless the attempt ended before."""
 
-    def __init__(self) -> None:
-        self._queue: queue_module.SimpleQueue[Stamp | None] = queue_module.SimpleQueue()
+    __slots__ = ("due", "ended", "stamp")
+
+    def __init__(self, stamp: Stamp, due: float) -> None:
+        self.stamp, self.due, self.ended = stamp, due, False
+
+    def end(self) -> None:
+        """The attempt returned or raised: its stamp is not written any more."""
+        self.ended = True
+
+
+class StampWriter:
+    """The thread that writes the started stamps of the attempts still running
+    :data:`RUNNING_AFTER` seconds after their start, in the order they started."""
+
+    def __init__(self, delay: float = RUNNING_AFTER) -> None:
+        self.delay = delay
+        self._queue: queue_module.SimpleQueue[Running | None] = queue_module.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def put(self, stamp: Stamp) -> None:
-        self._start()
-        self._queue.put(stamp)
+    def put(self, stamp: Stamp) -> Running:
+        """Write ``stamp`` once due, unless the returned handle is ended first."""
+        running = Running(stamp, time.monotonic() + self.delay)
+        if self._thread is None:
+            self._start()
+        self._queue.put(running)
+        return running
 
     def flush(self, timeout: float = 10.0) -> None:
-        """Write what is queued, then stop the thread (at exit)."""
+        """Write what is due, then stop the thread (at exit)."""
         thread = self._thread
         if thread is None:
             return
@@ -137,25 +164,44 @@ class StampWriter:
                 self._thread.start()
 
     def _main(self) -> None:
+        """Sleep until the oldest stamp is due (not woken by each new one), take what
+        came meanwhile, write the due stamps of attempts still running. Asked to stop,
+        it writes what is due and drops the rest."""
         try:
-            running = True
-            while running:
-                batch = [self._queue.get()]
-                while batch[-1] is not None and len(batch) < BATCH:
-                    try:
-                        batch.append(self._queue.get_nowait())
-                    except queue_module.Empty:
-                        break
-                running = batch[-1] is not None
-                self._write_batch([s for s in batch if s is not None])
+            waiting: deque[Running] = deque()
+            while True:
+                if not waiting:
+                    first = self._queue.get()
+                    if first is None:
+                        return
+                    waiting.append(first)
+                time.sleep(max(0.0, waiting[0].due - time.monotonic()))
+                going_on = self._take(waiting)
+                self._write_due(waiting)
+                if not going_on:
+                    return
         finally:
             connection.close()
 
-    def _write_batch(self, batch: list[Stamp]) -> None:
+    def _take(self, waiting: deque[Running]) -> bool:
+        """Move what is queued to ``waiting``; False once asked to stop."""
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue_module.Empty:
+                return True
+            if item is None:
+                return False
+            waiting.append(item)
+
+    def _write_due(self, waiting: deque[Running]) -> None:
         """Each stamp in a transaction of its own: never two rows locked at once, so
         the worker's batch (which locks its tasks' rows) and this thread never deadlock."""
-        for stamp in batch:
-            self._write(stamp)
+        now = time.monotonic()
+        while waiting and waiting[0].due <= now:
+            item = waiting.popleft()
+            if not item.ended:
+                self._write(item.stamp)
 
     def _write(self, stamp: Stamp) -> None:
         for _try in range(3):

@@ -1,8 +1,11 @@
 """The handler ``runconsumer --tasks`` gives each task queue: runs one task in its
 receipt's transaction (so the task's database work, its result and the receipt commit
 together, or not at all), with receipts, dedup, retries and dead letters from the
-consumer. A message that is not a task of this backend is rejected to the dead-letter
-queue with one line."""
+consumer. At a prefetch that batches, a batch's tasks share one transaction and their
+results are written as one statement after the last of them (:mod:`.finish`); the
+started stamps are written apart, only for tasks still running after a moment
+(:mod:`.stamps`). A message that is not a task of this backend is rejected to the
+dead-letter queue with one line."""
 
 from __future__ import annotations
 
@@ -10,8 +13,6 @@ import logging
 from typing import Any
 
 from django.db import connection
-from django.db.models import Value
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .. import conf
@@ -21,8 +22,9 @@ from ..exceptions import Reject
 from ..models import Receipt, TaskRecord
 from ..publishing import get_queue
 from .compat import TaskContext, exception_traceback, module_path, normalize_json, signals
+from .finish import Success, record_success
 from .resolve import NotATask, resolve_task
-from .results import as_error, as_result, new_record, set_status
+from .results import as_error, as_result, message_result, set_status
 from .stamps import Stamp, failures, writer
 from .wire import TaskMessage, WireError, decode
 
@@ -31,23 +33,35 @@ logger = logging.getLogger("messaging.task_backend")
 Status = TaskRecord.Status
 
 
+class _NotStamped:
+    """The handle of a started stamp that is not written (SQLite, messaging.testing)."""
+
+    def end(self) -> None:
+        pass
+
+
+NOT_STAMPED = _NotStamped()
+
+
 class TaskRunner:
     """``handler(delivery)`` for the task queues of one backend."""
 
     def __init__(self, backend: Any, worker_id: str, background: bool | None = None) -> None:
         self.backend = backend
         self.worker_id = worker_id
-        #: Started stamps on the writer thread (True), or in the task's transaction
-        #: (False; messaging.testing). None: the thread where the database has row locks.
+        #: Started stamps on the writer thread (True), or none (False: SQLite,
+        #: messaging.testing). None: the thread where the database has row locks.
         self.background = background
         self.__name__ = f"task runner of backend {backend.alias!r}"
+        #: Tasks resolved so far, by module path (only tasks of a RabbitMQBackend).
+        self._tasks: dict[str, Any] = {}
 
     def __call__(self, delivery: Delivery) -> None:
         message, task = self.accept(delivery)
         attempt = attempt_of(delivery)
         started = timezone.now()
         rid = delivery.message_id
-        self.started(Stamp(rid, message, attempt, self.worker_id, started))
+        running = self.started(Stamp(rid, message, attempt, self.worker_id, started))
         result = self.running_result(task, rid, message, attempt, started)
         signals.task_started.send(type(self.backend), task_result=result)
         try:
@@ -55,20 +69,20 @@ class TaskRunner:
         except Exception as exc:
             self.failed(delivery, message, task, result, attempt, exc)
             raise
+        finally:
+            running.end()
         finished = timezone.now()
-        self.succeeded(rid, message, attempt, started, finished, value)
+        record_success(Success(rid, message, attempt, started, finished, value), self.worker_id)
         set_status(result, Status.SUCCESSFUL, finished_at=finished)
         object.__setattr__(result, "_return_value", value)
         signals.task_finished.send(type(self.backend), task_result=result)
 
-    def started(self, stamp: Stamp) -> None:
+    def started(self, stamp: Stamp) -> Any:
+        """The started stamp handed to the writer thread (where rows lock); its handle."""
         background = self.background
         if background is None:
             background = self.background = connection.features.has_select_for_update
-        if background:
-            writer.put(stamp)
-        else:
-            stamp.apply()
+        return writer.put(stamp) if background else NOT_STAMPED
 
     def accept(self, delivery: Delivery) -> tuple[TaskMessage, Any]:
         """The message and its task, or ``Reject`` (to the dead-letter queue)."""
@@ -82,9 +96,12 @@ class TaskRunner:
                     f"task message for backend {message.backend!r} queue "
                     f"{message.queue_name!r} arrived on {delivery.queue!r}"
                 )
-            task = resolve_task(
-                message.task, type(self.backend), self.backend.task_options.task_modules
-            )
+            task = self._tasks.get(message.task)
+            if task is None:
+                task = resolve_task(
+                    message.task, type(self.backend), self.backend.task_options.task_modules
+                )
+                self._tasks[message.task] = task
         except (WireError, NotATask) as exc:
             self.refuse(delivery, exc)
         return message, task
@@ -119,7 +136,7 @@ class TaskRunner:
         if task.takes_context:
             row = TaskRecord.objects.filter(result_id=rid).first()
         if row is None:
-            row = new_record(rid, message)
+            return message_result(task, rid, message, started, self.worker_id, attempt)
         workers = list(row.worker_ids or [])[: attempt - 1]
         workers += [""] * (attempt - 1 - len(workers)) + [self.worker_id]
         row.worker_ids = workers
@@ -127,26 +144,6 @@ class TaskRunner:
         row.started_at = row.started_at or started
         row.last_attempted_at = started
         return as_result(task, row)
-
-    def succeeded(
-        self, rid: str, message: TaskMessage, attempt: int, started: Any, finished: Any, value: Any
-    ) -> None:
-        """The row says SUCCESSFUL, in the receipt's transaction (a first attempt's
-        worker too: its started stamp may come later)."""
-        changes = {
-            "status": Status.SUCCESSFUL,
-            "return_value": value,
-            "finished_at": finished,
-            "last_attempted_at": started,
-        }
-        if attempt == 1:
-            changes["worker_ids"] = [self.worker_id]
-        updated = TaskRecord.objects.filter(result_id=rid).update(
-            started_at=Coalesce("started_at", Value(started)), **changes
-        )
-        if not updated:
-            changes["worker_ids"] = [""] * (attempt - 1) + [self.worker_id]
-            new_record(rid, message, started_at=started, **changes).save(force_insert=True)
 
     def failed(
         self,
