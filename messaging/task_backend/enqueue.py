@@ -15,7 +15,7 @@ from django.utils import timezone
 from ..models import Message
 from ..publishing import build_message, publish
 from .compat import TaskResult, TaskResultStatus, normalize_json, signals
-from .results import new_record
+from .records import insert_ready
 from .task_queues import ensure_queue
 from .wire import CONTENT_TYPE, MESSAGE_TYPE, TaskMessage, amqp_priority, encode
 
@@ -51,7 +51,7 @@ def enqueue_task(backend: Any, task: Any, args: Any, kwargs: Any) -> TaskResult:
             row = _deferred(queue, body, task.run_after, properties)
         else:
             row = publish(queue, body, **properties)
-        new_record(row.message_id, message).save(force_insert=True)
+        insert_ready(row.message_id, message)
     result = TaskResult(
         task=task,
         id=row.message_id,

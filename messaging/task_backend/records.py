@@ -1,0 +1,50 @@
+"""The READY row an enqueue writes, as one plain INSERT: no model instance, no
+``pre_save``/``post_save``, the statement's column list worked out once (what
+``Model.save()`` costs per call is most of an enqueue's own Python time)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import connections, router
+
+from ..db import operations
+from ..models import TaskRecord
+from .wire import TaskMessage
+
+#: Per database alias: the quoted table, its column list and the fields, in order.
+_STATEMENTS: dict[str, tuple[str, str, list[Any]]] = {}
+
+
+def _statement(conn: Any) -> tuple[str, str, list[Any]]:
+    found = _STATEMENTS.get(conn.alias)
+    if found is None:
+        fields = [f for f in TaskRecord._meta.concrete_fields if not f.primary_key]
+        quote = conn.ops.quote_name
+        columns = ", ".join(quote(f.column) for f in fields)
+        found = _STATEMENTS[conn.alias] = (quote(TaskRecord._meta.db_table), columns, fields)
+    return found
+
+
+def insert_ready(result_id: str, message: TaskMessage) -> None:
+    """INSERT the READY row of ``message``'s run (``enqueued_at`` must be set) in the
+    current transaction of the database TaskRecord is written to."""
+    conn = connections[router.db_for_write(TaskRecord)]
+    table, columns, fields = _statement(conn)
+    values = {
+        "result_id": result_id,
+        "backend": message.backend,
+        "task_path": message.task,
+        "queue_name": message.queue_name,
+        "priority": message.priority,
+        "args": message.args,
+        "kwargs": message.kwargs,
+        "status": TaskRecord.Status.READY.value,
+        "enqueued_at": message.enqueued_at,
+        "run_after": message.run_after,
+    }
+    row = tuple(
+        f.get_db_prep_save(values[f.attname] if f.attname in values else f.get_default(), conn)
+        for f in fields
+    )
+    operations(conn).insert_rows(conn, None, table, columns, [row], ())
