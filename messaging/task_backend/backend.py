@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from math import inf
 from typing import Any
 
 from django.core import checks
@@ -35,7 +36,10 @@ from .task_checks import backend_checks
 class RabbitMQTask(Task):
     """A task of this backend: ``@task(max_attempts=3)`` gives up after 3 attempts
     when that is fewer than its queue's MAX_ATTEMPTS (then the last failure is
-    rejected to the dead-letter queue); ``None``: the queue's.
+    rejected to the dead-letter queue); ``None``: the queue's. ``@task(retry_delay=5)``:
+    the broker holds the task 5 seconds after its first failed attempt, doubling after
+    each further one (up to RETRY_MAX_DELAY, or ``retry_delay`` when that is longer; 0:
+    at once); ``None``: RETRY_DELAY's waits.
 
     Built directly (``RabbitMQTask(func=f, max_attempts=2)``), the fields ``@task`` fills
     in have ``@task``'s defaults, on every Django (6.0's ``Task`` has none)."""
@@ -45,6 +49,7 @@ class RabbitMQTask(Task):
     queue_name: str = DEFAULT_TASK_QUEUE_NAME
     run_after: datetime | None = None
     max_attempts: int | None = None
+    retry_delay: float | None = None
 
 
 class RabbitMQBackend(BaseTaskBackend):
@@ -77,6 +82,11 @@ class RabbitMQBackend(BaseTaskBackend):
             isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1
         ):
             raise InvalidTask(f"max_attempts must be a whole number >= 1, got {attempts!r}")
+        delay = getattr(task, "retry_delay", None)
+        if delay is not None and (
+            isinstance(delay, bool) or not isinstance(delay, int | float) or not 0 <= delay < inf
+        ):
+            raise InvalidTask(f"retry_delay must be a number of seconds >= 0, got {delay!r}")
 
     def enqueue(self, task: Any, args: Any, kwargs: Any) -> TaskResult:
         self.validate_task(task)

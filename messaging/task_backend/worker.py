@@ -9,6 +9,7 @@ dead-letter queue with one line."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -16,8 +17,9 @@ from django.db import connection
 from django.utils import timezone
 
 from .. import conf
+from ..amqp.retry_delays import delay_for
 from ..consumer.handlers import Delivery
-from ..consumer.retry_policy import attempt_number
+from ..consumer.retry_policy import RETRY_DELAY_ATTRIBUTE, attempt_number
 from ..exceptions import Reject
 from ..models import Receipt, TaskRecord
 from ..publishing import get_queue
@@ -168,6 +170,7 @@ class TaskRunner:
             ),
         )
         if not final:
+            ask_delay(task, attempt, exc)
             return
         set_status(result, Status.FAILED, finished_at=now)
         result.errors.append(as_error(error))
@@ -197,6 +200,18 @@ def attempt_of(delivery: Delivery) -> int:
             .values_list("outcome", flat=True)[:200]
         )
     return attempt_number(delivery.properties.headers, delivery.redelivered, history)
+
+
+def ask_delay(task: Any, attempt: int, exc: Exception) -> None:
+    """A task's own ``retry_delay``: the broker holds its next attempt that long after
+    the first failure, doubling after each (up to RETRY_MAX_DELAY, or ``retry_delay``
+    when that is longer) — asked of the consumer through the exception."""
+    first = getattr(task, "retry_delay", None)
+    if first is None:
+        return
+    cap = max(float(first), float(conf.get("RETRY_MAX_DELAY")))
+    with contextlib.suppress(AttributeError, TypeError):  # an exception without a __dict__
+        setattr(exc, RETRY_DELAY_ATTRIBUTE, delay_for(attempt, float(first), cap))
 
 
 def queue_max_attempts(queue: str) -> int:

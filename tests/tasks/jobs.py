@@ -63,6 +63,11 @@ def fails_twice_max(text: str) -> None:
     raise RuntimeError(text)
 
 
+@with_options(retry_delay=1.5)
+def fails_with_own_delay(text: str) -> None:
+    raise RuntimeError(text)
+
+
 @task
 async def async_add(a: int, b: int) -> int:
     await asyncio.sleep(0.01)

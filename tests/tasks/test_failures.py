@@ -11,8 +11,11 @@ import pika
 import pytest
 
 from messaging import broker
+from messaging.consumer.retry_policy import requested_delay
 from messaging.models import Receipt, TaskRecord
-from messaging.task_backend.compat import TaskResultStatus
+from messaging.task_backend import RabbitMQTask
+from messaging.task_backend.compat import InvalidTask, TaskResultStatus
+from messaging.task_backend.worker import ask_delay
 from tests.support.consumers import stop_and_wait, wait_running
 from tests.support.draining import drain
 from tests.tasks import jobs
@@ -69,6 +72,39 @@ def test_a_task_s_own_max_attempts_ends_it_sooner(task_worker) -> None:
         .values_list("outcome", flat=True)
     )
     assert outcomes == ["requeued", "rejected"]
+
+
+def test_a_task_s_own_retry_delay_is_held_by_the_broker(task_worker) -> None:
+    worker = task_worker(MAX_ATTEMPTS=2)  # the queue's RETRY_DELAY: 0.2 s
+    result = jobs.fails_with_own_delay.enqueue("later")  # @task(retry_delay=1.5)
+    wait_status(result, "FAILED", worker=worker)
+    first, last = Receipt.objects.filter(message_id=result.id).order_by("id")
+    assert (first.outcome, last.outcome) == ("requeued", "dead_lettered")
+    held = (first.next_attempt_at - first.finished_at).total_seconds()
+    assert 1.4 <= held <= 1.6, held
+    gap = (last.received_at - first.finished_at).total_seconds()
+    assert gap >= 1.45, gap
+    assert len(result.errors) == 2 and result.worker_ids == [worker.name] * 2
+
+
+@pytest.mark.parametrize("delay", [-1, "5", True, float("nan"), float("inf")])
+def test_a_retry_delay_that_is_not_seconds_is_refused(delay: object) -> None:
+    with pytest.raises(InvalidTask, match="retry_delay must be a number of seconds"):
+        RabbitMQTask(func=jobs.plain_function, retry_delay=delay)
+
+
+def test_retry_delay_reaches_the_task_and_doubles_up_to_the_cap(settings) -> None:
+    assert jobs.fails_with_own_delay.retry_delay == 1.5
+    settings.MESSAGING = {**settings.MESSAGING, "RETRY_MAX_DELAY": 4}
+    delays = []
+    for attempt in (1, 2, 3, 4):
+        exc = RuntimeError("x")
+        ask_delay(jobs.fails_with_own_delay, attempt, exc)
+        delays.append(requested_delay(exc))
+    assert delays == [1.5, 3.0, 4.0, 4.0]
+    exc = RuntimeError("x")
+    ask_delay(jobs.always_fails, 1, exc)  # no retry_delay of its own: the queue's
+    assert requested_delay(exc) is None
 
 
 def publish_raw(body: bytes, message_id: str, queue: str = QUEUE) -> None:
