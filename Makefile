@@ -51,7 +51,7 @@ ensure-chromium:
 # TEST_WORKERS pytest-xdist workers (a file's tests stay together on one worker; see
 # tests/conftest.py), then those tests (marker broker_control) alone.
 TEST_WORKERS ?= 4
-PARALLEL := -n $(TEST_WORKERS) --dist loadgroup -m "not broker_control"
+PARALLEL := -n $(TEST_WORKERS) --dist loadgroup -m "not broker_control" --durations=15
 
 test-sqlite: ensure-chromium install
 	MESSAGING_TEST_DB=sqlite $(BIN)/pytest $(PARALLEL)

@@ -22,36 +22,47 @@ from tests.support import services
 from tests.support.consumers import ConsumerProcess
 from tests.support.environment import ROOT, manage_env
 
-#: Files whose tests share something fixed: the RabbitMQ tutorials' queue and exchange
-#: names, the extra broker nodes on fixed ports. Under pytest-xdist each group runs on
-#: one worker; every other file is a group of its own (its tests in order, on one worker).
+#: Tests that share something fixed: the RabbitMQ tutorials' queue and exchange names,
+#: the extra broker nodes on fixed ports (their session fixtures hold a lock file while
+#: the nodes run). Under pytest-xdist each group runs on one worker.
 SHARED_GROUPS = {
     "tests/tutorials/": "tutorial-names",
     "tests/project/test_demo.py": "tutorial-names",
-    "tests/cluster/": "cluster-nodes",
-    "tests/admin/test_unacked.py": "management-node",
+    "tests/cluster/": "extra-broker-nodes",
+    "tests/admin/test_unacked.py": "extra-broker-nodes",
 }
 
 
-def under_xdist(config: pytest.Config) -> bool:
-    return config.pluginmanager.hasplugin("xdist") and config.getoption("dist", "no") != "no"
+def shared_group(nodeid: str) -> str | None:
+    path = nodeid.split("::")[0]
+    return next((g for prefix, g in SHARED_GROUPS.items() if path.startswith(prefix)), None)
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """With ``-n N --dist loadgroup`` (``make test``): group the tests as above. A test
-    that stops the broker (marker ``broker_control``) would break every test running
-    beside it: under xdist it is skipped with the reason (``make test`` deselects them
-    there and runs them alone afterwards)."""
-    if not under_xdist(config):
-        return
-    alone = pytest.mark.skip(reason="stops the broker: run without -n (make test runs it alone)")
-    for item in items:
-        path = item.nodeid.split("::")[0]
-        group = next((g for prefix, g in SHARED_GROUPS.items() if path.startswith(prefix)), path)
-        item.add_marker(pytest.mark.xdist_group(group))
-        if item.get_closest_marker("broker_control"):
-            item.add_marker(alone)
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``-n N --dist loadgroup`` (``make test``): each test file is one unit of work on
+    one worker (its tests in order, its module fixtures set up once), and the files of a
+    :data:`SHARED_GROUPS` group are one unit together. (xdist's own ``xdist_group``
+    marks do not reach pytest 9's node ids, so the grouping is done here.)"""
+    if config.getoption("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class FilesAndSharedGroups(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return shared_group(nodeid) or super()._split_scope(nodeid)
+
+    return FilesAndSharedGroups(config, log)
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """A test that stops the broker (marker ``broker_control``) would break every test
+    running beside it: on an xdist worker it is skipped with the reason (``make test``
+    deselects them there and runs them alone afterwards)."""
+    if hasattr(item.config, "workerinput") and item.get_closest_marker("broker_control"):
+        item.add_marker(
+            pytest.mark.skip(reason="stops the broker: run without -n (make test runs it alone)")
+        )
 
 
 @pytest.fixture(scope="session")

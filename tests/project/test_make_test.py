@@ -140,7 +140,7 @@ def run_make_test(box: dict[str, Path], uid: str) -> tuple[subprocess.CompletedP
 BOTH_DATABASES = [
     f"{db} {part}"
     for db in ("sqlite", "postgres")
-    for part in ("-n 4 --dist loadgroup -m not broker_control", "-m broker_control")
+    for part in ("-n 4 --dist loadgroup -m not broker_control --durations=15", "-m broker_control")
 ]
 
 
