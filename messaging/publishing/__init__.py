@@ -21,7 +21,9 @@ Its modules: :mod:`.rows` (building a row), :mod:`.queue_cache` (the per-process
 ``publish_ids``), :mod:`.commit` (a transaction's messages sent together after its
 commit), :mod:`.handoff` (the publisher thread they are handed to), :mod:`.sending`
 (publishing held rows), :mod:`.copies` (``send_copies``), :mod:`.outbox` (statuses,
-leases, claims, and the fields each outcome writes), :mod:`.outcome_signals`
+leases, claims, and the fields each outcome writes), :mod:`.statements` (a new row's
+INSERT and the outcome UPDATE, built without the ORM's query building),
+:mod:`.outcome_signals`
 (``message_published`` / ``message_failed``), :mod:`.relay` and :mod:`.retention`
 (``purgemessages``).
 

@@ -21,6 +21,7 @@ from .commit import add_after_commit
 from .outbox import PublishResult, claim, claiming, lease_end
 from .rows import NO_JSON, build_message
 from .sending import publish_rows
+from .statements import insert_message
 
 logger = logging.getLogger("messaging.publishing")
 
@@ -80,10 +81,10 @@ def _save_and_send(message: Message, user: Any) -> None:
     """Save the row, then publish it now, after the commit (with the transaction's other
     messages), or (relay mode) leave it."""
     if conf.get("PUBLISH_MODE") == "relay":
-        message.save()
+        insert_message(message)
         return
     message.next_attempt_at = lease_end(timezone.now())
-    message.save()
+    insert_message(message)
     if transaction.get_connection().in_atomic_block:
         add_after_commit(message, user)
         return

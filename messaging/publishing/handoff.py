@@ -7,7 +7,14 @@ thread, and the committing (request) thread returns at once.
 - **Pipelined across requests**: the thread takes everything queued (up to
   :data:`BATCH_MAX` rows), publishes it with pipelined confirms on the process's
   publisher, then stores the outcomes with one UPDATE per outcome; what the requests
-  hand over meanwhile goes in its next batch.
+  hand over meanwhile goes in its next batch. While rows keep coming (some were
+  already waiting when a batch ended, and commits come less than
+  :data:`LINGER_SECONDS` apart on average) it lets more join the next batch, for
+  that long at most or until :data:`LINGER_ROWS` are queued, so that a busy process
+  pays the per-batch work (a confirm round trip, an UPDATE and its commit) once per
+  several rows, not once per request; a row that finds the thread idle, or a steady
+  trickle of commits, is sent at once. A commit wakes the thread only when it is idle
+  or its lingering batch is full.
 - **Who sends a row**: its creator's lease (``next_attempt_at``) keeps the relay off
   it while it waits here. A row that waited longer than the lease's margin
   (:func:`~.outbox.send_deadline`) is released to the relay instead of sent; a process
@@ -53,6 +60,12 @@ ROW_OVERHEAD = 1024
 #: Seconds without work after which the thread closes its database connections (as a
 #: long-lived worker should: a restarted database, a test database to drop).
 IDLE_CLOSE_SECONDS = 1.0
+#: Longest the thread waits for more rows before a batch while rows keep coming, and
+#: the rows that end the wait early (see the module's docstring).
+LINGER_SECONDS = 0.002
+LINGER_ROWS = 100
+#: Weight of the newest hand-off in the average time between them.
+GAP_WEIGHT = 0.2
 #: Longest the interpreter's exit waits for the hand-off to drain (seconds).
 EXIT_FLUSH_SECONDS = 5.0
 
@@ -87,6 +100,30 @@ def in_background(alias: str) -> bool:
     )
 
 
+class Pace:
+    """How fast rows are handed over: the moving average of the seconds between two
+    rows (a hand-off of several counts each), and how long that makes the thread
+    linger before a batch."""
+
+    def __init__(self) -> None:
+        self.gap = 1.0
+        self._last = 0.0
+
+    def handed(self, count: int, now: float) -> None:
+        """``count`` rows were handed over at ``now`` (``time.monotonic()``)."""
+        gap = min(now - self._last, 1.0) / count
+        self.gap += (gap - self.gap) * GAP_WEIGHT
+        self._last = now
+
+    def linger(self, queued: int) -> float:
+        """Seconds to wait for more rows before sending the ``queued`` ones that came
+        while the last batch was sent: :data:`LINGER_SECONDS` when rows come faster
+        than one per that (fewer than :data:`LINGER_ROWS` queued), else none."""
+        if queued >= LINGER_ROWS or self.gap >= LINGER_SECONDS:
+            return 0.0
+        return LINGER_SECONDS
+
+
 class Handoff:
     """This process's queue of committed rows and the thread that publishes them."""
 
@@ -97,6 +134,8 @@ class Handoff:
         self._rows = 0  # queued or being published
         self._bytes = 0
         self._thread: threading.Thread | None = None
+        self._wake_at = 1  # queued rows that wake the thread (more while it lingers)
+        self._pace = Pace()
         self._full = False  # the last offer found the bound reached (logged once)
 
     @property
@@ -109,6 +148,8 @@ class Handoff:
         max_rows = conf.get("PUBLISH_BACKLOG_MAX")
         max_bytes = conf.get("PUBLISH_BACKLOG_MAX_BYTES")
         with self._cond:
+            if rows:
+                self._pace.handed(len(rows), time.monotonic())
             taken = 0
             for row in rows:
                 if self._rows >= max_rows or self._bytes + row.size > max_bytes:
@@ -119,7 +160,8 @@ class Handoff:
                 taken += 1
             if taken:
                 self._start()
-                self._cond.notify_all()
+                if len(self._queue) >= self._wake_at:
+                    self._cond.notify_all()
             full, self._full = self._full, taken < len(rows)
             depth = self._rows
         _set_gauge(depth)
@@ -164,7 +206,9 @@ class Handoff:
 
     def _take(self) -> list[Handed]:
         with self._cond:
-            if not self._queue and not self._cond.wait(IDLE_CLOSE_SECONDS):
+            if self._queue:
+                self._linger()
+            elif not self._cond.wait(IDLE_CLOSE_SECONDS):
                 self._cond.release()
                 try:
                     connections.close_all()  # this thread's
@@ -174,6 +218,17 @@ class Handoff:
                 self._cond.wait()
             count = min(len(self._queue), BATCH_MAX)
             return [self._queue.popleft() for _ in range(count)]
+
+    def _linger(self) -> None:
+        """Rows came while the last batch was sent: let more join the next batch for
+        as long as :meth:`Pace.linger` says (the lock held; released while waiting)."""
+        seconds = self._pace.linger(len(self._queue))
+        if seconds:
+            self._wake_at = LINGER_ROWS
+            try:
+                self._cond.wait_for(lambda: len(self._queue) >= LINGER_ROWS, seconds)
+            finally:
+                self._wake_at = 1
 
     def _done(self, batch: Sequence[Handed]) -> None:
         with self._cond:

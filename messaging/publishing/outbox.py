@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import Q
 
 from .. import conf
 from ..amqp.backoff import backoff
@@ -28,6 +28,7 @@ from ..exceptions import (
     Unroutable,
 )
 from ..models import Message
+from .statements import update_by_message_id
 
 #: Outcomes that leave the row ``pending`` for a retry (the broker could not take it now);
 #: every other broker error is about the message itself and marks it ``failed``. The
@@ -268,7 +269,8 @@ def store_outcomes(
     result: PublishResult,
 ) -> None:
     """Write the outcomes of ``rows`` ((message_id, attempts before this try)) with a few
-    UPDATEs, one per set of field values, and add them to ``result``."""
+    UPDATEs (:func:`.statements.update_by_message_id`), one per set of field values, and
+    add them to ``result``."""
     groups: dict[tuple[tuple[str, Any], ...], list[str]] = {}
     for (message_id, attempts), outcome in zip(rows, outcomes, strict=True):
         _add_outcome(result, message_id, outcome)
@@ -276,9 +278,7 @@ def store_outcomes(
         groups.setdefault(tuple(changes.items()), []).append(message_id)
     for changes, ids in groups.items():
         for chunk in chunks(ids, UPDATE_CHUNK):
-            Message.objects.filter(message_id__in=chunk).update(
-                attempts=F("attempts") + 1, **dict(changes)
-            )
+            update_by_message_id(chunk, dict(changes))
 
 
 def apply_outcomes(

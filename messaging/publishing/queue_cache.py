@@ -7,7 +7,9 @@ transaction is remembered when a message naming it is sent after the commit, see
 for ``QUEUE_CACHE_SECONDS`` at most (other processes may change it), and the whole cache
 is dropped whenever this process saves or deletes a ``Queue`` (``post_save``,
 ``post_delete``) or flushes the database (``post_migrate``). Each call gets its own copy
-of the row.
+of the row. A name reaches the cache only through
+:func:`~messaging.publishing.get_queue`, which checks it first: a name found here is
+not checked again.
 """
 
 from __future__ import annotations
@@ -36,15 +38,24 @@ def _copied(values: list[Any]) -> list[Any]:
     return [copy.deepcopy(v) if isinstance(v, dict | list) else v for v in values]
 
 
+def remembered(name: str) -> Queue | None:
+    """A copy of the cached ``Queue`` row named ``name``, or None (not cached, expired)."""
+    alias = router.db_for_write(Queue)
+    hit = _rows.get((alias, name))
+    if hit is not None and hit[0] > time.monotonic():
+        return Queue.from_db(alias, _FIELDS, _copied(hit[1]))
+    return None
+
+
 def cached_queue(name: str) -> Queue:
     """The ``Queue`` row named ``name`` (created durable, of ``DEFAULT_QUEUE_TYPE``, when
     missing)."""
+    row = remembered(name)
+    if row is not None:
+        return row
     alias = router.db_for_write(Queue)
     key = (alias, name)
-    hit = _rows.get(key)
     now = time.monotonic()
-    if hit is not None and hit[0] > now:
-        return Queue.from_db(alias, _FIELDS, _copied(hit[1]))
     defaults = {"queue_type": default_queue_type()}
     row = Queue.objects.using(alias).get_or_create(name=name, defaults=defaults)[0]
     seconds = conf.get("QUEUE_CACHE_SECONDS")

@@ -13,7 +13,7 @@ from ..amqp.properties import FIELDS, Properties
 from ..amqp.validators import first_message, validate_message_fields, validate_queue_name
 from ..exceptions import InvalidMessage, InvalidQueueName
 from ..models import Message, Queue
-from .queue_cache import cached_queue
+from .queue_cache import cached_queue, remembered
 
 #: ``json=`` not given (``None`` is a JSON value: ``null``).
 NO_JSON: Any = object()
@@ -22,7 +22,12 @@ NO_JSON: Any = object()
 def get_queue(name: str, *, create: bool = True) -> Queue:
     """The ``Queue`` row for ``name``; creates a durable one of
     ``MESSAGING["DEFAULT_QUEUE_TYPE"]`` (classic unless set) when missing (``create``:
-    from this process's cache when it has it, see :mod:`.queue_cache`)."""
+    from this process's cache when it has it, see :mod:`.queue_cache`: a cached name
+    was checked when it was cached)."""
+    if create:
+        row = remembered(name)
+        if row is not None:
+            return row
     try:
         validate_queue_name(name)
     except ValidationError as exc:

@@ -1,5 +1,6 @@
 """The hand-off's rules without a broker: when the creator may still send a row (its
-lease), what a row weighs in the backlog, and that nothing beyond the bound is queued."""
+lease), what a row weighs in the backlog, that nothing beyond the bound is queued, and
+when the thread lingers for more rows before a batch."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ import pytest
 from django.utils import timezone
 
 from messaging.models import Message
-from messaging.publishing.handoff import ROW_OVERHEAD, Handoff, handed
+from messaging.publishing.handoff import (
+    LINGER_ROWS,
+    LINGER_SECONDS,
+    ROW_OVERHEAD,
+    Handoff,
+    Pace,
+    handed,
+)
 from messaging.publishing.outbox import LEASE_MARGIN, lease_end, lease_holds, send_deadline
 
 pytestmark = pytest.mark.unit
@@ -41,3 +49,27 @@ def test_nothing_beyond_the_byte_bound_is_queued(settings):
     settings.MESSAGING = {**settings.MESSAGING, "PUBLISH_BACKLOG_MAX_BYTES": ROW_OVERHEAD}
     rows = [handed(Message(body=b"x"), None, 0.0)]
     assert Handoff().offer(rows) == rows
+
+
+def _paced(seconds_apart: float, count: int = 50) -> Pace:
+    pace = Pace()
+    for n in range(count):
+        pace.handed(1, 100.0 + n * seconds_apart)
+    return pace
+
+
+def test_rows_that_come_fast_linger_for_company():
+    assert _paced(LINGER_SECONDS / 10).linger(1) == LINGER_SECONDS
+
+
+def test_a_steady_trickle_and_a_full_batch_go_at_once():
+    assert _paced(LINGER_SECONDS * 2).linger(1) == 0.0  # 200/s: each row alone, now
+    assert _paced(LINGER_SECONDS / 10).linger(LINGER_ROWS) == 0.0
+    assert Pace().linger(1) == 0.0  # nothing known yet
+
+
+def test_a_hand_off_of_many_rows_counts_each():
+    pace = Pace()
+    for n in range(50):
+        pace.handed(10, 100.0 + n * LINGER_SECONDS * 2)  # 10 rows per 2 linger periods
+    assert pace.linger(1) == LINGER_SECONDS

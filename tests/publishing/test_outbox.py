@@ -34,6 +34,7 @@ from messaging.publishing import (
     send_copies,
 )
 from messaging.publishing.outbox import outcome_fields, retry_delay
+from messaging.publishing.statements import update_by_message_id
 from tests.support.draining import drain
 from tests.support.rabbitmq import queue_depth, rabbitmqctl
 from tests.support.waiting import wait_for
@@ -159,6 +160,19 @@ def test_each_outcome_writes_its_fields():
         "error_class": "Unroutable",
         "next_attempt_at": None,
     }
+
+
+def test_the_outcome_update_writes_the_listed_rows_only(db):
+    queue = Queue.objects.create(name="orders")
+    sent, other = (Message.objects.create(queue=queue, body=b"x") for _ in range(2))
+    now = timezone.now()
+    changes = outcome_fields(None, attempts=1, now=now, user_id=None)
+    assert update_by_message_id([sent.message_id], changes) == 1
+    sent.refresh_from_db()
+    other.refresh_from_db()
+    assert (sent.status, sent.attempts, sent.published_at) == ("published", 1, now)
+    assert (other.status, other.attempts, other.published_at) == ("pending", 0, None)
+    assert update_by_message_id([], changes) == 0
 
 
 STORED = (

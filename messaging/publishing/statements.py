@@ -1,0 +1,112 @@
+"""The two statements the publishing path runs most, built by hand instead of by the
+ORM: the INSERT of a new ``Message`` row (:func:`insert_message`, on the request
+thread, once per ``publish()``) and the outcome UPDATE (:func:`update_by_message_id`,
+on the publisher thread, once per batch). The ORM's query building (the compiler,
+lookups, expressions) costs more Python than the statement itself, holding the GIL
+the other threads need. Same rows and values (each converted by its field for the
+database, as the ORM does), on Django's cursor (query logging and ``execute_wrapper``
+hooks see them), in the caller's transaction or in autocommit as the ORM would."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from django.db import connections, models, router, transaction
+from django.db.models import Field
+from django.db.models.signals import post_save, pre_save
+
+from ..models import Message
+
+#: Per database alias: the INSERT's SQL, the fields it writes in order, and whether it
+#: returns the new primary key (else the driver's last insert id gives it).
+_INSERTS: dict[str, tuple[str, list[Field], bool]] = {}
+
+
+def _field(name: str) -> Field:
+    field = Message._meta.get_field(name)
+    assert isinstance(field, Field)
+    return field
+
+
+def plain_insert(message: Message) -> bool:
+    """May ``message`` be written by :func:`insert_message`: a new row with no primary
+    key yet, the rows it refers to (queue, user) saved, and nothing hooked on saving a Message (a
+    ``pre_save``/``post_save`` receiver, an overridden ``save()``)?"""
+    return (
+        message.pk is None
+        and (message.queue_id is not None or message.queue is None)
+        and (message.published_by_id is not None or message.published_by is None)
+        and type(message).save is models.Model.save
+        and not pre_save.has_listeners(Message)
+        and not post_save.has_listeners(Message)
+    )
+
+
+def insert_message(message: Message) -> None:
+    """``message.save()`` for a new row (see :func:`plain_insert`; any other is saved by
+    the ORM): one INSERT, ``created_at`` and the primary key set on the object."""
+    if not plain_insert(message):
+        message.save()
+        return
+    alias = router.db_for_write(Message, instance=message)
+    connection = connections[alias]
+    sql, fields, returning = _insert(alias)
+    params = [field.get_db_prep_save(field.pre_save(message, True), connection) for field in fields]
+    with transaction.mark_for_rollback_on_error(alias), connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        if returning:
+            pk = connection.ops.fetch_returned_insert_columns(cursor, [])[0]
+        else:
+            pk = connection.ops.last_insert_id(
+                cursor, Message._meta.db_table, Message._meta.pk.column
+            )
+    message.pk = pk
+    message._state.adding = False
+    message._state.db = alias
+
+
+def _insert(alias: str) -> tuple[str, list[Field], bool]:
+    found = _INSERTS.get(alias)
+    if found is None:
+        connection = connections[alias]
+        meta = Message._meta
+        fields = [f for f in meta.local_concrete_fields if not f.primary_key and not f.generated]
+        quote = connection.ops.quote_name
+        columns = ", ".join(quote(f.column) for f in fields)
+        marks = ", ".join(["%s"] * len(fields))
+        sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({marks})"
+        returning = bool(connection.features.can_return_columns_from_insert)
+        if returning:
+            clause, _params = connection.ops.return_insert_columns([meta.pk])
+            sql = f"{sql} {clause}"
+        found = _INSERTS[alias] = (sql, fields, returning)
+    return found
+
+
+def update_by_message_id(
+    message_ids: Sequence[str], changes: Mapping[str, Any], *, add_attempt: bool = True
+) -> int:
+    """``UPDATE`` the rows of ``message_ids``: each field of ``changes`` (name → value)
+    set, and ``attempts`` one more (``add_attempt``). Returns the rows changed."""
+    if not message_ids:
+        return 0
+    alias = router.db_for_write(Message)
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+    assignments, params = [], []
+    for name, value in changes.items():
+        field = _field(name)
+        assignments.append(f"{quote(field.column)} = %s")
+        params.append(field.get_db_prep_save(value, connection))
+    if add_attempt:
+        attempts = quote(_field("attempts").column)
+        assignments.append(f"{attempts} = {attempts} + 1")
+    marks = ", ".join(["%s"] * len(message_ids))
+    sql = (
+        f"UPDATE {quote(Message._meta.db_table)} SET {', '.join(assignments)} "
+        f"WHERE {quote(_field('message_id').column)} IN ({marks})"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *message_ids])
+        return cursor.rowcount
