@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 from django.db import connection, transaction
+from django.db.models.signals import post_save
 from django.utils import timezone
 
 from messaging.consumer.deferred import deferring
 from messaging.models import Receipt, TaskRecord
 from messaging.task_backend.finish import Success, record_success
+from messaging.task_backend.records import insert_ready
 from messaging.task_backend.results import new_record
 from messaging.task_backend.wire import TaskMessage
 from tests.support.consumers import stop_and_wait
@@ -129,3 +131,26 @@ def test_rows_missing_and_retried_and_already_started() -> None:
     assert rows[retried].started_at == earlier and len(rows[retried].errors) == 1
     assert rows[missing].task_path == "tests.tasks.jobs.add" and rows[missing].worker_ids == ["w1"]
     assert {row.status for row in rows.values()} == {"SUCCESSFUL"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_ready_row_of_an_enqueue_reaches_a_post_save_receiver() -> None:
+    seen: list[str] = []
+
+    def saved_row(sender: object, instance: TaskRecord, created: bool, **kwargs: object) -> None:
+        seen.append(instance.result_id)
+
+    message = TaskMessage(task="tests.tasks.jobs.add", args=[1], enqueued_at=timezone.now())
+    insert_ready("without-receiver", message)
+    post_save.connect(saved_row, sender=TaskRecord)
+    try:
+        insert_ready("with-receiver", message)
+    finally:
+        post_save.disconnect(saved_row, sender=TaskRecord)
+    assert seen == ["with-receiver"]
+    rows = TaskRecord.objects.order_by("id")
+    assert [(r.result_id, r.status, r.args, r.worker_ids, r.errors) for r in rows] == [
+        ("without-receiver", "READY", [1], [], []),
+        ("with-receiver", "READY", [1], [], []),
+    ]
+    assert rows[0].enqueued_at == message.enqueued_at and rows[0].rerun_of == ""
