@@ -43,16 +43,8 @@ SMOKE = [
 ]
 
 #: Series → pytest arguments that leave out what does not run there yet, and why (printed
-#: by the cell). Django 6.0's ``@task`` passes no backend options (``max_attempts``), and
-#: tests/tasks/jobs.py does not import there yet (as of this writing: its
-#: ``RabbitMQTask(max_attempts=2)`` lacks the other fields a Task needs on 6.0), so
-#: tests/tasks cannot be collected on 6.0. Remove the entry once it imports.
-LEFT_OUT: dict[str, tuple[list[str], str]] = {
-    "6.0": (
-        ["--ignore=tests/tasks"],
-        "tests/tasks left out on Django 6.0: tests/tasks/jobs.py does not import there",
-    ),
-}
+#: by the cell). Empty: every series runs everything.
+LEFT_OUT: dict[str, tuple[list[str], str]] = {}
 
 
 def runs(python: str, minor: str) -> bool:
