@@ -62,7 +62,7 @@ ROW_OVERHEAD = 1024
 IDLE_CLOSE_SECONDS = 1.0
 #: Longest the thread waits for more rows before a batch while rows keep coming, and
 #: the rows that end the wait early (see the module's docstring).
-LINGER_SECONDS = 0.002
+LINGER_SECONDS = 0.003
 LINGER_ROWS = 100
 #: Weight of the newest hand-off in the average time between them.
 GAP_WEIGHT = 0.2
