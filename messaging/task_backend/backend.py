@@ -8,7 +8,6 @@ consumer. Configure it as any backend::
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from math import inf
@@ -98,6 +97,5 @@ class RabbitMQBackend(BaseTaskBackend):
     def get_result(self, result_id: str) -> TaskResult:
         return load_result(self, result_id)
 
-    def check(self, **kwargs: Any) -> Iterable[checks.CheckMessage]:
-        yield from super().check(**kwargs)
-        yield from backend_checks(self)
+    def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
+        return [*super().check(**kwargs), *backend_checks(self)]

@@ -7,7 +7,7 @@ once. A task with a future ``run_after`` stays in the outbox (``pending``, due a
 from __future__ import annotations
 
 from contextlib import nullcontext
-from typing import Any
+from typing import Any, cast
 
 from django.db import transaction
 from django.utils import timezone
@@ -25,8 +25,8 @@ def enqueue_task(backend: Any, task: Any, args: Any, kwargs: Any) -> TaskResult:
     now = timezone.now()
     message = TaskMessage(
         task=task.module_path,
-        args=normalize_json(list(args)),
-        kwargs=normalize_json(dict(kwargs)),
+        args=cast(list[Any], normalize_json(list(args))),
+        kwargs=cast(dict[str, Any], normalize_json(dict(kwargs))),
         backend=backend.alias,
         queue_name=task.queue_name,
         priority=task.priority,
@@ -40,7 +40,7 @@ def enqueue_task(backend: Any, task: Any, args: Any, kwargs: Any) -> TaskResult:
     queue = ensure_queue(options, task.queue_name)
     in_transaction = transaction.get_connection().in_atomic_block
     with nullcontext() if in_transaction else transaction.atomic():
-        properties = {
+        properties: dict[str, Any] = {
             "content_type": CONTENT_TYPE,
             "type": MESSAGE_TYPE,
             "priority": amqp_priority(task.priority, options.max_priority)
@@ -52,7 +52,7 @@ def enqueue_task(backend: Any, task: Any, args: Any, kwargs: Any) -> TaskResult:
         else:
             row = publish(queue, body, **properties)
         insert_ready(row.message_id, message)
-    result = TaskResult(
+    result: TaskResult[Any, Any] = TaskResult(
         task=task,
         id=row.message_id,
         status=TaskResultStatus.READY,

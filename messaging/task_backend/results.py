@@ -53,7 +53,7 @@ def as_result(task: Any, row: TaskRecord) -> TaskResult:
         run_after=row.run_after,
         backend=row.backend,
     )
-    result = TaskResult(
+    result: TaskResult[Any, Any] = TaskResult(
         task=task,
         id=row.result_id,
         status=TaskResultStatus(row.status),
@@ -76,7 +76,7 @@ def message_result(
 ) -> TaskResult:
     """The RUNNING ``TaskResult`` of ``attempt`` of the run ``message`` describes, built
     from the message alone (earlier attempts' workers unknown: ``""``)."""
-    result = TaskResult(
+    result: TaskResult[Any, Any] = TaskResult(
         task=as_sent(task, message),
         id=result_id,
         status=TaskResultStatus.RUNNING,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -13,6 +13,9 @@ from ..models import Queue
 from .compat import task_backends
 from .task_queues import queue_row
 from .worker import TaskRunner
+
+if TYPE_CHECKING:
+    from .backend import RabbitMQBackend
 
 #: ``--tasks`` without an alias: every RabbitMQBackend in TASKS.
 ALL = "*"
@@ -46,7 +49,7 @@ def task_queues(alias: str, worker_name: str = "") -> dict[str, tuple[Queue, Any
     worker = worker_name or f"{socket.gethostname()}:{os.getpid()}"
     found: dict[str, tuple[Queue, Any]] = {}
     for name in aliases if alias == ALL else [alias]:
-        backend = task_backends[name]
+        backend = cast("RabbitMQBackend", task_backends[name])
         problems = backend.configuration_problems()
         if problems:
             raise ImproperlyConfigured(f"TASKS[{name!r}]: {problems[0]}")
