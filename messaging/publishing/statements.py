@@ -6,11 +6,12 @@ lookups, expressions) costs more Python than the statement itself, holding the G
 the other threads need. Same rows and values (each converted by its field for the
 database, as the ORM does), in the caller's transaction or in autocommit as the ORM
 would; on Django's cursors (query logging and ``execute_wrapper`` hooks see them),
-except the INSERT on PostgreSQL while nothing watches them (:func:`_server_side_binding`)."""
+except on PostgreSQL while nothing watches them (:func:`_server_side_binding`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from django.db import connections, models, router, transaction
@@ -77,12 +78,13 @@ def _insert_on_django_cursor(connection: Any, sql: str, params: list[Any], retur
 
 
 def _server_side_binding(connection: Any) -> bool:
-    """Send the INSERT on a psycopg 3 cursor of its own (server-side binding, prepared
-    when ``OPTIONS["prepare_threshold"]`` allows, as :mod:`messaging.db`'s receipt
-    INSERT): about a third less Python than Django's client-side-binding cursor, which
-    quotes every value into the SQL text. Only on PostgreSQL with psycopg 3, and only
-    while nothing watches Django's cursors (``DEBUG`` query logging, Django's test
-    query capture, an ``execute_wrapper`` such as a tracing hook): they still see it."""
+    """Send the statement on a psycopg 3 cursor of its own (:func:`_bound_cursor`):
+    server-side binding, prepared when ``OPTIONS["prepare_threshold"]`` allows (as
+    :mod:`messaging.db`'s receipt INSERT), about a third less Python than Django's
+    client-side-binding cursor, which quotes every value into the SQL text. Only on
+    PostgreSQL with psycopg 3, and only while nothing watches Django's cursors
+    (``DEBUG`` query logging, Django's test query capture, an ``execute_wrapper`` such
+    as a tracing hook): they still see it."""
     if connection.vendor != "postgresql" or connection.queries_logged:
         return False
     if connection.execute_wrappers:
@@ -92,14 +94,22 @@ def _server_side_binding(connection: Any) -> bool:
     return bool(is_psycopg3)
 
 
-def _insert_bound(connection: Any, sql: str, params: list[Any]) -> Any:
-    """The INSERT … RETURNING on a server-side-binding cursor; the new primary key."""
+@contextmanager
+def _bound_cursor(connection: Any) -> Iterator[Any]:
+    """A server-side-binding psycopg cursor on ``connection``, with the checks and the
+    error translation of Django's cursors."""
     import psycopg
 
     connection.ensure_connection()
     connection.validate_thread_sharing()
     connection.validate_no_broken_transaction()
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        yield cursor
+
+
+def _insert_bound(connection: Any, sql: str, params: list[Any]) -> Any:
+    """The INSERT … RETURNING on a server-side-binding cursor; the new primary key."""
+    with _bound_cursor(connection) as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     assert row is not None
@@ -141,11 +151,13 @@ def update_by_message_id(
     if add_attempt:
         attempts = quote(_field("attempts").column)
         assignments.append(f"{attempts} = {attempts} + 1")
+    head = f"UPDATE {quote(Message._meta.db_table)} SET {', '.join(assignments)} WHERE "
+    column = quote(_field("message_id").column)
+    if _server_side_binding(connection):  # one statement text whatever the count
+        with _bound_cursor(connection) as cursor:
+            cursor.execute(f"{head}{column} = ANY(%s)", [*params, list(message_ids)])
+            return int(cursor.rowcount)
     marks = ", ".join(["%s"] * len(message_ids))
-    sql = (
-        f"UPDATE {quote(Message._meta.db_table)} SET {', '.join(assignments)} "
-        f"WHERE {quote(_field('message_id').column)} IN ({marks})"
-    )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, *message_ids])
-        return cursor.rowcount
+        cursor.execute(f"{head}{column} IN ({marks})", [*params, *message_ids])
+        return int(cursor.rowcount)

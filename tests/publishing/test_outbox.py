@@ -15,11 +15,13 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import nullcontext
 
 import pytest
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from messaging import broker, conf, publish
@@ -162,12 +164,16 @@ def test_each_outcome_writes_its_fields():
     }
 
 
-def test_the_outcome_update_writes_the_listed_rows_only(db):
+@pytest.mark.parametrize("watched", [False, True], ids=["plain", "queries-captured"])
+def test_the_outcome_update_writes_the_listed_rows_only(db, watched):
     queue = Queue.objects.create(name="orders")
     sent, other = (Message.objects.create(queue=queue, body=b"x") for _ in range(2))
     now = timezone.now()
     changes = outcome_fields(None, attempts=1, now=now, user_id=None)
-    assert update_by_message_id([sent.message_id], changes) == 1
+    with CaptureQueriesContext(connection) if watched else nullcontext() as captured:
+        assert update_by_message_id([sent.message_id], changes) == 1
+    if watched:
+        assert [q for q in captured.captured_queries if q["sql"].startswith("UPDATE")]
     sent.refresh_from_db()
     other.refresh_from_db()
     assert (sent.status, sent.attempts, sent.published_at) == ("published", 1, now)
