@@ -8,6 +8,11 @@ Modes (``spec["mode"]``):
   each ``transaction.atomic()``; ``threads`` threads share the ``count`` calls;
 - ``floor``: the same work by hand on a kept channel: ORM INSERT of the row, a confirmed
   publish, ORM UPDATE;
+- ``insert``: the ceiling of ``publish()`` inside ``atomic()``: ``per_txn`` rows (1 if
+  unset) written in each ``transaction.atomic()`` and nothing published — by
+  ``Message.objects.create`` (``how`` ``"orm"``) or by one hand-written INSERT on
+  Django's cursor (``how`` ``"sql"``, the default); the rows are deleted after the
+  check;
 - ``celery``: Celery ``send_task`` on its pooled connection with ``confirm_publish``;
 - ``latency``: ``publish()`` 1 per ``atomic()`` at a steady ``rate`` per second shared by
   ``threads`` threads; reports the commit-to-confirm wait of each message (from the
@@ -31,6 +36,7 @@ import os
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -72,7 +78,7 @@ def _count_connections() -> list[int]:
     return _opened
 
 
-def _timed(calls: Callable[[int], None], count: int, threads: int) -> float:
+def _timed(calls: Callable[[int], object], count: int, threads: int) -> float:
     """Seconds for ``count`` calls of ``calls(i)`` shared by ``threads`` threads."""
     from django.db import connection
 
@@ -199,6 +205,44 @@ def run_floor(queue: str, count: int, body: bytes) -> float:
         conn.close()
 
 
+def run_insert(queue: str, count: int, body: bytes, per_txn: int, how: str) -> float:
+    """``count`` rows, ``per_txn`` per ``atomic()``, written and never published."""
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from messaging.models import Message, Queue
+
+    row = Queue.objects.get_or_create(name=queue)[0]
+    quote = connection.ops.quote_name
+    table, pk = quote(Message._meta.db_table), quote(Message._meta.pk.attname)
+    sql = (
+        f"INSERT INTO {table} (message_id, queue_id, exchange, routing_key, body, "
+        "content_type, headers, persistent, correlation_id, reply_to, type, app_id, status, "
+        "attempts, last_error, error_class, next_attempt_at, created_at, traceparent, "
+        f"tracestate) VALUES (%s, %s, '', '', %s, '', '{{}}', TRUE, '', '', '', '', "
+        f"'pending', 0, '', '', %s, %s, '', '') RETURNING {pk}"
+    )
+
+    def by_sql() -> None:
+        now = timezone.now()
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [str(uuid.uuid4()), row.pk, body, now, now])
+            cursor.fetchone()
+
+    def by_orm() -> None:
+        Message.objects.create(queue=row, body=body, next_attempt_at=timezone.now())
+
+    write = by_orm if how == "orm" else by_sql
+
+    def one_transaction(_i: int) -> None:
+        with transaction.atomic():
+            for _ in range(per_txn):
+                write()
+
+    one_transaction(-1)  # warm-up
+    return _timed(one_transaction, count // per_txn, 1)
+
+
 def run_celery(queue: str, count: int) -> float:
     from celery import Celery
 
@@ -216,6 +260,11 @@ def check(spec: dict[str, Any], expected: int) -> None:
     """Every row published (modes with rows) and ``expected`` messages on the broker."""
     from messaging.models import Message
 
+    if spec["mode"] == "insert":
+        written = Message.objects.filter(queue__name=spec["queue"]).count()
+        if written != expected - 1 + (spec.get("per_txn") or 1):  # the warm-up transaction's
+            raise SystemExit(f"{written} rows written, {expected} expected")
+        return
     if spec["mode"] != "celery":
         rows = Message.objects.filter(queue__name=spec["queue"])
         published = rows.filter(status=Message.Status.PUBLISHED).count()
@@ -242,11 +291,19 @@ def main(argv: list[str]) -> int:
         seconds = extra.pop("seconds")
     elif mode == "floor":
         seconds = run_floor(queue, count, body)
+    elif mode == "insert":
+        per_txn = per_txn or 1
+        count -= count % per_txn
+        seconds = run_insert(queue, count, body, per_txn, spec.get("how", "sql"))
     elif mode == "celery":
         seconds = run_celery(queue, count)
     else:
         raise SystemExit(f"bench.calls: unknown mode {mode!r}")
     check(spec, count + 1)
+    if mode == "insert":  # never to be published by a relay
+        from messaging.models import Message
+
+        Message.objects.filter(queue__name=queue).delete()
     result = {"messages": count, "seconds": seconds, "connections": opened[0], **extra}
     print(json.dumps(result))
     return 0
