@@ -48,6 +48,15 @@ class PublisherBase:
         raise NotImplementedError
 
     @property
+    def is_open(self) -> bool:
+        """The connection is open (every publisher says)."""
+        raise NotImplementedError
+
+    def publish_many(self, items: Iterable[Outgoing]) -> list[BrokerError | None]:
+        """Publish ``items`` with confirms; one outcome per item (None: confirmed)."""
+        raise NotImplementedError
+
+    @property
     def idle_seconds(self) -> float:
         """Seconds since the connection was last used (stand-ins: never idle)."""
         return 0.0

@@ -191,7 +191,7 @@ def _insert_copies(template: Message, n: int) -> list[str]:
     values: list[Any] = []
     id_position = -1
     for position, model_field in enumerate(fields):
-        columns.append(connection.ops.quote_name(model_field.column))
+        columns.append(connection.ops.quote_name(str(model_field.column)))
         if model_field.attname == "message_id":
             id_position = position
             values.append(None)

@@ -276,9 +276,9 @@ def store_outcomes(
         _add_outcome(result, message_id, outcome)
         changes = outcome_fields(outcome, attempts=attempts + 1, now=now, user_id=user_id)
         groups.setdefault(tuple(changes.items()), []).append(message_id)
-    for changes, ids in groups.items():
+    for frozen, ids in groups.items():
         for chunk in chunks(ids, UPDATE_CHUNK):
-            update_by_message_id(chunk, dict(changes))
+            update_by_message_id(chunk, dict(frozen))
 
 
 def apply_outcomes(

@@ -126,7 +126,7 @@ def _check_destinations(
             continue
         if row.exchange:
             key = ("exchange", row.exchange)
-        elif row.queue_id is not None:
+        elif row.queue is not None:
             key = ("queue", row.queue.name)
         else:
             key = ("", "")
@@ -151,7 +151,7 @@ def _check_destinations(
 
 def _queue_of(message: Message) -> str:
     """The queue a row is sent straight to (``""`` for one sent to an exchange)."""
-    return "" if message.exchange or message.queue_id is None else message.queue.name
+    return "" if message.exchange or message.queue is None else message.queue.name
 
 
 def _outgoing(message: Message) -> broker.Outgoing:

@@ -123,14 +123,19 @@ def _insert(alias: str) -> tuple[str, list[Field], bool]:
         meta = Message._meta
         fields = [f for f in meta.local_concrete_fields if not f.primary_key and not f.generated]
         quote = connection.ops.quote_name
-        columns = ", ".join(quote(f.column) for f in fields)
+        columns = ", ".join(quote(column_of(f)) for f in fields)
         marks = ", ".join(["%s"] * len(fields))
         sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({marks})"
         returning = bool(connection.features.can_return_columns_from_insert)
         if returning:  # by hand: Django renamed its helpers for this in 6.0
-            sql = f"{sql} RETURNING {quote(meta.db_table)}.{quote(meta.pk.column)}"
+            sql = f"{sql} RETURNING {quote(meta.db_table)}.{quote(column_of(meta.pk))}"
         found = _INSERTS[alias] = (sql, fields, returning)
     return found
+
+
+def column_of(field: Field) -> str:
+    """A concrete field's column (typed ``str | None`` by django-stubs)."""
+    return str(field.column)
 
 
 def update_by_message_id(
@@ -146,13 +151,13 @@ def update_by_message_id(
     assignments, params = [], []
     for name, value in changes.items():
         field = _field(name)
-        assignments.append(f"{quote(field.column)} = %s")
+        assignments.append(f"{quote(column_of(field))} = %s")
         params.append(field.get_db_prep_save(value, connection))
     if add_attempt:
-        attempts = quote(_field("attempts").column)
+        attempts = quote(column_of(_field("attempts")))
         assignments.append(f"{attempts} = {attempts} + 1")
     head = f"UPDATE {quote(Message._meta.db_table)} SET {', '.join(assignments)} WHERE "
-    column = quote(_field("message_id").column)
+    column = quote(column_of(_field("message_id")))
     if _server_side_binding(connection):  # one statement text whatever the count
         with _bound_cursor(connection) as cursor:
             cursor.execute(f"{head}{column} = ANY(%s)", [*params, list(message_ids)])

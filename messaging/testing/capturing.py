@@ -19,6 +19,7 @@ from typing import Any
 from .. import broker
 from ..broker import Outgoing
 from ..broker.publisher import DEFAULT_WINDOW
+from ..exceptions import BrokerError
 from .captured import CapturedMessages
 from .captured_message import CapturedMessage
 
@@ -67,13 +68,13 @@ class CapturingPublisher(broker.PublisherBase):
     def check_exchange(self, exchange: str) -> None:
         self.open()
 
-    def publish_many(self, items: Iterable[Outgoing]) -> list[None]:
+    def publish_many(self, items: Iterable[Outgoing]) -> list[BrokerError | None]:
         items = list(items)
         self.open()
         with _lock:
             for captured in _active:
                 captured.add(items)
-        return [None] * len(items)
+        return [None for _ in items]
 
 
 @contextmanager
