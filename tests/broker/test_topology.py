@@ -20,7 +20,7 @@ from messaging.amqp.routing import edges_from_rows, route, topic_matches
 from messaging.consumer import Consumer
 from messaging.exceptions import ExchangeMismatch, NotFound, Unroutable
 from messaging.models import Binding, Exchange, Message, Queue
-from tests.support.rabbitmq import queue_depth
+from tests.support.rabbitmq import close_broker_connections, queue_depth
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -143,7 +143,8 @@ def test_runconsumer_declares_bindings_at_start_and_after_a_reconnect(topo_names
     Binding.objects.create(source=fanout, destination_exchange=exchange, routing_key="")
     Binding.objects.create(source=exchange, queue=queue, routing_key="other")
     seen: list[bytes] = []
-    consumer = Consumer([queue], {queue.name: lambda d: seen.append(d.body)})
+    name = f"topology-{queue.name}"  # its broker connection, closed below by this name
+    consumer = Consumer([queue], {queue.name: lambda d: seen.append(d.body)}, name=name)
     thread = threading.Thread(target=consumer.run, daemon=True)
     thread.start()
     try:
@@ -154,7 +155,7 @@ def test_runconsumer_declares_bindings_at_start_and_after_a_reconnect(topo_names
             conn.channel().queue_unbind(queue.name, exchange.name, routing_key="created")
             conn.channel().exchange_delete(fanout.name)
         generation = consumer.io.current_generation()
-        broker_close_consumer_connections()
+        assert close_broker_connections(f"runconsumer {name}") == 1  # not others' (xdist)
         wait_for(lambda: consumer.io.current_generation() > generation)
         raw_publish(exchange.name, "created", b"two")
         raw_publish(fanout.name, "created", b"three")  # e2e binding declared again
@@ -162,17 +163,6 @@ def test_runconsumer_declares_bindings_at_start_and_after_a_reconnect(topo_names
     finally:
         consumer.stop()
         thread.join(20)
-
-
-def broker_close_consumer_connections() -> None:
-    import subprocess
-
-    subprocess.run(
-        ["rabbitmqctl", "close_all_connections", "test: force a reconnect"],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
 
 
 # --------------------------------------------------------------------------- publishing
