@@ -12,7 +12,7 @@ from django.db.models.signals import post_save, pre_save
 
 from ..db import operations
 from ..models import TaskRecord
-from .results import new_record
+from .results import new_record, record_values
 from .wire import TaskMessage
 
 #: Per database alias: the quoted table, its column list and the fields, in order.
@@ -39,15 +39,8 @@ def insert_ready(result_id: str, message: TaskMessage) -> None:
     table, columns, fields = _statement(conn)
     values = {
         "result_id": result_id,
-        "backend": message.backend,
-        "task_path": message.task,
-        "queue_name": message.queue_name,
-        "priority": message.priority,
-        "args": message.args,
-        "kwargs": message.kwargs,
+        **record_values(message),
         "status": TaskRecord.Status.READY.value,
-        "enqueued_at": message.enqueued_at,
-        "run_after": message.run_after,
     }
     row = tuple(
         f.get_db_prep_save(values[f.attname] if f.attname in values else f.get_default(), conn)

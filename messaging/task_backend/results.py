@@ -15,19 +15,25 @@ from .resolve import NotATask, resolve_task
 from .wire import TaskMessage
 
 
-def new_record(result_id: str, message: TaskMessage, **fields: Any) -> TaskRecord:
-    """An unsaved row for the task run ``message`` describes (status READY; enqueued
-    now when the message does not say when)."""
-    values: dict[str, Any] = {
+def record_values(message: TaskMessage) -> dict[str, Any]:
+    """The row's columns that the task run ``message`` describes gives."""
+    return {
         "backend": message.backend,
         "task_path": message.task,
         "queue_name": message.queue_name,
         "priority": message.priority,
         "args": message.args,
         "kwargs": message.kwargs,
-        "enqueued_at": message.enqueued_at or timezone.now(),
+        "enqueued_at": message.enqueued_at,
         "run_after": message.run_after,
     }
+
+
+def new_record(result_id: str, message: TaskMessage, **fields: Any) -> TaskRecord:
+    """An unsaved row for the task run ``message`` describes (status READY; enqueued
+    now when the message does not say when)."""
+    values = record_values(message)
+    values["enqueued_at"] = values["enqueued_at"] or timezone.now()
     return TaskRecord(result_id=result_id, **{**values, **fields})
 
 
